@@ -1,0 +1,72 @@
+import { z } from "zod";
+import { Outcome, ProgramFilename } from "./jobs.js";
+import { JobLimits } from "./limits.js";
+
+const Name = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "letters, digits, _ . - (1–64)");
+
+/** `POST /v1/agents/register` body (join token). */
+export const RegisterAgentRequest = z
+  .object({
+    name: Name,
+    hostname: z.string().min(1).max(255),
+    slots: z.number().int().min(1).max(256),
+    version: z.string().min(1).max(64),
+    labels: z.record(z.string().max(64), z.string().max(256)).default({}),
+  })
+  .strict();
+export type RegisterAgentRequest = z.input<typeof RegisterAgentRequest>;
+
+export const RegisterAgentResponse = z.object({
+  agentId: z.string(),
+  /** Per-agent token for all later calls of this agent. */
+  token: z.string(),
+  heartbeatMs: z.number().int().positive(),
+  leaseTtlMs: z.number().int().positive(),
+});
+export type RegisterAgentResponse = z.infer<typeof RegisterAgentResponse>;
+
+/** `POST /v1/agents/:id/lease` body; long-polls up to `waitMs` for work. */
+export const LeaseRequest = z
+  .object({
+    free: z.number().int().min(0).max(256),
+    waitMs: z.number().int().min(0).max(60_000).default(20_000),
+  })
+  .strict();
+export type LeaseRequest = z.input<typeof LeaseRequest>;
+
+/** What an agent needs to run a job. */
+export const JobSpec = z.object({
+  source: z.string(),
+  filename: ProgramFilename,
+  input: z.json().nullable(),
+  limits: JobLimits,
+});
+export type JobSpec = z.infer<typeof JobSpec>;
+
+export const LeasedJob = z.object({
+  id: z.string(),
+  leaseId: z.string(),
+  attempt: z.number().int().positive(),
+  spec: JobSpec,
+});
+export type LeasedJob = z.infer<typeof LeasedJob>;
+
+export const LeaseResponse = z.object({ jobs: z.array(LeasedJob) });
+export type LeaseResponse = z.infer<typeof LeaseResponse>;
+
+/** `POST /v1/agents/:id/heartbeat` body: the leases this agent is running. */
+export const HeartbeatRequest = z
+  .object({ running: z.array(z.string().max(64)).max(1024) })
+  .strict();
+export type HeartbeatRequest = z.infer<typeof HeartbeatRequest>;
+
+/** Leases the agent must stop (cancelled, expired or reassigned). */
+export const HeartbeatResponse = z.object({ cancel: z.array(z.string()) });
+export type HeartbeatResponse = z.infer<typeof HeartbeatResponse>;
+
+/** `POST /v1/agents/:id/results` body; idempotent per leaseId. */
+export const ResultRequest = z.object({ leaseId: z.string().max(64), outcome: Outcome }).strict();
+export type ResultRequest = z.infer<typeof ResultRequest>;
+
+export const ResultResponse = z.object({ accepted: z.boolean() });
+export type ResultResponse = z.infer<typeof ResultResponse>;

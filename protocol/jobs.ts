@@ -1,0 +1,134 @@
+import { z } from "zod";
+import { BAD_PROGRAM_FORMAT_MESSAGE, OutcomeErrorCode } from "./errors.js";
+import { JobLimits, JobLimitsInput, MAX_SOURCE_BYTES } from "./limits.js";
+
+/**
+ * Job states and the transitions the store allows:
+ * queued → leased → running → succeeded | failed | cancelled;
+ * leased | running → queued when a lease expires (attempt + 1);
+ * queued | leased | running → cancelled on a client's cancel.
+ */
+export const JOB_STATES = [
+  "queued",
+  "leased",
+  "running",
+  "succeeded",
+  "failed",
+  "cancelled",
+] as const;
+export const JobState = z.enum(JOB_STATES);
+export type JobState = z.infer<typeof JobState>;
+export const TERMINAL_STATES: readonly JobState[] = ["succeeded", "failed", "cancelled"];
+export const isTerminal = (state: JobState): boolean => TERMINAL_STATES.includes(state);
+
+/** A program file name: plain name ending in .js, .cjs or .mjs (picks CommonJS or ESM). */
+export const ProgramFilename = z
+  .string()
+  .regex(/^[A-Za-z0-9_.-]{1,100}$/, "a plain file name of letters, digits, _ . -")
+  .refine((name) => /\.(c|m)?js$/.test(name), "must end in .js, .cjs or .mjs");
+
+const Labels = z.record(z.string().max(64), z.string().max(256)).refine(
+  (labels) => Object.keys(labels).length <= 32,
+  "at most 32 labels",
+);
+
+/** `POST /v1/jobs` body. */
+export const SubmitJobRequest = z
+  .object({
+    source: z
+      .string()
+      .min(1, "the program is empty")
+      .refine(
+        (source) => Buffer.byteLength(source, "utf8") <= MAX_SOURCE_BYTES,
+        `the program is larger than ${MAX_SOURCE_BYTES} bytes`,
+      ),
+    filename: ProgramFilename.default("main.js"),
+    input: z.json().nullable().optional(),
+    limits: JobLimitsInput.optional(),
+    labels: Labels.optional(),
+  })
+  .strict();
+export type SubmitJobRequest = z.input<typeof SubmitJobRequest>;
+export type SubmitJobParsed = z.output<typeof SubmitJobRequest>;
+
+export const SubmitJobResponse = z.object({ id: z.string(), state: JobState });
+export type SubmitJobResponse = z.infer<typeof SubmitJobResponse>;
+
+/** Measurements the agent takes of one run. */
+export const RunStats = z
+  .object({
+    durationMs: z.number().nonnegative(),
+    exitCode: z.number().int().nullable().optional(),
+    logBytes: z.number().int().nonnegative().optional(),
+    logsTruncated: z.boolean().optional(),
+  })
+  .passthrough();
+export type RunStats = z.infer<typeof RunStats>;
+
+export const OutcomeError = z.object({
+  code: OutcomeErrorCode,
+  message: z.string(),
+  detail: z.string().optional(),
+});
+export type OutcomeError = z.infer<typeof OutcomeError>;
+
+/** What a finished job produced. */
+export const Outcome = z.discriminatedUnion("ok", [
+  z.object({ ok: z.literal(true), result: z.json(), logs: z.string(), stats: RunStats }),
+  z.object({ ok: z.literal(false), error: OutcomeError, logs: z.string(), stats: RunStats }),
+]);
+export type Outcome = z.infer<typeof Outcome>;
+
+/** A job as the API returns it. */
+export const Job = z.object({
+  id: z.string(),
+  state: JobState,
+  attempts: z.number().int().nonnegative(),
+  filename: z.string(),
+  createdAt: z.string(),
+  startedAt: z.string().optional(),
+  finishedAt: z.string().optional(),
+  node: z.string().optional(),
+  limits: JobLimits,
+  labels: z.record(z.string(), z.string()),
+  outcome: Outcome.optional(),
+});
+export type Job = z.infer<typeof Job>;
+
+/** `GET /v1/jobs/:id` query. `wait` long-polls up to that many seconds for a terminal state. */
+export const GetJobQuery = z.object({
+  wait: z.coerce.number().min(0).max(60).optional(),
+});
+
+/** `GET /v1/jobs` query. */
+export const ListJobsQuery = z.object({
+  state: JobState.optional(),
+  limit: z.coerce.number().int().min(1).max(500).default(50),
+  cursor: z.string().max(200).optional(),
+});
+export type ListJobsQuery = z.input<typeof ListJobsQuery>;
+
+export const JobPage = z.object({ jobs: z.array(Job), nextCursor: z.string().optional() });
+export type JobPage = z.infer<typeof JobPage>;
+
+/** A job id as it appears in a path. */
+export const JobId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "not a job id");
+
+/** The document the runner reads on its stdin (agent ⇄ container contract). */
+export const RunnerRequest = z.object({
+  source: z.string(),
+  filename: ProgramFilename,
+  input: z.json().nullable(),
+  /** Frames the result envelope on stdout; the program never sees it. */
+  nonce: z.string().regex(/^[A-Za-z0-9]{16,128}$/),
+});
+export type RunnerRequest = z.infer<typeof RunnerRequest>;
+
+/** The envelope the runner writes between two nonces on stdout. */
+export const RunnerEnvelope = z.discriminatedUnion("ok", [
+  z.object({ ok: z.literal(true), result: z.json() }),
+  z.object({ ok: z.literal(false), error: OutcomeError }),
+]);
+export type RunnerEnvelope = z.infer<typeof RunnerEnvelope>;
+
+export { BAD_PROGRAM_FORMAT_MESSAGE };
