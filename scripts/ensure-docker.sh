@@ -28,28 +28,30 @@ if engine_answers; then
   exit 0
 fi
 
-as_root() {
-  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
-}
+# Root runs commands as they are; anyone else through sudo.
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
 if ! command -v dockerd >/dev/null 2>&1; then
   say "no dockerd found: installing Debian's docker.io (this takes a minute once)"
   export DEBIAN_FRONTEND=noninteractive
-  as_root apt-get update -qq >/dev/null
-  as_root apt-get install -y -qq --no-install-recommends docker.io >/dev/null
+  $SUDO apt-get update -qq >/dev/null
+  $SUDO apt-get install -y -qq --no-install-recommends docker.io >/dev/null
 fi
 
 # A daemon of ours may be starting already (a parallel call): wait for it
 # rather than starting a second one.
 if ! pgrep -x dockerd >/dev/null 2>&1; then
   say "starting dockerd (log: $log_file)"
-  as_root mkdir -p "$(dirname "$log_file")"
+  $SUDO mkdir -p "$(dirname "$log_file")"
+  # Not through a shell function: $! must be the daemon itself (setsid execs it),
+  # so that whoever started it can stop it by the pid file.
   # shellcheck disable=SC2024 # the log file is opened by this shell on purpose
-  as_root setsid dockerd \
+  $SUDO setsid dockerd \
     --bridge=none --iptables=false --ip6tables=false \
     --storage-driver=overlay2 --exec-opt native.cgroupdriver=cgroupfs \
     </dev/null >>"$log_file" 2>&1 &
-  echo $! | as_root tee "$pid_file" >/dev/null
+  echo $! | $SUDO tee "$pid_file" >/dev/null
   disown || true
 fi
 

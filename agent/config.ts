@@ -1,0 +1,30 @@
+import { availableParallelism, hostname } from "node:os";
+import { z } from "zod";
+import { DEFAULT_SANDBOX } from "./sandbox/options.js";
+
+/** Everything an agent is started with; parsed once at start (flags > env > defaults). */
+export const AgentConfig = z.object({
+  /** Coordinator base URL, e.g. http://127.0.0.1:7878 */
+  server: z
+    .string()
+    .url("--server must be a URL like http://127.0.0.1:7878")
+    .transform((url) => url.replace(/\/+$/, "")),
+  /** The coordinator's agent-join token. */
+  token: z.string().min(1, "--token is required (the coordinator's agent join token)"),
+  name: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]{1,64}$/, "--name: letters, digits, _ . - (1–64)")
+    .default(() => hostname().replace(/[^A-Za-z0-9_.-]/g, "-").slice(0, 64) || "agent"),
+  slots: z.number().int().min(1).max(256).default(() => availableParallelism()),
+  labels: z.record(z.string(), z.string()).default({}),
+  /** How long one lease request may wait for work on the coordinator. */
+  leaseWaitMs: z.number().int().min(0).max(60_000).default(20_000),
+  tmpfsMb: z.number().int().min(1).max(4096).default(DEFAULT_SANDBOX.tmpfsMb),
+  pidsLimit: z.number().int().min(16).max(4096).default(DEFAULT_SANDBOX.pidsLimit),
+  /** OCI runtime for job containers, e.g. runsc (gVisor). */
+  runtime: z.string().min(1).optional(),
+  /** Use this runner image instead of building the bundled one. */
+  image: z.string().min(1).optional(),
+});
+export type AgentConfig = z.infer<typeof AgentConfig>;
+export type AgentConfigInput = z.input<typeof AgentConfig>;

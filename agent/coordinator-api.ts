@@ -1,0 +1,106 @@
+import type { z } from "zod";
+import {
+  API_PREFIX,
+  HeartbeatResponse,
+  type LeasedJob,
+  LeaseResponse,
+  type Outcome,
+  RegisterAgentResponse,
+  type RegisterAgentRequest,
+  ResultResponse,
+} from "../protocol/index.js";
+
+/** An HTTP answer that is not 2xx, with the coordinator's error code. */
+export class CoordinatorError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = "CoordinatorError";
+  }
+}
+
+/**
+ * The agent's side of the agent routes (DESIGN.md §3). Every call is one
+ * outbound HTTP request, so a lab machine behind NAT works.
+ */
+export class CoordinatorApi {
+  private agentId = "";
+  private agentToken = "";
+
+  constructor(
+    private readonly server: string,
+    private readonly joinToken: string,
+  ) {}
+
+  async register(request: RegisterAgentRequest): Promise<RegisterAgentResponse> {
+    const answer = await this.post(
+      "/agents/register",
+      request,
+      RegisterAgentResponse,
+      this.joinToken,
+    );
+    this.agentId = answer.agentId;
+    this.agentToken = answer.token;
+    return answer;
+  }
+
+  async lease(free: number, waitMs: number, signal?: AbortSignal): Promise<LeasedJob[]> {
+    const answer = await this.post(
+      `/agents/${this.agentId}/lease`,
+      { free, waitMs },
+      LeaseResponse,
+      this.agentToken,
+      signal,
+    );
+    return answer.jobs;
+  }
+
+  async heartbeat(running: string[]): Promise<string[]> {
+    const answer = await this.post(
+      `/agents/${this.agentId}/heartbeat`,
+      { running },
+      HeartbeatResponse,
+      this.agentToken,
+    );
+    return answer.cancel;
+  }
+
+  async postResult(leaseId: string, outcome: Outcome): Promise<boolean> {
+    const answer = await this.post(
+      `/agents/${this.agentId}/results`,
+      { leaseId, outcome },
+      ResultResponse,
+      this.agentToken,
+    );
+    return answer.accepted;
+  }
+
+  private async post<T extends z.ZodType>(
+    path: string,
+    body: unknown,
+    schema: T,
+    token: string,
+    signal?: AbortSignal,
+  ): Promise<z.infer<T>> {
+    const response = await fetch(`${this.server}${API_PREFIX}${path}`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+      body: JSON.stringify(body),
+      ...(signal ? { signal } : {}),
+    });
+    const text = await response.text();
+    const json = text ? (JSON.parse(text) as unknown) : undefined;
+    if (!response.ok) {
+      const error = (json as { error?: { code?: string; message?: string } } | undefined)?.error;
+      throw new CoordinatorError(
+        response.status,
+        error?.code ?? "HTTP_ERROR",
+        error?.message ?? `HTTP ${response.status}`,
+      );
+    }
+    return schema.parse(json);
+  }
+}

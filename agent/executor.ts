@@ -1,0 +1,135 @@
+import { randomBytes } from "node:crypto";
+import type {
+  JobLimits,
+  JobSpec,
+  Outcome,
+  OutcomeError,
+  RunnerEnvelope as RunnerEnvelopeType,
+  RunnerRequest,
+} from "../protocol/index.js";
+import { RunnerEnvelope } from "../protocol/index.js";
+import type { OutputCaps } from "./sandbox/output.js";
+import type { ContainerExit } from "./sandbox/run.js";
+
+/**
+ * What the executor needs from the container side: one run of the runner
+ * image with a request on stdin. Docker implements it (agent/sandbox); unit
+ * tests use a fake.
+ */
+export interface JobSandbox {
+  run(job: {
+    jobId: string;
+    limits: JobLimits;
+    stdin: string;
+    nonce: string;
+    caps: OutputCaps;
+    signal: AbortSignal;
+  }): Promise<ContainerExit>;
+}
+
+export const DEFAULT_OUTPUT_CAPS: OutputCaps = {
+  logCapBytes: 64 * 1024,
+  maxResultBytes: 8 * 1024 * 1024,
+  maxOutputBytes: 16 * 1024 * 1024,
+};
+
+/**
+ * Runs one job and turns whatever happened into an outcome. Stages, as in
+ * Piston's job.js: prime (request + nonce) → execute (container) → judge (the
+ * error code is decided where its cause is known: the agent's own kill
+ * reason first, then the kernel's OOM kill, then the runner's envelope).
+ */
+export async function executeJob(
+  sandbox: JobSandbox,
+  job: { id: string; spec: JobSpec },
+  signal: AbortSignal,
+  caps: OutputCaps = DEFAULT_OUTPUT_CAPS,
+): Promise<Outcome> {
+  const nonce = randomBytes(24).toString("hex");
+  const request: RunnerRequest = {
+    source: job.spec.source,
+    filename: job.spec.filename,
+    input: job.spec.input ?? null,
+    nonce,
+  };
+  const started = performance.now();
+  let exit: ContainerExit;
+  try {
+    exit = await sandbox.run({
+      jobId: job.id,
+      limits: job.spec.limits,
+      stdin: JSON.stringify(request),
+      nonce,
+      caps,
+      signal,
+    });
+  } catch (error) {
+    return {
+      ok: false,
+      error: {
+        code: "SANDBOX_ERROR",
+        message: "the sandbox failed to run the job",
+        detail: error instanceof Error ? error.message : String(error),
+      },
+      logs: "",
+      stats: { durationMs: Math.round(performance.now() - started) },
+    };
+  }
+  return judge(exit, job.spec.limits, caps);
+}
+
+/** Maps a container's exit to the job's outcome. Exported for unit tests. */
+export function judge(exit: ContainerExit, limits: JobLimits, caps: OutputCaps): Outcome {
+  const stats = {
+    durationMs: Math.round(exit.durationMs),
+    exitCode: exit.exitCode,
+    logBytes: exit.output.logBytes,
+    logsTruncated: exit.output.logsTruncated,
+  };
+  const logs = exit.output.logs;
+  const fail = (error: OutcomeError): Outcome => ({ ok: false, error, logs, stats });
+
+  if (exit.killedFor === "cancel") {
+    return fail({ code: "CANCELLED", message: "cancelled by a client" });
+  }
+  if (exit.killedFor === "timeout") {
+    return fail({
+      code: "TIMEOUT",
+      message: `the program ran longer than its ${formatMs(limits.timeoutMs)} time limit`,
+    });
+  }
+  if (exit.killedFor === "output" || exit.output.overflow) {
+    const what =
+      exit.output.overflow === "result"
+        ? `a result larger than ${formatBytes(caps.maxResultBytes)}`
+        : `more than ${formatBytes(caps.maxOutputBytes)} of output`;
+    return fail({ code: "OUTPUT_TOO_LARGE", message: `the program produced ${what}` });
+  }
+  if (exit.oomKilled) {
+    return fail({
+      code: "OUT_OF_MEMORY",
+      message: `the program used more than its ${limits.memoryMb} MiB memory limit`,
+    });
+  }
+  const envelope = parseEnvelope(exit.output.envelope);
+  if (envelope?.ok) return { ok: true, result: envelope.result, logs, stats };
+  if (envelope) return fail(envelope.error);
+  return fail({
+    code: "RUNTIME_ERROR",
+    message: `the program ended (exit code ${exit.exitCode ?? "unknown"}) before main returned a result`,
+  });
+}
+
+function parseEnvelope(text: string | null): RunnerEnvelopeType | null {
+  if (text === null) return null;
+  try {
+    const parsed = RunnerEnvelope.safeParse(JSON.parse(text));
+    return parsed.success ? parsed.data : null;
+  } catch {
+    return null;
+  }
+}
+
+const formatMs = (ms: number) => (ms % 1000 === 0 ? `${ms / 1000} s` : `${ms} ms`);
+const formatBytes = (bytes: number) =>
+  bytes >= 1024 * 1024 ? `${bytes / (1024 * 1024)} MiB` : `${bytes / 1024} KiB`;

@@ -1,0 +1,168 @@
+import { EventEmitter, once } from "node:events";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Logger } from "pino";
+import type { LeasedJob, Outcome } from "../protocol/index.js";
+import { type CoordinatorApi, CoordinatorError } from "./coordinator-api.js";
+import { executeJob, type JobSandbox } from "./executor.js";
+
+export interface LoopSettings {
+  slots: number;
+  heartbeatMs: number;
+  leaseWaitMs: number;
+  /** Called when the coordinator no longer knows this agent (e.g. its data was reset). */
+  reregister: () => Promise<void>;
+}
+
+interface RunningJob {
+  jobId: string;
+  abort: AbortController;
+}
+
+const BACKOFF_MIN_MS = 100;
+const BACKOFF_MAX_MS = 5_000;
+/** How long an undeliverable result is retried before it is given up (and logged). */
+const DELIVERY_GIVE_UP_MS = 10 * 60_000;
+
+/**
+ * The agent's work loop: lease → run → report, with heartbeats beside it.
+ * It knows jobs and leases, not containers (those are the sandbox's).
+ */
+export class AgentLoop {
+  private readonly running = new Map<string, RunningJob>();
+  private readonly deliveries = new Set<Promise<void>>();
+  private readonly slotFreed = new EventEmitter();
+  private readonly stopLeasing = new AbortController();
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private loopDone: Promise<void> | undefined;
+
+  constructor(
+    private readonly api: CoordinatorApi,
+    private readonly sandbox: JobSandbox,
+    private readonly settings: LoopSettings,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Number of jobs running now. */
+  get busy(): number {
+    return this.running.size;
+  }
+
+  start(): void {
+    this.heartbeatTimer = setInterval(() => void this.heartbeat(), this.settings.heartbeatMs);
+    this.loopDone = this.leaseLoop();
+  }
+
+  /** Stops leasing; lets running jobs finish (their results are reported), then returns. */
+  async stop(): Promise<void> {
+    this.stopLeasing.abort();
+    this.slotFreed.emit("slot");
+    await this.loopDone;
+    while (this.running.size > 0) await once(this.slotFreed, "slot");
+    await Promise.all(this.deliveries);
+    clearInterval(this.heartbeatTimer);
+  }
+
+  /** Kills every running job's container now (a forced stop). */
+  cancelAll(): void {
+    for (const job of this.running.values()) job.abort.abort();
+  }
+
+  private async leaseLoop(): Promise<void> {
+    let backoff = BACKOFF_MIN_MS;
+    while (!this.stopLeasing.signal.aborted) {
+      const free = this.settings.slots - this.running.size;
+      if (free <= 0) {
+        await once(this.slotFreed, "slot");
+        continue;
+      }
+      try {
+        const jobs = await this.api.lease(
+          free,
+          this.settings.leaseWaitMs,
+          this.stopLeasing.signal,
+        );
+        backoff = BACKOFF_MIN_MS;
+        for (const job of jobs) this.startJob(job);
+      } catch (error) {
+        if (this.stopLeasing.signal.aborted) return;
+        if (error instanceof CoordinatorError && error.status === 401) {
+          this.logger.warn("the coordinator no longer knows this agent; registering again");
+          await this.settings.reregister().catch((reason: unknown) => {
+            this.logger.warn({ err: reason }, "registering again failed");
+          });
+        } else {
+          this.logger.warn({ err: describe(error), retryInMs: backoff }, "lease request failed");
+        }
+        await sleep(backoff, undefined, { signal: this.stopLeasing.signal }).catch(() => {});
+        backoff = Math.min(backoff * 2, BACKOFF_MAX_MS);
+      }
+    }
+  }
+
+  private startJob(job: LeasedJob): void {
+    const abort = new AbortController();
+    this.running.set(job.leaseId, { jobId: job.id, abort });
+    const log = this.logger.child({ jobId: job.id, leaseId: job.leaseId });
+    log.debug("job started");
+    void executeJob(this.sandbox, job, abort.signal)
+      .then((outcome) => {
+        log.info(
+          { ok: outcome.ok, code: outcome.ok ? undefined : outcome.error.code },
+          "job finished",
+        );
+        this.deliver(job.leaseId, outcome, log);
+      })
+      .finally(() => {
+        this.running.delete(job.leaseId);
+        this.slotFreed.emit("slot");
+      });
+  }
+
+  /** Reports a result, retrying with backoff while the coordinator is unreachable. */
+  private deliver(leaseId: string, outcome: Outcome, log: Logger): void {
+    const delivery = (async () => {
+      const giveUpAt = Date.now() + DELIVERY_GIVE_UP_MS;
+      let backoff = BACKOFF_MIN_MS;
+      for (;;) {
+        try {
+          await this.api.postResult(leaseId, outcome);
+          return;
+        } catch (error) {
+          if (error instanceof CoordinatorError && error.status < 500) {
+            // 409: the lease is stale (cancelled, expired and re-leased); nothing to report.
+            log.info({ status: error.status, code: error.code }, "result not taken");
+            return;
+          }
+          if (Date.now() > giveUpAt) {
+            log.error({ err: describe(error) }, "giving up delivering a result");
+            return;
+          }
+          log.warn({ err: describe(error), retryInMs: backoff }, "result delivery failed");
+          await sleep(backoff);
+          backoff = Math.min(backoff * 2, BACKOFF_MAX_MS);
+        }
+      }
+    })();
+    this.deliveries.add(delivery);
+    void delivery.finally(() => this.deliveries.delete(delivery));
+  }
+
+  private async heartbeat(): Promise<void> {
+    try {
+      const cancel = await this.api.heartbeat([...this.running.keys()]);
+      for (const leaseId of cancel) {
+        const job = this.running.get(leaseId);
+        if (job) {
+          this.logger.info({ jobId: job.jobId, leaseId }, "stopping a job the coordinator cancelled");
+          job.abort.abort();
+        }
+      }
+    } catch (error) {
+      this.logger.debug({ err: describe(error) }, "heartbeat failed");
+    }
+  }
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,77 @@
+import { hostname } from "node:os";
+import type { Logger } from "pino";
+import { AgentConfig, type AgentConfigInput } from "./config.js";
+import { CoordinatorApi } from "./coordinator-api.js";
+import { connectDocker } from "./docker.js";
+import { AgentLoop } from "./loop.js";
+import { DockerSandbox } from "./sandbox/docker-sandbox.js";
+import { ensureRunnerImage } from "./sandbox/image.js";
+import { reapOrphans } from "./sandbox/reaper.js";
+
+export const AGENT_VERSION = "0.1.0";
+
+export interface RunningAgent {
+  agentId: string;
+  name: string;
+  slots: number;
+  /** Graceful: stop leasing, finish and report running jobs. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts one agent (wiring only): Docker → reap orphans → runner image →
+ * register → lease loop with heartbeats.
+ */
+export async function startAgent(input: AgentConfigInput, logger: Logger): Promise<RunningAgent> {
+  const config = AgentConfig.parse(input);
+  const log = logger.child({ agent: config.name });
+  const docker = await connectDocker();
+  await reapOrphans(docker, config.name, log);
+  const image = config.image ?? (await ensureRunnerImage(docker, log));
+
+  const api = new CoordinatorApi(config.server, config.token);
+  const register = () =>
+    api.register({
+      name: config.name,
+      hostname: hostname(),
+      slots: config.slots,
+      version: AGENT_VERSION,
+      labels: config.labels,
+    });
+  const registration = await register();
+  log.info(
+    { agentId: registration.agentId, slots: config.slots, server: config.server, image },
+    "agent registered",
+  );
+
+  const sandbox = new DockerSandbox(docker, image, config.name, {
+    tmpfsMb: config.tmpfsMb,
+    pidsLimit: config.pidsLimit,
+    runtime: config.runtime,
+  });
+  const loop = new AgentLoop(
+    api,
+    sandbox,
+    {
+      slots: config.slots,
+      heartbeatMs: registration.heartbeatMs,
+      leaseWaitMs: config.leaseWaitMs,
+      reregister: async () => {
+        await register();
+      },
+    },
+    log,
+  );
+  loop.start();
+
+  return {
+    agentId: registration.agentId,
+    name: config.name,
+    slots: config.slots,
+    async close() {
+      await loop.stop();
+      await reapOrphans(docker, config.name, log);
+      log.info("agent stopped");
+    },
+  };
+}

@@ -1,0 +1,78 @@
+import { describe, expect, it } from "vitest";
+import { OutputCollector, type OutputCaps } from "./output.js";
+
+const NONCE = "N0nceN0nceN0nceN0nce";
+const CAPS: OutputCaps = { logCapBytes: 1024, maxResultBytes: 1024, maxOutputBytes: 4096 };
+const frame = (json: string) => `\n${NONCE}${json}${NONCE}\n`;
+
+function collect(stdout: string[], caps = CAPS) {
+  const overflows: string[] = [];
+  const collector = new OutputCollector(NONCE, caps, (reason) => overflows.push(reason));
+  for (const chunk of stdout) collector.stdout(Buffer.from(chunk));
+  return { ...collector.finish(), overflows };
+}
+
+describe("OutputCollector", () => {
+  it("separates the framed envelope from the program's logs", () => {
+    const out = collect([`hello\nworld\n${frame('{"ok":true,"result":1}')}`]);
+    expect(out.envelope).toBe('{"ok":true,"result":1}');
+    expect(out.logs).toBe("hello\nworld\n");
+  });
+
+  it("finds a frame split at every possible chunk boundary", () => {
+    const text = `log line\n${frame('{"ok":true,"result":"x"}')}`;
+    for (let cut = 1; cut < text.length; cut++) {
+      const out = collect([text.slice(0, cut), text.slice(cut)]);
+      expect(out.envelope, `cut at ${cut}`).toBe('{"ok":true,"result":"x"}');
+      expect(out.logs, `cut at ${cut}`).toBe("log line\n");
+    }
+  });
+
+  it("treats a forged envelope without the nonce as logs", () => {
+    const forged = '\nFAKE{"ok":true,"result":"forged"}FAKE\n';
+    const out = collect([forged, frame('{"ok":true,"result":"real"}')]);
+    expect(out.envelope).toBe('{"ok":true,"result":"real"}');
+    expect(out.logs).toContain("forged");
+  });
+
+  it("keeps output printed after the envelope as logs", () => {
+    const out = collect([`${frame("{}")}late\n`]);
+    expect(out.envelope).toBe("{}");
+    expect(out.logs).toBe("late\n");
+  });
+
+  it("reports no envelope when the frame never closes", () => {
+    const out = collect([`\n${NONCE}{"ok":tr`]);
+    expect(out.envelope).toBeNull();
+  });
+
+  it("caps kept logs and counts the rest", () => {
+    const out = collect(["a".repeat(3000)]);
+    expect(out.logs.length).toBe(CAPS.logCapBytes);
+    expect(out.logBytes).toBe(3000);
+    expect(out.logsTruncated).toBe(true);
+    expect(out.overflows).toEqual([]);
+  });
+
+  it("trips overflow once when the program prints past the output bound", () => {
+    const out = collect(["a".repeat(3000), "b".repeat(3000), "c".repeat(3000)]);
+    expect(out.overflow).toBe("logs");
+    expect(out.overflows).toEqual(["logs"]);
+  });
+
+  it("trips overflow and drops an envelope larger than the result bound", () => {
+    const out = collect([frame(`"${"x".repeat(2000)}"`)]);
+    expect(out.overflow).toBe("result");
+    expect(out.envelope).toBeNull();
+  });
+
+  it("interleaves stderr into the logs", () => {
+    const collector = new OutputCollector(NONCE, CAPS);
+    collector.stdout(Buffer.from("out\n"));
+    collector.stderr(Buffer.from("err\n"));
+    collector.stdout(Buffer.from(frame("1")));
+    const out = collector.finish();
+    expect(out.envelope).toBe("1");
+    expect(out.logs).toBe("out\nerr\n");
+  });
+});

@@ -1,0 +1,141 @@
+import type { z } from "zod";
+import {
+  API_PREFIX,
+  Job,
+  JobPage,
+  type ListJobsQuery,
+  NodeList,
+  type NodeInfo,
+  type SubmitJobRequest,
+  SubmitJobResponse,
+  isTerminal,
+} from "../protocol/index.js";
+
+/** The coordinator answered with an error body (`{error:{code,message}}`). */
+export class LabrunApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly details?: unknown,
+  ) {
+    super(message);
+    this.name = "LabrunApiError";
+  }
+}
+
+/** No answer at all: connection refused, DNS, reset. */
+export class ServerUnreachableError extends Error {
+  constructor(
+    readonly server: string,
+    cause: unknown,
+  ) {
+    super(
+      `cannot reach the labrun coordinator at ${server} (${describeCause(cause)}) — is it running? Start one with \`labrun up\`, or pass --server`,
+    );
+    this.name = "ServerUnreachableError";
+  }
+}
+
+/** How long one long-poll request waits on the server before asking again. */
+const LONG_POLL_SECONDS = 30;
+
+/**
+ * Typed client for labrun's client and admin routes.
+ *
+ * @example
+ * const labrun = new LabrunClient({ server: "http://127.0.0.1:7878", token });
+ * const { id } = await labrun.submit({ source: "exports.main = () => 42" });
+ * const job = await labrun.wait(id); // job.outcome → { ok: true, result: 42, … }
+ */
+export class LabrunClient {
+  readonly server: string;
+  private readonly token: string;
+
+  constructor(options: { server: string; token: string }) {
+    this.server = options.server.replace(/\/+$/, "");
+    this.token = options.token;
+  }
+
+  submit(request: SubmitJobRequest): Promise<SubmitJobResponse> {
+    return this.call("POST", "/jobs", SubmitJobResponse, request);
+  }
+
+  /** The job now, or (with `waitSeconds`) as soon as it is terminal, whichever comes first. */
+  get(id: string, waitSeconds?: number): Promise<Job> {
+    const query = waitSeconds ? `?wait=${waitSeconds}` : "";
+    return this.call("GET", `/jobs/${encodeURIComponent(id)}${query}`, Job);
+  }
+
+  /** Waits until the job is terminal (long-polls; no busy loop). */
+  async wait(id: string, options: { timeoutMs?: number } = {}): Promise<Job> {
+    const deadline = options.timeoutMs === undefined ? Infinity : Date.now() + options.timeoutMs;
+    for (;;) {
+      const left = Math.ceil((deadline - Date.now()) / 1000);
+      const job = await this.get(id, Math.max(1, Math.min(LONG_POLL_SECONDS, left)));
+      if (isTerminal(job.state) || Date.now() >= deadline) return job;
+    }
+  }
+
+  list(query: ListJobsQuery = {}): Promise<JobPage> {
+    const params = new URLSearchParams();
+    for (const [key, value] of Object.entries(query)) {
+      if (value !== undefined) params.set(key, String(value));
+    }
+    const suffix = params.size > 0 ? `?${params}` : "";
+    return this.call("GET", `/jobs${suffix}`, JobPage);
+  }
+
+  cancel(id: string): Promise<Job> {
+    return this.call("POST", `/jobs/${encodeURIComponent(id)}/cancel`, Job);
+  }
+
+  /** Needs the admin token. */
+  async nodes(): Promise<NodeInfo[]> {
+    return (await this.call("GET", "/admin/nodes", NodeList)).nodes;
+  }
+
+  private async call<T extends z.ZodType>(
+    method: "GET" | "POST",
+    path: string,
+    schema: T,
+    body?: unknown,
+  ): Promise<z.infer<T>> {
+    let response: Response;
+    try {
+      response = await fetch(`${this.server}${API_PREFIX}${path}`, {
+        method,
+        headers: {
+          authorization: `Bearer ${this.token}`,
+          ...(body === undefined ? {} : { "content-type": "application/json" }),
+        },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+    } catch (error) {
+      throw new ServerUnreachableError(this.server, error);
+    }
+    const text = await response.text();
+    let json: unknown;
+    try {
+      json = text ? JSON.parse(text) : undefined;
+    } catch {
+      throw new LabrunApiError(response.status, "BAD_RESPONSE", `the server sent non-JSON: ${text.slice(0, 200)}`);
+    }
+    if (!response.ok) {
+      const error = (json as { error?: { code?: string; message?: string; details?: unknown } })
+        ?.error;
+      throw new LabrunApiError(
+        response.status,
+        error?.code ?? "HTTP_ERROR",
+        error?.message ?? `the server answered HTTP ${response.status}`,
+        error?.details,
+      );
+    }
+    return schema.parse(json);
+  }
+}
+
+function describeCause(error: unknown): string {
+  const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+  return cause?.code ?? cause?.message ?? (error instanceof Error ? error.message : String(error));
+}

@@ -1,0 +1,193 @@
+import { readFileSync } from "node:fs";
+import { basename } from "node:path";
+import { z } from "zod";
+import {
+  type Job,
+  JobId,
+  JobState,
+  ProgramFilename,
+  type SubmitJobRequest,
+} from "../../protocol/index.js";
+import { LabrunClient } from "../api.js";
+import { CONNECTION_OPTIONS, parseCommand } from "../args.js";
+import { EXIT, UsageError } from "../errors.js";
+import { jobLine, jobsTable } from "../format.js";
+import { resolveConnection } from "../settings.js";
+import { parseDuration, parseMemoryMb } from "../units.js";
+
+const Connection = {
+  server: z.string().url("--server must be a URL like http://127.0.0.1:7878").optional(),
+  token: z.string().min(1).optional(),
+  json: z.boolean(),
+};
+
+const clientFor = (flags: { server?: string | undefined; token?: string | undefined }) =>
+  new LabrunClient(resolveConnection(flags, "client"));
+
+const SubmitArgs = z
+  .object({
+    ...Connection,
+    positionals: z.tuple([z.string().min(1)], { message: "expects exactly one program file" }),
+    input: z.string().optional(),
+    "input-file": z.string().optional(),
+    timeout: z
+      .string()
+      .transform((text, ctx) => parseDuration(text) ?? invalid(ctx, "--timeout: use e.g. 10s, 500ms, 2m"))
+      .optional(),
+    memory: z
+      .string()
+      .transform((text, ctx) => parseMemoryMb(text) ?? invalid(ctx, "--memory: use e.g. 256m, 1g"))
+      .optional(),
+    cpus: z.coerce.number().positive("--cpus must be positive").optional(),
+    detach: z.boolean(),
+  })
+  .refine((args) => !(args.input && args["input-file"]), "use --input or --input-file, not both");
+
+function invalid(ctx: z.RefinementCtx, message: string): never {
+  ctx.addIssue({ code: "custom", message });
+  return z.NEVER;
+}
+
+/** `labrun submit FILE`: runs a program on the cluster and prints main()'s result. */
+export async function submit(argv: string[]): Promise<number> {
+  const args = parseCommand(
+    "submit",
+    argv,
+    {
+      ...CONNECTION_OPTIONS,
+      input: { type: "string" },
+      "input-file": { type: "string" },
+      timeout: { type: "string" },
+      memory: { type: "string" },
+      cpus: { type: "string" },
+      detach: { type: "boolean", default: false },
+    },
+    SubmitArgs,
+  );
+  const file = args.positionals[0];
+  const request: SubmitJobRequest = {
+    source: readText(file, "program"),
+    filename: programFilename(file),
+    input: parseInput(args.input, args["input-file"]),
+  };
+  const limits = {
+    ...(args.timeout !== undefined ? { timeoutMs: args.timeout } : {}),
+    ...(args.memory !== undefined ? { memoryMb: args.memory } : {}),
+    ...(args.cpus !== undefined ? { cpus: args.cpus } : {}),
+  };
+  if (Object.keys(limits).length > 0) request.limits = limits;
+
+  const client = clientFor(args);
+  const { id } = await client.submit(request);
+  if (args.detach) {
+    process.stdout.write(args.json ? `${JSON.stringify({ id })}\n` : `${id}\n`);
+    return EXIT.ok;
+  }
+  return printOutcome(await client.wait(id), args.json);
+}
+
+/** Prints a finished job: result on stdout, logs on stderr; exit 1 when it failed. */
+function printOutcome(job: Job, json: boolean): number {
+  if (json) {
+    process.stdout.write(`${JSON.stringify(job, null, 2)}\n`);
+    return job.state === "succeeded" ? EXIT.ok : EXIT.jobFailed;
+  }
+  const outcome = job.outcome;
+  if (outcome?.logs) process.stderr.write(outcome.logs.endsWith("\n") ? outcome.logs : `${outcome.logs}\n`);
+  if (outcome?.ok) {
+    process.stdout.write(`${JSON.stringify(outcome.result, null, 2)}\n`);
+    return EXIT.ok;
+  }
+  if (outcome) {
+    const detail = outcome.error.detail ? `\n${outcome.error.detail}` : "";
+    process.stderr.write(`labrun: job ${job.id} failed: ${outcome.error.code}: ${outcome.error.message}${detail}\n`);
+  } else {
+    process.stderr.write(`labrun: job ${job.id} is ${job.state}\n`);
+  }
+  return EXIT.jobFailed;
+}
+
+function readText(file: string, what: string): string {
+  try {
+    return readFileSync(file, "utf8");
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new UsageError(`cannot read the ${what} file ${file} (${code ?? (error as Error).message})`);
+  }
+}
+
+/** The runner picks CommonJS or ESM from the extension; anything else runs as .js. */
+function programFilename(file: string): string {
+  const name = basename(file).replace(/[^A-Za-z0-9_.-]/g, "_");
+  return ProgramFilename.safeParse(name).success ? name : "main.js";
+}
+
+function parseInput(inline: string | undefined, file: string | undefined) {
+  const text = inline ?? (file === undefined ? undefined : readText(file, "input"));
+  if (text === undefined) return null;
+  try {
+    return JSON.parse(text) as z.infer<ReturnType<typeof z.json>>;
+  } catch (error) {
+    throw new UsageError(`the input is not valid JSON: ${(error as Error).message}`);
+  }
+}
+
+const OneJobArgs = z.object({
+  ...Connection,
+  positionals: z.tuple([JobId], { message: "expects one job id" }),
+});
+
+function parseOneJob(command: string, argv: string[]) {
+  return parseCommand(command, argv, CONNECTION_OPTIONS, OneJobArgs);
+}
+
+/** `labrun status ID`: the job now. */
+export async function status(argv: string[]): Promise<number> {
+  const args = parseOneJob("status", argv);
+  const job = await clientFor(args).get(args.positionals[0]);
+  process.stdout.write(args.json ? `${JSON.stringify(job, null, 2)}\n` : `${jobLine(job)}\n`);
+  return EXIT.ok;
+}
+
+/** `labrun wait ID`: blocks until the job ends, then prints it like `submit`. */
+export async function wait(argv: string[]): Promise<number> {
+  const args = parseOneJob("wait", argv);
+  return printOutcome(await clientFor(args).wait(args.positionals[0]), args.json);
+}
+
+/** `labrun cancel ID`. */
+export async function cancel(argv: string[]): Promise<number> {
+  const args = parseOneJob("cancel", argv);
+  const job = await clientFor(args).cancel(args.positionals[0]);
+  process.stdout.write(args.json ? `${JSON.stringify(job, null, 2)}\n` : `${jobLine(job)}\n`);
+  return EXIT.ok;
+}
+
+/** `labrun logs ID`: what the program printed. */
+export async function logs(argv: string[]): Promise<number> {
+  const args = parseOneJob("logs", argv);
+  const job = await clientFor(args).get(args.positionals[0]);
+  const text = job.outcome?.logs ?? "";
+  process.stdout.write(args.json ? `${JSON.stringify({ id: job.id, logs: text })}\n` : text);
+  return EXIT.ok;
+}
+
+const JobsArgs = z.object({
+  ...Connection,
+  positionals: z.tuple([], { message: "takes no positional arguments" }),
+  state: JobState.optional(),
+  limit: z.coerce.number().int().min(1).max(500).optional(),
+});
+
+/** `labrun jobs [--state S] [--limit N]`: newest first. */
+export async function jobs(argv: string[]): Promise<number> {
+  const args = parseCommand(
+    "jobs",
+    argv,
+    { ...CONNECTION_OPTIONS, state: { type: "string" }, limit: { type: "string" } },
+    JobsArgs,
+  );
+  const page = await clientFor(args).list({ state: args.state, limit: args.limit });
+  process.stdout.write(args.json ? `${JSON.stringify(page, null, 2)}\n` : `${jobsTable(page.jobs)}\n`);
+  return EXIT.ok;
+}

@@ -1,0 +1,146 @@
+import { z } from "zod";
+import { startAgent } from "../../agent/main.js";
+import { startCoordinator } from "../../coordinator/main.js";
+import { DEFAULT_HOST, DEFAULT_PORT } from "../../protocol/index.js";
+import { parseCommand } from "../args.js";
+import { EXIT } from "../errors.js";
+import { createLogger } from "../logger.js";
+import { defaultDataDir, writeClientConfig, configPath } from "../settings.js";
+
+const Port = z.coerce.number().int().min(0).max(65535);
+const Slots = z.coerce.number().int().min(1).max(256);
+const NoPositionals = z.tuple([], { message: "takes no positional arguments" });
+
+const ServerArgs = {
+  port: Port.default(() => Number(process.env.LABRUN_PORT ?? DEFAULT_PORT)),
+  host: z.string().min(1).default(DEFAULT_HOST),
+  "data-dir": z.string().min(1).default(() => defaultDataDir()),
+};
+const SERVER_OPTIONS = {
+  port: { type: "string" },
+  host: { type: "string" },
+  "data-dir": { type: "string" },
+} as const;
+
+/**
+ * Runs until SIGINT/SIGTERM: the first signal stops gracefully, a second one
+ * exits at once (graphile-worker's registerSignalHandlers).
+ */
+function untilSignalled(stop: () => Promise<void>): Promise<number> {
+  return new Promise((resolve) => {
+    let stopping = false;
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (stopping) process.exit(130);
+      stopping = true;
+      process.stderr.write(`labrun: ${signal}: stopping (send it again to stop at once)\n`);
+      stop().then(
+        () => resolve(EXIT.ok),
+        (error: unknown) => {
+          process.stderr.write(`labrun: error while stopping: ${(error as Error).message}\n`);
+          resolve(EXIT.jobFailed);
+        },
+      );
+    };
+    process.on("SIGINT", onSignal);
+    process.on("SIGTERM", onSignal);
+  });
+}
+
+/** `labrun coordinator`: the HTTP API, queue and store. */
+export async function coordinator(argv: string[]): Promise<number> {
+  const args = parseCommand(
+    "coordinator",
+    argv,
+    SERVER_OPTIONS,
+    z.object({ ...ServerArgs, positionals: NoPositionals }),
+  );
+  const logger = createLogger();
+  const running = await startCoordinator(
+    { host: args.host, port: args.port, dataDir: args["data-dir"] },
+    logger,
+  );
+  logger.info(
+    { url: running.url, tokens: `${running.dataDir}/tokens.json` },
+    "coordinator listening; tokens are in tokens.json",
+  );
+  return untilSignalled(() => running.close());
+}
+
+const AgentArgs = z.object({
+  server: z.string().url("--server must be a URL like http://127.0.0.1:7878"),
+  token: z.string().min(1, "--token is required"),
+  slots: Slots.optional(),
+  name: z.string().optional(),
+  runtime: z.string().optional(),
+  positionals: NoPositionals,
+});
+
+/** `labrun agent --server URL --token T`: one lab machine's worker. */
+export async function agent(argv: string[]): Promise<number> {
+  const args = parseCommand(
+    "agent",
+    argv,
+    {
+      server: { type: "string", default: process.env.LABRUN_SERVER },
+      token: { type: "string", default: process.env.LABRUN_AGENT_TOKEN },
+      slots: { type: "string" },
+      name: { type: "string" },
+      runtime: { type: "string" },
+    },
+    AgentArgs,
+  );
+  const logger = createLogger();
+  const running = await startAgent(
+    {
+      server: args.server,
+      token: args.token,
+      ...(args.slots ? { slots: args.slots } : {}),
+      ...(args.name ? { name: args.name } : {}),
+      ...(args.runtime ? { runtime: args.runtime } : {}),
+    },
+    logger,
+  );
+  return untilSignalled(() => running.close());
+}
+
+/** `labrun up`: coordinator + one local agent in one process, client config written. */
+export async function up(argv: string[]): Promise<number> {
+  const args = parseCommand(
+    "up",
+    argv,
+    { ...SERVER_OPTIONS, slots: { type: "string" } },
+    z.object({ ...ServerArgs, slots: Slots.optional(), positionals: NoPositionals }),
+  );
+  const logger = createLogger();
+  const running = await startCoordinator(
+    { host: args.host, port: args.port, dataDir: args["data-dir"] },
+    logger,
+  );
+  let localAgent: Awaited<ReturnType<typeof startAgent>>;
+  try {
+    localAgent = await startAgent(
+      {
+        server: running.url,
+        token: running.tokens.agent,
+        ...(args.slots ? { slots: args.slots } : {}),
+      },
+      logger,
+    );
+  } catch (error) {
+    await running.close();
+    throw error;
+  }
+  writeClientConfig({
+    server: running.url,
+    token: running.tokens.client,
+    adminToken: running.tokens.admin,
+  });
+  process.stderr.write(
+    `labrun is up at ${running.url} with ${localAgent.slots} slots (agent ${localAgent.name}).\n` +
+      `Client config written to ${configPath()}; try: labrun submit examples/hello.js\n`,
+  );
+  return untilSignalled(async () => {
+    await localAgent.close();
+    await running.close();
+  });
+}

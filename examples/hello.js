@@ -1,0 +1,2 @@
+// The smallest labrun program: `labrun submit examples/hello.js`
+exports.main = () => ({ hello: "world", node: process.version });

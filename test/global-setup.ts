@@ -1,0 +1,24 @@
+import pino from "pino";
+import { connectDocker } from "../agent/docker.js";
+import { ensureRunnerImage } from "../agent/sandbox/image.js";
+import { JOB_LABEL } from "../agent/sandbox/options.js";
+
+/**
+ * Integration tests run on a real Docker engine: check it answers and build
+ * the runner image once, before any test file starts its cluster. Afterwards,
+ * no job container may be left behind.
+ */
+export async function setup(): Promise<void> {
+  const docker = await connectDocker();
+  await ensureRunnerImage(docker, pino({ level: "warn" }));
+}
+
+export async function teardown(): Promise<void> {
+  const docker = await connectDocker();
+  const left = await docker.listContainers({ all: true, filters: { label: [JOB_LABEL] } });
+  if (left.length > 0) {
+    throw new Error(
+      `${left.length} job container(s) left behind: ${left.map((c) => c.Names.join(",")).join(" ")}`,
+    );
+  }
+}

@@ -1,0 +1,56 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { run, startTestCluster, type TestCluster } from "./helpers/cluster.js";
+
+let cluster: TestCluster;
+beforeAll(async () => {
+  cluster = await startTestCluster({ agents: [2] });
+});
+afterAll(async () => {
+  await cluster?.close();
+});
+
+describe.concurrent("limits enforced from outside the container", () => {
+  it("stops while(true){} at a 1 s timeout with TIMEOUT within 3 s", async () => {
+    const started = Date.now();
+    const job = await run(cluster.client, `exports.main = () => { while (true) {} };`, {
+      limits: { timeoutMs: 1000 },
+    });
+    const elapsed = Date.now() - started;
+    expect(job.state).toBe("failed");
+    expect(job.outcome?.ok === false && job.outcome.error.code).toBe("TIMEOUT");
+    expect(elapsed).toBeLessThan(3000);
+  });
+
+  it("cancels a running job: CANCELLED, and its container is gone", async () => {
+    const { id } = await cluster.client.submit({
+      source: `exports.main = () => new Promise(() => setInterval(() => {}, 1000));`,
+      limits: { timeoutMs: 60_000 },
+    });
+    // Wait until an agent really runs it.
+    for (let i = 0; i < 100; i++) {
+      const job = await cluster.client.get(id);
+      if (job.state === "running") break;
+      await sleep(100);
+    }
+    const cancelled = await cluster.client.cancel(id);
+    expect(cancelled.state).toBe("cancelled");
+    expect(cancelled.outcome?.ok === false && cancelled.outcome.error.code).toBe("CANCELLED");
+    const final = await cluster.client.wait(id, { timeoutMs: 5000 });
+    expect(final.state).toBe("cancelled");
+    // The agent learns of the cancel on its next heartbeat and kills the container.
+    let left: string[] = [];
+    for (let i = 0; i < 50; i++) {
+      left = await cluster.leftoverContainers();
+      if (left.length === 0) break;
+      await sleep(100);
+    }
+    expect(left).toEqual([]);
+  });
+});
+
+describe("container hygiene", () => {
+  it("leaves no job container behind", async () => {
+    expect(await cluster.leftoverContainers()).toEqual([]);
+  });
+});
