@@ -1,0 +1,84 @@
+import { describe, expect, it } from "vitest";
+import { DEFAULT_LIMITS } from "../protocol/index.js";
+import { DEFAULT_OUTPUT_CAPS, executeJob, type JobSandbox, judge } from "./executor.js";
+import type { ContainerExit } from "./sandbox/run.js";
+
+const exit = (over: Partial<ContainerExit> = {}): ContainerExit => ({
+  exitCode: 0,
+  oomKilled: false,
+  killedFor: null,
+  durationMs: 12.4,
+  output: { envelope: null, logs: "", logBytes: 0, logsTruncated: false, overflow: null },
+  ...over,
+});
+const withEnvelope = (envelope: string, over: Partial<ContainerExit> = {}) =>
+  exit({ ...over, output: { ...exit().output, envelope, logs: "printed\n" } });
+const codeOf = (e: ContainerExit) => {
+  const outcome = judge(e, DEFAULT_LIMITS, DEFAULT_OUTPUT_CAPS);
+  return outcome.ok ? "ok" : outcome.error.code;
+};
+
+describe("judge", () => {
+  it("returns the envelope's result with the logs", () => {
+    const outcome = judge(withEnvelope('{"ok":true,"result":{"a":1}}'), DEFAULT_LIMITS, DEFAULT_OUTPUT_CAPS);
+    expect(outcome).toMatchObject({ ok: true, result: { a: 1 }, logs: "printed\n" });
+    expect(outcome.stats.durationMs).toBe(12);
+  });
+
+  it("passes the runner's error through", () => {
+    const envelope = '{"ok":false,"error":{"code":"BAD_PROGRAM_FORMAT","message":"Bad program format"}}';
+    expect(codeOf(withEnvelope(envelope))).toBe("BAD_PROGRAM_FORMAT");
+  });
+
+  it("prefers the agent's own kill reason over anything the program wrote", () => {
+    const envelope = '{"ok":true,"result":1}';
+    expect(codeOf(withEnvelope(envelope, { killedFor: "timeout" }))).toBe("TIMEOUT");
+    expect(codeOf(withEnvelope(envelope, { killedFor: "cancel" }))).toBe("CANCELLED");
+    expect(codeOf(withEnvelope(envelope, { killedFor: "output" }))).toBe("OUTPUT_TOO_LARGE");
+  });
+
+  it("reports the kernel's OOM kill as OUT_OF_MEMORY", () => {
+    expect(codeOf(exit({ exitCode: 137, oomKilled: true }))).toBe("OUT_OF_MEMORY");
+  });
+
+  it("reports an exit without an envelope as RUNTIME_ERROR", () => {
+    expect(codeOf(exit({ exitCode: 1 }))).toBe("RUNTIME_ERROR");
+  });
+
+  it("does not trust a malformed envelope", () => {
+    expect(codeOf(withEnvelope('{"ok":"yes"}'))).toBe("RUNTIME_ERROR");
+    expect(codeOf(withEnvelope("not json"))).toBe("RUNTIME_ERROR");
+  });
+});
+
+describe("executeJob", () => {
+  const spec = { source: "exports.main=()=>1", filename: "main.js", input: null, limits: DEFAULT_LIMITS };
+
+  it("sends the runner a request framed by a fresh nonce", async () => {
+    const seen: { stdin: string; nonce: string }[] = [];
+    const sandbox: JobSandbox = {
+      async run(job) {
+        seen.push({ stdin: job.stdin, nonce: job.nonce });
+        return withEnvelope('{"ok":true,"result":1}');
+      },
+    };
+    await executeJob(sandbox, { id: "j1", spec }, new AbortController().signal);
+    await executeJob(sandbox, { id: "j2", spec }, new AbortController().signal);
+    const request = JSON.parse(seen[0]?.stdin ?? "{}");
+    expect(request).toMatchObject({ source: spec.source, filename: "main.js", input: null });
+    expect(request.nonce).toBe(seen[0]?.nonce);
+    expect(seen[0]?.nonce).not.toBe(seen[1]?.nonce);
+  });
+
+  it("turns a sandbox failure into SANDBOX_ERROR", async () => {
+    const sandbox: JobSandbox = {
+      run: () => Promise.reject(new Error("engine gone")),
+    };
+    const outcome = await executeJob(sandbox, { id: "j", spec }, new AbortController().signal);
+    expect(outcome.ok).toBe(false);
+    if (!outcome.ok) {
+      expect(outcome.error.code).toBe("SANDBOX_ERROR");
+      expect(outcome.error.detail).toContain("engine gone");
+    }
+  });
+});
