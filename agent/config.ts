@@ -14,8 +14,18 @@ export const AgentConfig = z.object({
   name: z
     .string()
     .regex(/^[A-Za-z0-9_.-]{1,64}$/, "--name: letters, digits, _ . - (1–64)")
-    .default(() => hostname().replace(/[^A-Za-z0-9_.-]/g, "-").slice(0, 64) || "agent"),
-  slots: z.number().int().min(1).max(256).default(() => availableParallelism()),
+    .default(
+      () =>
+        hostname()
+          .replace(/[^A-Za-z0-9_.-]/g, "-")
+          .slice(0, 64) || "agent",
+    ),
+  slots: z
+    .number()
+    .int()
+    .min(1)
+    .max(256)
+    .default(() => availableParallelism()),
   labels: z.record(z.string(), z.string()).default({}),
   /** How long one lease request may wait for work on the coordinator. */
   leaseWaitMs: z.number().int().min(0).max(60_000).default(20_000),

@@ -5,8 +5,8 @@ import {
   type LeasedJob,
   LeaseResponse,
   type Outcome,
-  RegisterAgentResponse,
   type RegisterAgentRequest,
+  RegisterAgentResponse,
   ResultResponse,
 } from "../protocol/index.js";
 

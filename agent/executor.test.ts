@@ -20,13 +20,18 @@ const codeOf = (e: ContainerExit) => {
 
 describe("judge", () => {
   it("returns the envelope's result with the logs", () => {
-    const outcome = judge(withEnvelope('{"ok":true,"result":{"a":1}}'), DEFAULT_LIMITS, DEFAULT_OUTPUT_CAPS);
+    const outcome = judge(
+      withEnvelope('{"ok":true,"result":{"a":1}}'),
+      DEFAULT_LIMITS,
+      DEFAULT_OUTPUT_CAPS,
+    );
     expect(outcome).toMatchObject({ ok: true, result: { a: 1 }, logs: "printed\n" });
     expect(outcome.stats.durationMs).toBe(12);
   });
 
   it("passes the runner's error through", () => {
-    const envelope = '{"ok":false,"error":{"code":"BAD_PROGRAM_FORMAT","message":"Bad program format"}}';
+    const envelope =
+      '{"ok":false,"error":{"code":"BAD_PROGRAM_FORMAT","message":"Bad program format"}}';
     expect(codeOf(withEnvelope(envelope))).toBe("BAD_PROGRAM_FORMAT");
   });
 
@@ -52,7 +57,12 @@ describe("judge", () => {
 });
 
 describe("executeJob", () => {
-  const spec = { source: "exports.main=()=>1", filename: "main.js", input: null, limits: DEFAULT_LIMITS };
+  const spec = {
+    source: "exports.main=()=>1",
+    filename: "main.js",
+    input: null,
+    limits: DEFAULT_LIMITS,
+  };
 
   it("sends the runner a request framed by a fresh nonce", async () => {
     const seen: { stdin: string; nonce: string }[] = [];

@@ -76,11 +76,7 @@ export class AgentLoop {
         continue;
       }
       try {
-        const jobs = await this.api.lease(
-          free,
-          this.settings.leaseWaitMs,
-          this.stopLeasing.signal,
-        );
+        const jobs = await this.api.lease(free, this.settings.leaseWaitMs, this.stopLeasing.signal);
         backoff = BACKOFF_MIN_MS;
         for (const job of jobs) this.startJob(job);
       } catch (error) {
@@ -153,7 +149,10 @@ export class AgentLoop {
       for (const leaseId of cancel) {
         const job = this.running.get(leaseId);
         if (job) {
-          this.logger.info({ jobId: job.jobId, leaseId }, "stopping a job the coordinator cancelled");
+          this.logger.info(
+            { jobId: job.jobId, leaseId },
+            "stopping a job the coordinator cancelled",
+          );
           job.abort.abort();
         }
       }

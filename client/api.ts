@@ -1,14 +1,14 @@
 import type { z } from "zod";
 import {
   API_PREFIX,
+  isTerminal,
   Job,
   JobPage,
   type ListJobsQuery,
-  NodeList,
   type NodeInfo,
+  NodeList,
   type SubmitJobRequest,
   SubmitJobResponse,
-  isTerminal,
 } from "../protocol/index.js";
 
 /** The coordinator answered with an error body (`{error:{code,message}}`). */
@@ -119,7 +119,11 @@ export class LabrunClient {
     try {
       json = text ? JSON.parse(text) : undefined;
     } catch {
-      throw new LabrunApiError(response.status, "BAD_RESPONSE", `the server sent non-JSON: ${text.slice(0, 200)}`);
+      throw new LabrunApiError(
+        response.status,
+        "BAD_RESPONSE",
+        `the server sent non-JSON: ${text.slice(0, 200)}`,
+      );
     }
     if (!response.ok) {
       const error = (json as { error?: { code?: string; message?: string; details?: unknown } })

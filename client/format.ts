@@ -3,7 +3,8 @@ import type { Job, NodeInfo } from "../protocol/index.js";
 /** One line about a job, for people. */
 export function jobLine(job: Job): string {
   const duration = job.outcome ? `${job.outcome.stats.durationMs} ms` : "";
-  const error = job.outcome && !job.outcome.ok ? `${job.outcome.error.code}: ${job.outcome.error.message}` : "";
+  const error =
+    job.outcome && !job.outcome.ok ? `${job.outcome.error.code}: ${job.outcome.error.message}` : "";
   return [job.id, job.state.padEnd(9), job.node ?? "-", duration, error]
     .filter((part) => part !== "")
     .join("  ");
@@ -25,7 +26,16 @@ export function table(rows: string[][]): string {
 }
 
 export function nodesTable(nodes: NodeInfo[]): string {
-  const header = ["NAME", "STATE", "SLOTS", "RUNNING", "DONE", "FAILED", "LAST HEARTBEAT", "VERSION"];
+  const header = [
+    "NAME",
+    "STATE",
+    "SLOTS",
+    "RUNNING",
+    "DONE",
+    "FAILED",
+    "LAST HEARTBEAT",
+    "VERSION",
+  ];
   return table([
     header,
     ...nodes.map((node) => [

@@ -34,11 +34,15 @@ export function readClientConfig(path = configPath()): ClientConfigFile {
   try {
     json = JSON.parse(readFileSync(path, "utf8"));
   } catch (error) {
-    throw new UsageError(`${path} is not valid JSON (${(error as Error).message}); fix or delete it`);
+    throw new UsageError(
+      `${path} is not valid JSON (${(error as Error).message}); fix or delete it`,
+    );
   }
   const parsed = ClientConfigFile.safeParse(json);
   if (!parsed.success) {
-    throw new UsageError(`${path}: ${parsed.error.issues[0]?.message ?? "invalid"}; fix or delete it`);
+    throw new UsageError(
+      `${path}: ${parsed.error.issues[0]?.message ?? "invalid"}; fix or delete it`,
+    );
   }
   return parsed.data;
 }
@@ -71,8 +75,7 @@ export function resolveConnection(
     flags.server ?? env.LABRUN_SERVER ?? file.server ?? `http://${DEFAULT_HOST}:${DEFAULT_PORT}`;
   const envToken = role === "admin" ? env.LABRUN_ADMIN_TOKEN : env.LABRUN_TOKEN;
   const fileToken = role === "admin" ? file.adminToken : file.token;
-  const token =
-    flags.token ?? envToken ?? fileToken ?? readTokens(defaultDataDir(env))?.[role];
+  const token = flags.token ?? envToken ?? fileToken ?? readTokens(defaultDataDir(env))?.[role];
   if (!token) {
     throw new UsageError(
       `no ${role} token: pass --token, set ${role === "admin" ? "LABRUN_ADMIN_TOKEN" : "LABRUN_TOKEN"}, or run \`labrun up\` once to write ${configPath(env)}`,

@@ -13,10 +13,11 @@
  * - outcome: what a finished job produced: a result, or an error with a code.
  * - drain: a node state in which it takes no new leases but finishes its jobs.
  */
+
+export * from "./admin.js";
+export * from "./agents.js";
 export * from "./errors.js";
 export * from "./jobs.js";
-export * from "./agents.js";
-export * from "./admin.js";
 export * from "./limits.js";
 
 /** Path prefix of every versioned route. */

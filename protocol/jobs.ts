@@ -27,10 +27,9 @@ export const ProgramFilename = z
   .regex(/^[A-Za-z0-9_.-]{1,100}$/, "a plain file name of letters, digits, _ . -")
   .refine((name) => /\.(c|m)?js$/.test(name), "must end in .js, .cjs or .mjs");
 
-const Labels = z.record(z.string().max(64), z.string().max(256)).refine(
-  (labels) => Object.keys(labels).length <= 32,
-  "at most 32 labels",
-);
+const Labels = z
+  .record(z.string().max(64), z.string().max(256))
+  .refine((labels) => Object.keys(labels).length <= 32, "at most 32 labels");
 
 /** `POST /v1/jobs` body. */
 export const SubmitJobRequest = z

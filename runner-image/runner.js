@@ -99,6 +99,10 @@ processOn("uncaughtException", (error) => {
   const { message, stack } = describe(error);
   fail("RUNTIME_ERROR", message, stack);
 });
+// The event loop ran dry while main's promise was still pending: it can never settle.
+processOn("beforeExit", () => {
+  fail("RUNTIME_ERROR", "main returned a promise that never settles (nothing was left to run)");
+});
 processOn("unhandledRejection", (reason) => {
   const { message, stack } = describe(reason);
   fail("RUNTIME_ERROR", message, stack);
@@ -175,10 +179,16 @@ function serialise(value) {
   try {
     json = stringify(value);
   } catch (error) {
-    return { ok: false, message: `main's result is not JSON-serialisable: ${describe(error).message}` };
+    return {
+      ok: false,
+      message: `main's result is not JSON-serialisable: ${describe(error).message}`,
+    };
   }
   if (json === undefined) {
-    return { ok: false, message: `main's result is not JSON-serialisable: a ${typeof value} has no JSON form` };
+    return {
+      ok: false,
+      message: `main's result is not JSON-serialisable: a ${typeof value} has no JSON form`,
+    };
   }
   return { ok: true, json };
 }
@@ -187,13 +197,17 @@ function serialise(value) {
 async function run() {
   const { request, error, nonce: maybeNonce } = readRequest();
   if (error) {
-    if (typeof maybeNonce === "string" && /^[A-Za-z0-9]{16,128}$/.test(maybeNonce)) nonce = maybeNonce;
+    if (typeof maybeNonce === "string" && /^[A-Za-z0-9]{16,128}$/.test(maybeNonce))
+      nonce = maybeNonce;
     return fail("SANDBOX_ERROR", error);
   }
   nonce = request.nonce;
   // Nothing the program can reach holds the nonce from here on.
   request.nonce = undefined;
-  const input = ObjectPrototypeHasOwn.call(request, "input") && request.input !== undefined ? request.input : null;
+  const input =
+    ObjectPrototypeHasOwn.call(request, "input") && request.input !== undefined
+      ? request.input
+      : null;
 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "job-"));
   let loaded;
@@ -208,17 +222,25 @@ async function run() {
   }
   const main = findMain(loaded);
   if (!main) {
-    return fail("BAD_PROGRAM_FORMAT", BAD_PROGRAM_FORMAT, "the program has no callable main export");
+    return fail(
+      "BAD_PROGRAM_FORMAT",
+      BAD_PROGRAM_FORMAT,
+      "the program has no callable main export",
+    );
   }
 
   let result;
   try {
     result = reflectApply(main, undefined, [input]);
     if (result !== null && (typeof result === "object" || typeof result === "function")) {
-      const then = result.then;
+      // A native promise settles through the captured `then`, so a program that
+      // patched Promise.prototype.then cannot stall or fake its own result.
+      const then = result instanceof PromiseCtor ? promiseThen : result.then;
       if (typeof then === "function") {
         // Settle through the captured Promise so a patched Promise.prototype cannot interfere.
-        result = await new PromiseCtor((resolve, reject) => reflectApply(then, result, [resolve, reject]));
+        result = await new PromiseCtor((resolve, reject) =>
+          reflectApply(then, result, [resolve, reject]),
+        );
       }
     }
   } catch (thrown) {

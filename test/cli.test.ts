@@ -34,7 +34,10 @@ const noStack = (text: string) => expect(text).not.toMatch(/\n\s+at .+:\d+:\d+/)
 
 describe.concurrent("labrun CLI exit codes", () => {
   it("exits 0 and prints main()'s JSON on stdout for a successful job", async () => {
-    const file = program("sum.js", `exports.main = (i) => { console.log("log line"); return { sum: i.a + i.b }; };`);
+    const file = program(
+      "sum.js",
+      `exports.main = (i) => { console.log("log line"); return { sum: i.a + i.b }; };`,
+    );
     const out = await labrun(["submit", file, "--input", '{"a":2,"b":3}'], env);
     expect(out.code).toBe(0);
     expect(JSON.parse(out.stdout)).toEqual({ sum: 5 });
@@ -66,7 +69,10 @@ describe.concurrent("labrun CLI exit codes", () => {
   });
 
   it("submits with --detach, then status, wait and logs by id", async () => {
-    const file = program("detach.js", `exports.main = () => { console.log("hi there"); return 9; };`);
+    const file = program(
+      "detach.js",
+      `exports.main = () => { console.log("hi there"); return 9; };`,
+    );
     const submitted = await labrun(["submit", file, "--detach"], env);
     expect(submitted.code).toBe(0);
     const id = submitted.stdout.trim();
@@ -92,7 +98,10 @@ describe.concurrent("labrun CLI exit codes", () => {
   });
 
   it("cancels a job by id", async () => {
-    const file = program("forever.js", `exports.main = () => new Promise(() => {});`);
+    const file = program(
+      "forever.js",
+      `exports.main = () => new Promise(() => setInterval(() => {}, 1000));`,
+    );
     const submitted = await labrun(["submit", file, "--detach", "--timeout", "60s"], env);
     const id = submitted.stdout.trim();
     const out = await labrun(["cancel", id], env);

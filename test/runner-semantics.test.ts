@@ -93,7 +93,10 @@ describe.concurrent("the runner in a real container", () => {
   });
 
   it("reports a cyclic result as RESULT_NOT_JSON", async () => {
-    await failsWith("RESULT_NOT_JSON", `exports.main = () => { const a = {}; a.a = a; return a; };`);
+    await failsWith(
+      "RESULT_NOT_JSON",
+      `exports.main = () => { const a = {}; a.a = a; return a; };`,
+    );
   });
 
   it("keeps the result intact when the program prints noise and a fake envelope", async () => {

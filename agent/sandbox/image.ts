@@ -15,7 +15,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type Dockerode from "dockerode";
 import type { Logger } from "pino";
-import { pack } from "tar-fs";
+import { type PackOptions, pack } from "tar-fs";
 
 export const RUNNER_IMAGE_REPO = "labrun-runner";
 
@@ -92,8 +92,8 @@ export async function buildRunnerImage(docker: Dockerode, logger: Logger): Promi
   const context = mkdtempSync(join(tmpdir(), "labrun-image-"));
   try {
     assembleContext(context);
-    // umask 0: keep modes as assembled (/tmp must stay 1777 for the tmpfs mounted on it).
-    const stream = await docker.buildImage(pack(context, { umask: 0 }), {
+    // umask 0 (tar-fs supports it; its types lack it): keep modes as assembled (/tmp must stay 1777 for the tmpfs mounted on it).
+    const stream = await docker.buildImage(pack(context, { umask: 0 } as PackOptions), {
       t: tag,
       labels: { "labrun.runner": "1" },
       rm: true,

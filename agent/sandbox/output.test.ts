@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { OutputCollector, type OutputCaps } from "./output.js";
+import { type OutputCaps, OutputCollector } from "./output.js";
 
 const NONCE = "N0nceN0nceN0nceN0nce";
 const CAPS: OutputCaps = { logCapBytes: 1024, maxResultBytes: 1024, maxOutputBytes: 4096 };

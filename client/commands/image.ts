@@ -11,7 +11,9 @@ export async function image(argv: string[]): Promise<number> {
     "image",
     argv,
     {},
-    z.object({ positionals: z.tuple([z.literal("build")], { message: "usage: labrun image build" }) }),
+    z.object({
+      positionals: z.tuple([z.literal("build")], { message: "usage: labrun image build" }),
+    }),
   );
   const tag = await buildRunnerImage(await connectDocker(), createLogger());
   process.stdout.write(`${tag}\n`);

@@ -32,7 +32,9 @@ const SubmitArgs = z
     "input-file": z.string().optional(),
     timeout: z
       .string()
-      .transform((text, ctx) => parseDuration(text) ?? invalid(ctx, "--timeout: use e.g. 10s, 500ms, 2m"))
+      .transform(
+        (text, ctx) => parseDuration(text) ?? invalid(ctx, "--timeout: use e.g. 10s, 500ms, 2m"),
+      )
       .optional(),
     memory: z
       .string()
@@ -93,14 +95,17 @@ function printOutcome(job: Job, json: boolean): number {
     return job.state === "succeeded" ? EXIT.ok : EXIT.jobFailed;
   }
   const outcome = job.outcome;
-  if (outcome?.logs) process.stderr.write(outcome.logs.endsWith("\n") ? outcome.logs : `${outcome.logs}\n`);
+  if (outcome?.logs)
+    process.stderr.write(outcome.logs.endsWith("\n") ? outcome.logs : `${outcome.logs}\n`);
   if (outcome?.ok) {
     process.stdout.write(`${JSON.stringify(outcome.result, null, 2)}\n`);
     return EXIT.ok;
   }
   if (outcome) {
     const detail = outcome.error.detail ? `\n${outcome.error.detail}` : "";
-    process.stderr.write(`labrun: job ${job.id} failed: ${outcome.error.code}: ${outcome.error.message}${detail}\n`);
+    process.stderr.write(
+      `labrun: job ${job.id} failed: ${outcome.error.code}: ${outcome.error.message}${detail}\n`,
+    );
   } else {
     process.stderr.write(`labrun: job ${job.id} is ${job.state}\n`);
   }
@@ -112,7 +117,9 @@ function readText(file: string, what: string): string {
     return readFileSync(file, "utf8");
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    throw new UsageError(`cannot read the ${what} file ${file} (${code ?? (error as Error).message})`);
+    throw new UsageError(
+      `cannot read the ${what} file ${file} (${code ?? (error as Error).message})`,
+    );
   }
 }
 
@@ -188,6 +195,8 @@ export async function jobs(argv: string[]): Promise<number> {
     JobsArgs,
   );
   const page = await clientFor(args).list({ state: args.state, limit: args.limit });
-  process.stdout.write(args.json ? `${JSON.stringify(page, null, 2)}\n` : `${jobsTable(page.jobs)}\n`);
+  process.stdout.write(
+    args.json ? `${JSON.stringify(page, null, 2)}\n` : `${jobsTable(page.jobs)}\n`,
+  );
   return EXIT.ok;
 }

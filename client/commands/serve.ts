@@ -5,7 +5,7 @@ import { DEFAULT_HOST, DEFAULT_PORT } from "../../protocol/index.js";
 import { parseCommand } from "../args.js";
 import { EXIT } from "../errors.js";
 import { createLogger } from "../logger.js";
-import { defaultDataDir, writeClientConfig, configPath } from "../settings.js";
+import { configPath, defaultDataDir, writeClientConfig } from "../settings.js";
 
 const Port = z.coerce.number().int().min(0).max(65535);
 const Slots = z.coerce.number().int().min(1).max(256);
@@ -14,7 +14,10 @@ const NoPositionals = z.tuple([], { message: "takes no positional arguments" });
 const ServerArgs = {
   port: Port.default(() => Number(process.env.LABRUN_PORT ?? DEFAULT_PORT)),
   host: z.string().min(1).default(DEFAULT_HOST),
-  "data-dir": z.string().min(1).default(() => defaultDataDir()),
+  "data-dir": z
+    .string()
+    .min(1)
+    .default(() => defaultDataDir()),
 };
 const SERVER_OPTIONS = {
   port: { type: "string" },

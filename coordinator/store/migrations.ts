@@ -1,0 +1,56 @@
+import type Database from "better-sqlite3";
+
+/**
+ * Versioned schema: migration N brings `PRAGMA user_version` from N-1 to N.
+ * Append new ones; never edit a released one.
+ */
+const MIGRATIONS: string[] = [
+  `
+  CREATE TABLE jobs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    state TEXT NOT NULL,
+    source TEXT NOT NULL,
+    filename TEXT NOT NULL,
+    input TEXT NOT NULL,
+    limits TEXT NOT NULL,
+    labels TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    max_attempts INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    started_at INTEGER,
+    finished_at INTEGER,
+    agent_id TEXT,
+    node TEXT,
+    lease_id TEXT,
+    lease_expires_at INTEGER,
+    completed_lease_id TEXT,
+    outcome TEXT
+  );
+  CREATE INDEX jobs_by_state ON jobs (state, seq);
+  CREATE INDEX jobs_by_lease ON jobs (lease_id);
+  CREATE INDEX jobs_by_agent ON jobs (agent_id, state);
+  CREATE TABLE agents (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    hostname TEXT NOT NULL,
+    slots INTEGER NOT NULL,
+    version TEXT NOT NULL,
+    labels TEXT NOT NULL,
+    token_hash TEXT NOT NULL UNIQUE,
+    state TEXT NOT NULL DEFAULT 'ready',
+    registered_at INTEGER NOT NULL,
+    last_heartbeat_at INTEGER NOT NULL
+  );
+  `,
+];
+
+export function migrate(db: Database.Database): void {
+  const current = db.pragma("user_version", { simple: true }) as number;
+  for (let version = current; version < MIGRATIONS.length; version++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[version] ?? "");
+      db.pragma(`user_version = ${version + 1}`);
+    })();
+  }
+}
