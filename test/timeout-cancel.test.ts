@@ -22,6 +22,17 @@ describe.concurrent("limits enforced from outside the container", () => {
     expect(elapsed).toBeLessThan(3000);
   });
 
+  it("lets a job that runs for 2.5 s finish with its result", async () => {
+    // Regression: waiting on the container before it had started answered at
+    // once, so long-running jobs were cut short with a bogus RUNTIME_ERROR.
+    const job = await run(
+      cluster.client,
+      `exports.main = () => new Promise((resolve) => setTimeout(() => resolve("done"), 2500));`,
+    );
+    expect(job.outcome).toMatchObject({ ok: true, result: "done" });
+    expect(job.outcome?.stats.durationMs).toBeGreaterThanOrEqual(2500);
+  });
+
   it("cancels a running job: CANCELLED, and its container is gone", async () => {
     const { id } = await cluster.client.submit({
       source: `exports.main = () => new Promise(() => setInterval(() => {}, 1000));`,

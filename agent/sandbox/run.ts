@@ -96,7 +96,6 @@ async function superviseContainer(
   const onAbort = () => kill("cancel");
   run.signal?.addEventListener("abort", onAbort, { once: true });
   try {
-    const waited = container.wait();
     try {
       await container.start();
     } catch (error) {
@@ -105,7 +104,11 @@ async function superviseContainer(
     if (run.signal?.aborted) kill("cancel");
     stream.end(run.stdin);
 
-    const status = (await waited) as { StatusCode?: number };
+    // Waited for only once started: Docker's default condition ("not-running")
+    // answers at once for a container that has not started yet, which would end
+    // the run early; once started it answers when the container stops (or at
+    // once, with the exit code, if it already has).
+    const status = (await container.wait()) as { StatusCode?: number };
     const durationMs = performance.now() - started;
     await Promise.race([drained, sleep(STREAM_DRAIN_MS, undefined, { ref: false })]);
     const state = await inspectState(container);

@@ -394,8 +394,9 @@ export class Store {
 const encodeCursor = (seq: number) => Buffer.from(String(seq)).toString("base64url");
 
 function decodeCursor(cursor: string): number {
-  const seq = Number(Buffer.from(cursor, "base64url").toString());
-  if (!Number.isSafeInteger(seq) || seq < 0) {
+  const text = Buffer.from(cursor, "base64url").toString();
+  const seq = Number(text);
+  if (!/^\d{1,16}$/.test(text) || !Number.isSafeInteger(seq)) {
     throw new ApiError("VALIDATION_ERROR", "invalid query: cursor is not one this server gave out");
   }
   return seq;
