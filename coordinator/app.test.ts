@@ -54,6 +54,7 @@ function setup(dataDir = mkdtempSync(join(tmpdir(), "labrun-coord-"))) {
         ? {}
         : { body: typeof body === "string" ? body : JSON.stringify(body) }),
     });
+    // biome-ignore lint/suspicious/noExplicitAny: the tests read arbitrary JSON answers field by field
     return { status: response.status, body: (await response.json()) as Record<string, any> };
   };
   const register = async (name = "node-1", slots = 2) => {
