@@ -17,6 +17,8 @@ export async function teardown(): Promise<void> {
   const docker = await connectDocker();
   const left = await docker.listContainers({ all: true, filters: { label: [JOB_LABEL] } });
   if (left.length > 0) {
+    // Vitest only logs an error thrown here; the run must fail, so set the exit code too.
+    process.exitCode = 1;
     throw new Error(
       `${left.length} job container(s) left behind: ${left.map((c) => c.Names.join(",")).join(" ")}`,
     );
