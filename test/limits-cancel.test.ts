@@ -22,6 +22,16 @@ describe.concurrent("limits enforced from outside the container", () => {
     expect(elapsed).toBeLessThan(3000);
   });
 
+  it("reports a memory bomb over --memory as OUT_OF_MEMORY (the kernel's OOM kill)", async () => {
+    const job = await run(
+      cluster.client,
+      `exports.main = () => { const keep = []; for (;;) keep.push(Buffer.alloc(1 << 20, 1)); };`,
+      { limits: { memoryMb: 64, timeoutMs: 20_000 } },
+    );
+    expect(job.outcome).toMatchObject({ ok: false, error: { code: "OUT_OF_MEMORY" } });
+    expect(job.outcome?.stats.exitCode).toBe(137);
+  });
+
   it("lets a job that runs for 2.5 s finish with its result", async () => {
     // Regression: waiting on the container before it had started answered at
     // once, so long-running jobs were cut short with a bogus RUNTIME_ERROR.
