@@ -28,6 +28,12 @@ const PromiseCtor = Promise;
 const promiseThen = Promise.prototype.then;
 const reflectApply = Reflect.apply;
 const processOn = process.on.bind(process);
+const streamWrite = require("node:stream").Writable.prototype.write;
+const setTimer = setTimeout;
+// Touching process.stdout/stderr creates the streams now, before the program can replace them.
+const stdio = [process.stdout, process.stderr];
+/** How long the program's buffered output may take to flush once main has settled. */
+const FLUSH_MS = 2000;
 const STACK_CAP = 4096;
 
 const BAD_PROGRAM_FORMAT = "Bad program format";
@@ -97,6 +103,11 @@ process.exit = function exit(code) {
 };
 processOn("uncaughtException", (error) => {
   const { message, stack } = describe(error);
+  // The kernel refused more queued stdout/stderr: the program printed far more,
+  // far faster, than can be delivered. That is an output limit, not a bug in it.
+  if (error && error.code === "ENOBUFS" && error.syscall === "write") {
+    return fail("OUTPUT_TOO_LARGE", "the program wrote more output than can be delivered", stack);
+  }
   fail("RUNTIME_ERROR", message, stack);
 });
 // The event loop ran dry while main's promise was still pending: it can never settle.
@@ -172,6 +183,25 @@ function findMain(loaded) {
   return null;
 }
 
+/**
+ * Lets output the program wrote before main settled reach the agent: pipe
+ * writes can be queued in the stream, and exiting at once would drop them
+ * (the agent then counts them against the output cap). Bounded by FLUSH_MS.
+ */
+async function flushProgramOutput() {
+  for (const stream of stdio) {
+    await new PromiseCtor((resolve) => {
+      setTimer(resolve, FLUSH_MS);
+      try {
+        // The callback of an empty write runs once everything queued before it is out.
+        reflectApply(streamWrite, stream, ["", resolve]);
+      } catch {
+        resolve();
+      }
+    });
+  }
+}
+
 // --- serialise the result ---------------------------------------------------
 function serialise(value) {
   if (value === undefined) return { ok: true, json: "null" };
@@ -245,9 +275,11 @@ async function run() {
     }
   } catch (thrown) {
     const { message, stack } = describe(thrown);
+    await flushProgramOutput();
     return fail("RUNTIME_ERROR", message, stack);
   }
 
+  await flushProgramOutput();
   const serialised = serialise(result);
   if (!serialised.ok) return fail("RESULT_NOT_JSON", serialised.message);
   if (settled) return;
