@@ -29,11 +29,8 @@ const promiseThen = Promise.prototype.then;
 const reflectApply = Reflect.apply;
 const processOn = process.on.bind(process);
 const streamWrite = require("node:stream").Writable.prototype.write;
-const setTimer = setTimeout;
 // Touching process.stdout/stderr creates the streams now, before the program can replace them.
 const stdio = [process.stdout, process.stderr];
-/** How long the program's buffered output may take to flush once main has settled. */
-const FLUSH_MS = 2000;
 const STACK_CAP = 4096;
 
 const BAD_PROGRAM_FORMAT = "Bad program format";
@@ -186,12 +183,13 @@ function findMain(loaded) {
 /**
  * Lets output the program wrote before main settled reach the agent: pipe
  * writes can be queued in the stream, and exiting at once would drop them
- * (the agent then counts them against the output cap). Bounded by FLUSH_MS.
+ * (and with them what the agent counts against the output cap). Not bounded
+ * here on purpose: a time bound made the outcome depend on load; the job's
+ * wall timeout, enforced from outside, bounds it instead.
  */
 async function flushProgramOutput() {
   for (const stream of stdio) {
     await new PromiseCtor((resolve) => {
-      setTimer(resolve, FLUSH_MS);
       try {
         // The callback of an empty write runs once everything queued before it is out.
         reflectApply(streamWrite, stream, ["", resolve]);
