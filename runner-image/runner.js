@@ -1,298 +1,566 @@
 // labrun's in-container runner. No dependencies: it runs FROM scratch beside
-// the node binary. Flow: read request → write program → load → find main →
-// call → serialise → emit the framed envelope → exit.
+// the node binary. It reads one job on stdin, runs the program's main(input)
+// and writes exactly one framed envelope on stdout:
 //
-// Everything the runner relies on is captured before user code loads, so a
-// program that monkey-patches globals (JSON, console, process.stdout, Buffer,
-// process.exit, Promise) cannot forge or break the envelope. The envelope is
-// framed by a nonce that lives only in this module's closure.
+//   read request → write program → load → find main → call → serialise → emit
+//
+// The envelope is framed as "\n" + nonce + JSON + nonce + "\n". The nonce
+// lives only in this module's closure, so nothing the program prints can forge
+// or break the envelope: all other output is just the program's logs.
+//
+// The program runs in this process and realm and may replace any global or
+// prototype method (JSON.stringify, console.log, process.stdout.write, Buffer,
+// process.exit, Promise.prototype.then...). Everything the runner uses once
+// user code has loaded is therefore captured first, below, and called through
+// Reflect.apply — the "primordials" pattern Node uses for its own internals.
 "use strict";
 
 const fs = require("node:fs");
 const os = require("node:os");
 const path = require("node:path");
-const Module = require("node:module");
+const vm = require("node:vm");
+const { createRequire } = require("node:module");
+const { Writable } = require("node:stream");
 const { pathToFileURL } = require("node:url");
+const { types } = require("node:util");
 
-// --- captured before any user code runs -----------------------------------
+// --- captured before any user code loads ------------------------------------
+const { apply } = Reflect;
+/** `uncurry(String.prototype.slice)(text, 1)` calls the original slice on `text`. */
+const uncurry =
+  (fn) =>
+  (self, ...args) =>
+    apply(fn, self, args);
 const stringify = JSON.stringify;
 const parseJson = JSON.parse;
 const writeSync = fs.writeSync;
-const reallyExit = process.reallyExit.bind(process);
-const ObjectPrototypeHasOwn = Object.prototype.hasOwnProperty;
-const StringFn = String;
-const BufferFrom = Buffer.from;
-const SyntaxErrorCtor = SyntaxError;
-const ErrorCtor = Error;
-const PromiseCtor = Promise;
+const bufferFrom = Buffer.from;
+const StringCtor = String;
+const getPrototypeOf = Object.getPrototypeOf;
+const stringSlice = uncurry(String.prototype.slice);
+const stringIndexOf = uncurry(String.prototype.indexOf);
+const stringEndsWith = uncurry(String.prototype.endsWith);
+const regExpExec = uncurry(RegExp.prototype.exec);
 const promiseThen = Promise.prototype.then;
-const reflectApply = Reflect.apply;
-const processOn = process.on.bind(process);
-const streamWrite = require("node:stream").Writable.prototype.write;
+const isPromise = types.isPromise;
+// Error.isError (Node 24+) and isNativeError cannot be fooled by prototypes or Symbol.hasInstance.
+const isError = typeof Error.isError === "function" ? Error.isError : types.isNativeError;
+const SyntaxErrorPrototype = SyntaxError.prototype;
+const processOn = uncurry(process.on);
+const reallyExit = uncurry(
+  typeof process.reallyExit === "function" ? process.reallyExit : process.exit,
+);
+const streamWrite = uncurry(Writable.prototype.write);
+const streamUncork = uncurry(Writable.prototype.uncork);
+const streamCorked = uncurry(
+  Object.getOwnPropertyDescriptor(Writable.prototype, "writableCorked").get,
+);
+const atomicsWait = Atomics.wait;
+const sleepCell = new Int32Array(new SharedArrayBuffer(4));
 // Touching process.stdout/stderr creates the streams now, before the program can replace them.
-const stdio = [process.stdout, process.stderr];
-const STACK_CAP = 4096;
+const programOutput = [process.stdout, process.stderr];
 
 const BAD_PROGRAM_FORMAT = "Bad program format";
+/** Messages and details are capped so a huge error cannot outgrow the agent's result cap. */
+const TEXT_CAP = 4096;
+const NONCE = /^[A-Za-z0-9]{16,128}$/;
+const FILENAME = /^[A-Za-z0-9_.-]{1,100}$/;
+const PROGRAM_EXTENSION = /\.(c|m)?js$/;
 
-let settled = false;
+/** Frames this run's envelope; set once from the request, never stored anywhere else. */
 let nonce = "";
+/** The envelope JSON once the job has ended: the first ending wins. */
+let outcome = null;
+let emitted = false;
+/** What the program is doing, for the message when the event loop runs dry. */
+let phase = "loading";
+
+// --- ending the job -----------------------------------------------------------
 
 /** Writes all of `text` to fd 1, looping over partial writes and EAGAIN. */
 function writeAll(text) {
-  const bytes = BufferFrom(text, "utf8");
+  const bytes = bufferFrom(text, "utf8");
   let offset = 0;
   while (offset < bytes.length) {
     try {
       offset += writeSync(1, bytes, offset, bytes.length - offset);
     } catch (error) {
-      // fd 1 may be non-blocking once the program touched process.stdout.
-      if (error && error.code === "EAGAIN") continue;
-      throw error;
+      // fd 1 is non-blocking once the program has touched process.stdout.
+      if (error?.code !== "EAGAIN") throw error;
+      apply(atomicsWait, Atomics, [sleepCell, 0, 0, 1]);
     }
   }
-}
-
-/** Emits the one envelope of this run and exits; later calls do nothing. */
-function finish(envelope) {
-  if (settled) return;
-  settled = true;
-  let text;
-  try {
-    text = stringify(envelope);
-  } catch {
-    text = stringify({
-      ok: false,
-      error: { code: "RUNTIME_ERROR", message: "the runner could not encode the outcome" },
-    });
-  }
-  try {
-    writeAll(`\n${nonce}${text}${nonce}\n`);
-  } finally {
-    reallyExit(0);
-  }
-}
-
-function fail(code, message, detail) {
-  const error = { code, message: StringFn(message) };
-  if (detail) error.detail = StringFn(detail).slice(0, STACK_CAP);
-  finish({ ok: false, error });
-}
-
-/** Message (and stack) of a thrown value; a hostile value cannot make this throw. */
-function describe(value) {
-  try {
-    if (value instanceof ErrorCtor) {
-      return { message: StringFn(value.message), stack: StringFn(value.stack) };
-    }
-    return { message: StringFn(value) };
-  } catch {
-    return { message: "a thrown value that cannot be shown" };
-  }
-}
-
-// --- a job ends when main settles; anything before that is the program's ----
-process.exit = function exit(code) {
-  fail(
-    "RUNTIME_ERROR",
-    `the program called process.exit(${code === undefined ? "" : StringFn(code)}) before main returned`,
-  );
-};
-processOn("uncaughtException", (error) => {
-  const { message, stack } = describe(error);
-  // The kernel refused more queued stdout/stderr: the program printed far more,
-  // far faster, than can be delivered. That is an output limit, not a bug in it.
-  if (error && error.code === "ENOBUFS" && error.syscall === "write") {
-    return fail("OUTPUT_TOO_LARGE", "the program wrote more output than can be delivered", stack);
-  }
-  fail("RUNTIME_ERROR", message, stack);
-});
-// The event loop ran dry while main's promise was still pending: it can never settle.
-processOn("beforeExit", () => {
-  fail("RUNTIME_ERROR", "main returned a promise that never settles (nothing was left to run)");
-});
-processOn("unhandledRejection", (reason) => {
-  const { message, stack } = describe(reason);
-  fail("RUNTIME_ERROR", message, stack);
-});
-
-// --- read the request -------------------------------------------------------
-function readRequest() {
-  let request;
-  try {
-    request = parseJson(fs.readFileSync(0, "utf8"));
-  } catch (error) {
-    return { error: `the runner's request is not JSON: ${describe(error).message}` };
-  }
-  const valid =
-    request !== null &&
-    typeof request === "object" &&
-    typeof request.source === "string" &&
-    typeof request.filename === "string" &&
-    /^[A-Za-z0-9_.-]{1,100}$/.test(request.filename) &&
-    /\.(c|m)?js$/.test(request.filename) &&
-    typeof request.nonce === "string" &&
-    /^[A-Za-z0-9]{16,128}$/.test(request.nonce);
-  if (!valid) return { error: "the runner's request is malformed", nonce: request?.nonce };
-  return { request };
-}
-
-// --- load the program -------------------------------------------------------
-const ESM_SYNTAX =
-  /Cannot use import statement|Unexpected token 'export'|import\.meta|await is only valid|Cannot use 'import\.meta'/;
-
-/** Program module loading: CommonJS first for .js, ESM when its syntax says so. */
-async function loadProgram(dir, filename, source) {
-  const file = path.join(dir, filename);
-  fs.writeFileSync(file, source, { mode: 0o400 });
-  if (filename.endsWith(".mjs")) return importEsm(file);
-  try {
-    const requireProgram = Module.createRequire(file);
-    return { kind: "cjs", exports: requireProgram(file) };
-  } catch (error) {
-    const looksEsm =
-      (error instanceof SyntaxErrorCtor && ESM_SYNTAX.test(error.message)) ||
-      // Node 22+ may load ESM syntax through require() itself, except with top-level await.
-      (error && (error.code === "ERR_REQUIRE_ASYNC_MODULE" || error.code === "ERR_REQUIRE_ESM"));
-    if (!filename.endsWith(".cjs") && looksEsm) {
-      const esmFile = path.join(dir, `${filename.replace(/\.js$/, "")}.mjs`);
-      fs.writeFileSync(esmFile, source, { mode: 0o400 });
-      return importEsm(esmFile);
-    }
-    throw error;
-  }
-}
-
-async function importEsm(file) {
-  return { kind: "esm", exports: await import(pathToFileURL(file).href) };
-}
-
-/** The callable main, or null: exports.main, module.exports = fn, default.main, default fn. */
-function findMain(loaded) {
-  const exported = loaded.exports;
-  if (exported === null || exported === undefined) return null;
-  if (loaded.kind === "cjs" && typeof exported === "function") return exported;
-  if (typeof exported.main === "function") return exported.main;
-  // ESM default export (also what Node 22+'s require() of ESM syntax yields).
-  const fallback = exported.default;
-  if (typeof fallback === "function") return fallback;
-  if (fallback && typeof fallback.main === "function") return fallback.main;
-  return null;
 }
 
 /**
- * Lets output the program wrote before main settled reach the agent: pipe
- * writes can be queued in the stream, and exiting at once would drop them
- * (and with them what the agent counts against the output cap). Not bounded
- * here on purpose: a time bound made the outcome depend on load; the job's
- * wall timeout, enforced from outside, bounds it instead.
+ * Writes the framed envelope and ends the process at once, cutting off any
+ * timers or promises the program left behind.
  */
-async function flushProgramOutput() {
-  for (const stream of stdio) {
-    await new PromiseCtor((resolve) => {
-      try {
-        // The callback of an empty write runs once everything queued before it is out.
-        reflectApply(streamWrite, stream, ["", resolve]);
-      } catch {
-        resolve();
-      }
-    });
+function emit(envelopeJson) {
+  if (emitted) return;
+  emitted = true;
+  try {
+    writeAll(`\n${nonce}${envelopeJson}${nonce}\n`);
+  } finally {
+    reallyExit(process, 0);
   }
 }
 
-// --- serialise the result ---------------------------------------------------
-function serialise(value) {
-  if (value === undefined) return { ok: true, json: "null" };
+/**
+ * Ends the job with `envelopeJson` unless it has already ended. Output the
+ * program queued in its streams (a pipe takes 64 KiB before writes queue) is
+ * let out first, so it reaches the agent before the envelope instead of being
+ * dropped at exit (and with it what the agent counts against the output cap).
+ * Not bounded in time on purpose: a bound made the outcome depend on load; the
+ * job's wall timeout, enforced from outside, bounds it instead.
+ */
+function conclude(envelopeJson) {
+  if (outcome !== null) return;
+  outcome = envelopeJson;
+  let pending = programOutput.length;
+  for (let i = 0; i < programOutput.length; i++) {
+    const stream = programOutput[i];
+    let called = false;
+    const flushed = (error) => {
+      if (called) return;
+      called = true;
+      // Output that cannot be delivered outranks a result already decided.
+      if (isOutputOverflow(error)) return emit(thrownFailure(error));
+      pending -= 1;
+      if (pending === 0) emit(outcome);
+    };
+    try {
+      // A corked stream would hold the empty write below back for ever.
+      for (let n = 0; n < 1000 && streamCorked(stream) > 0; n++) streamUncork(stream);
+      // The callback of an empty write runs once everything queued before it is out.
+      streamWrite(stream, "", flushed);
+    } catch (error) {
+      flushed(error);
+    }
+  }
+}
+
+/**
+ * The envelope of a failure, assembled by hand from JSON strings: the captured
+ * stringify still honours a toJSON the program put on Object.prototype, but
+ * never consults one for a primitive string.
+ */
+function failure(code, message, detail) {
+  let json = `{"code":${stringify(code)},"message":${stringify(cap(message))}`;
+  if (detail) json += `,"detail":${stringify(cap(detail))}`;
+  return `{"ok":false,"error":${json}}}`;
+}
+
+function fail(code, message, detail) {
+  conclude(failure(code, message, detail));
+}
+
+/** The failure for something the program threw, rejected with or raised. */
+function thrownFailure(thrown, program) {
+  // The kernel refused more queued stdout/stderr: the program printed far more,
+  // far faster, than can be delivered. That is an output limit, not a bug in it.
+  if (isOutputOverflow(thrown)) {
+    return failure("OUTPUT_TOO_LARGE", "the program wrote more output than can be delivered");
+  }
+  const { message, stack } = describeThrown(thrown, program);
+  return failure("RUNTIME_ERROR", message, stack);
+}
+
+function isOutputOverflow(thrown) {
+  try {
+    return isError(thrown) && thrown.code === "ENOBUFS" && thrown.syscall === "write";
+  } catch {
+    return false;
+  }
+}
+
+// --- reading thrown values safely ---------------------------------------------
+// These run after user code, on values it made: every property read may call a
+// getter it wrote, so each one is guarded and uses captured functions only.
+
+function cap(text) {
+  return text.length > TEXT_CAP ? `${stringSlice(text, 0, TEXT_CAP)}…` : text;
+}
+
+/** String(value), or a placeholder when the value's own conversion throws. */
+function show(value) {
+  try {
+    return StringCtor(value);
+  } catch {
+    return "a value that cannot be shown as text";
+  }
+}
+
+function stackOf(error) {
+  try {
+    const stack = error.stack;
+    return typeof stack === "string" ? stack : "";
+  } catch {
+    return "";
+  }
+}
+
+/** `{message, stack}` of a thrown value: error.message for errors, String(value) otherwise. */
+function describeThrown(thrown, program) {
+  if (!isError(thrown)) return { message: show(thrown), stack: "" };
+  let message = "";
+  try {
+    message = show(thrown.message);
+  } catch {
+    // A throwing message getter: fall back to the error's own text below.
+  }
+  const stack = stackOf(thrown);
+  return {
+    message: message || show(thrown),
+    stack: program ? withoutProgramDir(stack, program) : stack,
+  };
+}
+
+function replaceAllText(text, find, replacement) {
+  let result = "";
+  let from = 0;
+  for (;;) {
+    const at = stringIndexOf(text, find, from);
+    if (at === -1) return result + stringSlice(text, from);
+    result += stringSlice(text, from, at) + replacement;
+    from = at + find.length;
+  }
+}
+
+/** Shows `/tmp/labrun-job-x/main.js:3` as `main.js:3`: the user only knows its own file name. */
+function withoutProgramDir(text, program) {
+  return replaceAllText(replaceAllText(text, `${program.dirUrl}/`, ""), `${program.dir}/`, "");
+}
+
+// --- the steps of a run -------------------------------------------------------
+
+/** Reads and validates the request; a request without a usable nonce cannot be answered. */
+function readRequest() {
+  const text = fs.readFileSync(0, "utf8");
+  let request = null;
+  try {
+    request = parseJson(text);
+  } catch {
+    // Not JSON: answered as SANDBOX_ERROR below, if a nonce can still be found.
+  }
+  const isObject = request !== null && typeof request === "object" && !Array.isArray(request);
+  if (isObject && typeof request.nonce === "string" && NONCE.test(request.nonce)) {
+    nonce = request.nonce;
+    // Nothing the program can reach holds the nonce from here on.
+    delete request.nonce;
+  } else {
+    // A truncated or garbled request may still carry the nonce: framing the
+    // SANDBOX_ERROR lets the agent say what went wrong.
+    const found = /"nonce"\s*:\s*"([A-Za-z0-9]{16,128})"/.exec(text);
+    if (!found) {
+      writeSync(2, "labrun runner: the request on stdin has no valid nonce; cannot answer\n");
+      reallyExit(process, 2);
+    }
+    nonce = found[1];
+  }
+  // RegExp.input, RegExp.$1 and friends are globals that hold the last match:
+  // one more match makes sure they no longer hold the nonce or the request.
+  regExpExec(/(?:)/, "");
+  const problem = requestProblem(isObject ? request : null);
+  if (problem) return { problem };
+  return { source: request.source, filename: request.filename, input: request.input ?? null };
+}
+
+/** What is wrong with a request (RunnerRequest in protocol/jobs.ts), or "" when nothing is. */
+function requestProblem(request) {
+  if (request === null) return "it is not a JSON object";
+  if (typeof request.source !== "string") return "source is not a string";
+  if (typeof request.filename !== "string") return "filename is not a string";
+  if (!FILENAME.test(request.filename) || !PROGRAM_EXTENSION.test(request.filename)) {
+    return "filename is not a plain name ending in .js, .cjs or .mjs";
+  }
+  return "";
+}
+
+/**
+ * Writes the program into a fresh private directory under the tmpfs. The
+ * package.json pins `.js` to CommonJS on every Node version (22+ would
+ * otherwise guess the module type itself); ESM syntax is detected below.
+ */
+function writeProgram(source, filename) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "labrun-job-"));
+  fs.writeFileSync(path.join(dir, "package.json"), '{"type":"commonjs"}\n', { mode: 0o400 });
+  const file = path.join(dir, filename);
+  fs.writeFileSync(file, source, { mode: 0o400 });
+  return { dir, dirUrl: pathToFileURL(dir).href, file, filename, source };
+}
+
+/**
+ * From here on the job ends only through the runner: a process.exit, an
+ * uncaught exception or an unhandled rejection before main settles becomes a
+ * RUNTIME_ERROR; after it settled, they change nothing.
+ */
+function installGuards(program) {
+  const intercept = (name) =>
+    function exit(code) {
+      const shown = code === undefined ? "" : show(code);
+      // The caller expects not to continue: end now, as Node's own exit would.
+      emit(
+        outcome ??
+          failure("RUNTIME_ERROR", `the program called ${name}(${shown}) before main returned`),
+      );
+    };
+  process.exit = intercept("process.exit");
+  process.reallyExit = intercept("process.reallyExit");
+  process.abort = intercept("process.abort");
+  processOn(process, "uncaughtException", (error) => {
+    if (outcome === null) conclude(thrownFailure(error, program));
+    // Output that cannot be delivered outranks a result already decided.
+    else if (isOutputOverflow(error)) emit(thrownFailure(error, program));
+  });
+  processOn(process, "unhandledRejection", (reason) => conclude(thrownFailure(reason, program)));
+  // The event loop ran dry. With the job ended, no more output can come out;
+  // before that, the program was still pending and can never finish.
+  processOn(process, "beforeExit", () => {
+    if (outcome !== null) return emit(outcome);
+    fail(
+      "RUNTIME_ERROR",
+      phase === "loading"
+        ? "the program's top-level await never finished (nothing was left to run)"
+        : "main returned a promise that never settles (nothing was left to run)",
+    );
+  });
+}
+
+// SyntaxErrors whose message shows ESM syntax in a `.js` file. The first are
+// certain; the second only happen in CommonJS but may also be plain mistakes,
+// so the CommonJS error is kept if the program does not parse as ESM either
+// (Node's own module-syntax detection uses much the same two lists).
+const ESM_SYNTAX =
+  /^(Cannot use import statement outside a module|Unexpected token 'export'|Cannot use 'import\.meta' outside a module)/;
+const MAYBE_ESM_SYNTAX =
+  /^(await is only valid in async functions and the top level bodies of modules|Unexpected reserved word|Identifier '(module|exports|require|__filename|__dirname)' has already been declared)/;
+const COMMONJS_PARAMETERS = ["exports", "require", "module", "__filename", "__dirname"];
+
+/**
+ * Loads a `.cjs`/`.js` program. It is compiled once first, exactly as require()
+ * will, so a program that does not parse is told apart from one that throws a
+ * SyntaxError while running (JSON.parse, eval) — and require() never sees ESM
+ * syntax (which would print Node's "To load an ES module" warning into the logs).
+ * Returns null when the job has already ended.
+ */
+function requireProgram(program) {
+  let syntaxError = null;
+  try {
+    vm.compileFunction(program.source, COMMONJS_PARAMETERS, { filename: program.file });
+  } catch (error) {
+    syntaxError = error;
+  }
+  if (syntaxError) {
+    const message = show(syntaxError.message);
+    if (stringEndsWith(program.filename, ".js")) {
+      if (ESM_SYNTAX.test(message)) return { kind: "esm-syntax", syntaxError: null };
+      if (MAYBE_ESM_SYNTAX.test(message)) return { kind: "esm-syntax", syntaxError };
+    }
+    fail("BAD_PROGRAM_FORMAT", BAD_PROGRAM_FORMAT, parseErrorDetail(syntaxError, program));
+    return null;
+  }
+  try {
+    return { kind: "cjs", exports: createRequire(program.file)(program.file) };
+  } catch (thrown) {
+    // It parsed, so whatever it threw while loading is its own doing.
+    conclude(thrownFailure(thrown, program));
+    return null;
+  }
+}
+
+/**
+ * Loads an ES module (`.mjs`, or a `.js` whose syntax is ESM, copied to `.mjs`).
+ * `cjsSyntaxError` is reported instead when a maybe-ESM `.js` is not valid ESM
+ * either. Resolves to null when the job has already ended.
+ */
+async function importProgram(program, cjsSyntaxError) {
+  let file = program.file;
+  if (!stringEndsWith(file, ".mjs")) {
+    file = `${stringSlice(file, 0, -".js".length)}.mjs`;
+    fs.writeFileSync(file, program.source, { mode: 0o400 });
+  }
+  try {
+    return { kind: "esm", exports: await import(pathToFileURL(file).href) };
+  } catch (thrown) {
+    if (!isParseOrLinkError(thrown, program)) {
+      conclude(thrownFailure(thrown, program));
+      return null;
+    }
+    const reported = cjsSyntaxError ?? thrown;
+    fail("BAD_PROGRAM_FORMAT", BAD_PROGRAM_FORMAT, parseErrorDetail(reported, program));
+    return null;
+  }
+}
+
+/**
+ * Whether import() failed because the module does not parse or link (V8's own
+ * SyntaxError, raised before any of the program ran, so none of its stack
+ * frames is in the program) rather than because the program threw while
+ * evaluating (its own code is then on the stack). Only the frames count: the
+ * header of a link error names the program's file too.
+ */
+function isParseOrLinkError(error, program) {
+  if (!isError(error) || getPrototypeOf(error) !== SyntaxErrorPrototype) return false;
+  const stack = stackOf(error);
+  const framesAt = stringIndexOf(stack, "\n    at ");
+  if (framesAt === -1) return true;
+  const frames = stringSlice(stack, framesAt);
+  return stringIndexOf(frames, program.dir) === -1 && stringIndexOf(frames, program.dirUrl) === -1;
+}
+
+/** Node's "file:line / source line / ^^^ / SyntaxError: ..." header, without the runner's frames. */
+function parseErrorDetail(error, program) {
+  const stack = withoutProgramDir(stackOf(error), program);
+  const framesAt = stringIndexOf(stack, "\n    at ");
+  const header = framesAt === -1 ? stack : stringSlice(stack, 0, framesAt);
+  return header || `SyntaxError: ${show(error.message)}`;
+}
+
+/**
+ * The program's main and the `this` a caller would naturally use:
+ * CommonJS `exports.main` or `module.exports` as a function; ESM `export main`,
+ * `export default { main }` or a default function. Also `exports.default` from
+ * ESM compiled to CommonJS (TypeScript, Babel).
+ */
+function findMain(loaded) {
+  const exported = loaded.exports;
+  const isObjectLike = (value) =>
+    value !== null && (typeof value === "object" || typeof value === "function");
+  if (!isObjectLike(exported)) return null;
+  if (typeof exported.main === "function") {
+    return { main: exported.main, self: loaded.kind === "cjs" ? exported : undefined };
+  }
+  if (loaded.kind === "cjs" && typeof exported === "function") {
+    return { main: exported, self: undefined };
+  }
+  const fallback = exported.default;
+  if (isObjectLike(fallback) && typeof fallback.main === "function") {
+    return { main: fallback.main, self: fallback };
+  }
+  if (typeof fallback === "function") return { main: fallback, self: undefined };
+  return null;
+}
+
+function missingMainDetail(loaded) {
+  const where =
+    loaded.kind === "cjs"
+      ? "set exports.main (or module.exports) to a function"
+      : "export a function named main, or a default export that is a function or has a main method";
+  let found = "";
+  try {
+    const main = loaded.exports?.main;
+    if (main !== undefined) found = ` (main is ${main === null ? "null" : `a ${typeof main}`})`;
+  } catch {
+    // A throwing getter: no more to say about it.
+  }
+  return `the program has no callable main${found}: ${where}`;
+}
+
+/**
+ * Follows `value` the way `await` would, through captured functions only: a
+ * native promise settles through the original then (a program that patched
+ * Promise.prototype.then cannot stall or fake its result); any other thenable
+ * through its own then, as `await` would call it.
+ */
+function whenSettled(value, onValue, onError) {
+  let then = null;
+  let called = false;
+  try {
+    if (isPromise(value)) then = promiseThen;
+    else if (value !== null && (typeof value === "object" || typeof value === "function")) {
+      const candidate = value.then;
+      if (typeof candidate === "function") then = candidate;
+    }
+    if (then !== null) {
+      apply(then, value, [
+        (next) => {
+          if (called) return;
+          called = true;
+          whenSettled(next, onValue, onError);
+        },
+        (reason) => {
+          if (called) return;
+          called = true;
+          onError(reason);
+        },
+      ]);
+    }
+  } catch (thrown) {
+    if (!called) {
+      called = true;
+      onError(thrown);
+    }
+    return;
+  }
+  if (then === null) onValue(value);
+}
+
+/**
+ * The success envelope of main's value, with JSON.stringify semantics
+ * (toJSON honoured, undefined → null), or RESULT_NOT_JSON for a value with no
+ * JSON text. Serialised at once: later changes by leftover timers do not count.
+ */
+function resultEnvelope(value) {
+  if (value === undefined) return '{"ok":true,"result":null}';
   let json;
   try {
     json = stringify(value);
   } catch (error) {
-    return {
-      ok: false,
-      message: `main's result is not JSON-serialisable: ${describe(error).message}`,
-    };
+    const { message } = describeThrown(error);
+    return failure("RESULT_NOT_JSON", `main's result cannot be serialised to JSON: ${message}`);
   }
   if (json === undefined) {
-    return {
-      ok: false,
-      message: `main's result is not JSON-serialisable: a ${typeof value} has no JSON form`,
-    };
+    const what = typeof value === "object" ? "its toJSON returned undefined" : `a ${typeof value}`;
+    return failure("RESULT_NOT_JSON", `main's result has no JSON form (${what})`);
   }
-  return { ok: true, json };
+  return `{"ok":true,"result":${json}}`;
 }
 
-// --- the run ----------------------------------------------------------------
+// --- the run -----------------------------------------------------------------
+
 async function run() {
-  const { request, error, nonce: maybeNonce } = readRequest();
-  if (error) {
-    if (typeof maybeNonce === "string" && /^[A-Za-z0-9]{16,128}$/.test(maybeNonce))
-      nonce = maybeNonce;
-    return fail("SANDBOX_ERROR", error);
+  const request = readRequest();
+  if (request.problem) {
+    return fail("SANDBOX_ERROR", `the runner's request is malformed: ${request.problem}`);
   }
-  nonce = request.nonce;
-  // Nothing the program can reach holds the nonce from here on.
-  request.nonce = undefined;
-  const input =
-    ObjectPrototypeHasOwn.call(request, "input") && request.input !== undefined
-      ? request.input
-      : null;
+  const program = writeProgram(request.source, request.filename);
+  installGuards(program);
 
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "job-"));
-  let loaded;
+  // Every await below starts before any of the program runs, so a program
+  // that patches Promise cannot get between the runner and its own promises.
+  let loaded = stringEndsWith(program.filename, ".mjs")
+    ? await importProgram(program, null)
+    : requireProgram(program);
+  if (loaded?.kind === "esm-syntax") loaded = await importProgram(program, loaded.syntaxError);
+  if (!loaded || outcome !== null) return;
+
+  let found;
   try {
-    loaded = await loadProgram(dir, request.filename, request.source);
-  } catch (loadError) {
-    if (loadError instanceof SyntaxErrorCtor) {
-      return fail("BAD_PROGRAM_FORMAT", BAD_PROGRAM_FORMAT, loadError.message);
-    }
-    const { message, stack } = describe(loadError);
-    return fail("RUNTIME_ERROR", message, stack);
+    found = findMain(loaded);
+  } catch (thrown) {
+    return conclude(thrownFailure(thrown, program));
   }
-  const main = findMain(loaded);
-  if (!main) {
-    return fail(
-      "BAD_PROGRAM_FORMAT",
-      BAD_PROGRAM_FORMAT,
-      "the program has no callable main export",
-    );
-  }
+  if (!found) return fail("BAD_PROGRAM_FORMAT", BAD_PROGRAM_FORMAT, missingMainDetail(loaded));
 
+  phase = "running";
   let result;
   try {
-    result = reflectApply(main, undefined, [input]);
-    if (result !== null && (typeof result === "object" || typeof result === "function")) {
-      // A native promise settles through the captured `then`, so a program that
-      // patched Promise.prototype.then cannot stall or fake its own result.
-      const then = result instanceof PromiseCtor ? promiseThen : result.then;
-      if (typeof then === "function") {
-        // Settle through the captured Promise so a patched Promise.prototype cannot interfere.
-        result = await new PromiseCtor((resolve, reject) =>
-          reflectApply(then, result, [resolve, reject]),
-        );
-      }
-    }
+    result = apply(found.main, found.self, [request.input]);
   } catch (thrown) {
-    const { message, stack } = describe(thrown);
-    await flushProgramOutput();
-    return fail("RUNTIME_ERROR", message, stack);
+    return conclude(thrownFailure(thrown, program));
   }
-
-  await flushProgramOutput();
-  const serialised = serialise(result);
-  if (!serialised.ok) return fail("RESULT_NOT_JSON", serialised.message);
-  if (settled) return;
-  settled = true;
-  try {
-    writeAll(`\n${nonce}{"ok":true,"result":${serialised.json}}${nonce}\n`);
-  } finally {
-    reallyExit(0);
-  }
+  whenSettled(
+    result,
+    (value) => conclude(resultEnvelope(value)),
+    (reason) => conclude(thrownFailure(reason, program)),
+  );
 }
 
-reflectApply(promiseThen, run(), [
+apply(promiseThen, run(), [
   undefined,
   (error) => {
-    const { message, stack } = describe(error);
+    const { message, stack } = describeThrown(error);
     fail("SANDBOX_ERROR", `the runner failed: ${message}`, stack);
   },
 ]);

@@ -17,9 +17,14 @@ import type Dockerode from "dockerode";
 import type { Logger } from "pino";
 import { type PackOptions, pack } from "tar-fs";
 
+/**
+ * The runner image: FROM scratch with this machine's own node binary, the
+ * shared libraries `ldd` lists for it, and runner-image/runner.js. Nothing is
+ * pulled from a registry, so an agent works on a machine with no registry access.
+ */
 export const RUNNER_IMAGE_REPO = "labrun-runner";
 
-/** The files that make the image, relative to runner-image/. */
+/** The files of runner-image/ that make the image; the tag hashes them. */
 const RUNNER_FILES = ["runner.js", "package.json", "Dockerfile"] as const;
 
 /**
@@ -31,19 +36,21 @@ export function packageRoot(): string {
   for (;;) {
     const manifest = join(dir, "package.json");
     if (existsSync(manifest)) {
-      const name = (JSON.parse(readFileSync(manifest, "utf8")) as { name?: string }).name;
+      const name = (JSON.parse(readFileSync(manifest, "utf8")) as { name?: unknown }).name;
       if (name === "labrun") return dir;
     }
     const parent = dirname(dir);
-    if (parent === dir) throw new Error("cannot find the labrun package root");
+    if (parent === dir) throw new Error("cannot find the labrun package root above this module");
     dir = parent;
   }
 }
 
 /**
  * `labrun-runner:<hash>`: a content hash over the runner's files and the node
- * binary's version and arch, so an agent with a changed runner (or node)
- * builds a new image instead of using a stale one.
+ * version and arch, so a changed runner (or node) builds a new image instead
+ * of reusing a stale one.
+ *
+ * @example runnerImageTag() // "labrun-runner:3f9c0a1b2c4d5e6f"
  */
 export function runnerImageTag(): string {
   const hash = createHash("sha256");
@@ -55,28 +62,31 @@ export function runnerImageTag(): string {
   return `${RUNNER_IMAGE_REPO}:${hash.digest("hex").slice(0, 16)}`;
 }
 
-/** The absolute paths of the shared libraries `ldd` lists (the vdso has none). */
+/**
+ * The absolute paths of the shared libraries in `ldd` output, the dynamic
+ * loader included; the vdso (no path) and a static binary give none.
+ *
+ * @example
+ * parseLdd("\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x7f)\n\t/lib64/ld-linux-x86-64.so.2 (0x7f)")
+ * // ["/lib/x86_64-linux-gnu/libc.so.6", "/lib64/ld-linux-x86-64.so.2"]
+ */
 export function parseLdd(text: string): string[] {
   const paths = new Set<string>();
   for (const line of text.split("\n")) {
-    // "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x…)" or "/lib64/ld-linux-x86-64.so.2 (0x…)"
-    const match = /=>\s*(\/\S+)/.exec(line) ?? /^\s*(\/\S+)\s+\(/.exec(line);
+    // "libc.so.6 => /lib/.../libc.so.6 (0x…)", or the loader: "/lib64/ld-linux-x86-64.so.2 (0x…)".
+    const match = /=>\s*(\/\S+)/.exec(line) ?? /^\s*(\/\S+)\s+\(0x[0-9a-f]+\)/i.exec(line);
     if (match?.[1]) paths.add(match[1]);
   }
   return [...paths];
 }
 
+/** Builds in progress, by tag: concurrent callers in this process share one. */
 const builds = new Map<string, Promise<string>>();
 
-/** Builds the runner image unless it exists; concurrent callers share one build. */
+/** Builds the runner image unless an image with its tag exists; returns the tag. */
 export async function ensureRunnerImage(docker: Dockerode, logger: Logger): Promise<string> {
   const tag = runnerImageTag();
-  try {
-    await docker.getImage(tag).inspect();
-    return tag;
-  } catch {
-    // Not there yet: build it below.
-  }
+  if (await imageExists(docker, tag)) return tag;
   let build = builds.get(tag);
   if (!build) {
     build = buildRunnerImage(docker, logger).finally(() => builds.delete(tag));
@@ -85,30 +95,42 @@ export async function ensureRunnerImage(docker: Dockerode, logger: Logger): Prom
   return build;
 }
 
+async function imageExists(docker: Dockerode, tag: string): Promise<boolean> {
+  try {
+    await docker.getImage(tag).inspect();
+    return true;
+  } catch (error) {
+    if ((error as { statusCode?: number }).statusCode === 404) return false;
+    throw new Error(`could not look up the runner image ${tag}: ${describe(error)}`, {
+      cause: error,
+    });
+  }
+}
+
 /** Builds the runner image FROM scratch with this machine's node binary; returns its tag. */
 export async function buildRunnerImage(docker: Dockerode, logger: Logger): Promise<string> {
   const tag = runnerImageTag();
   const started = performance.now();
   const context = mkdtempSync(join(tmpdir(), "labrun-image-"));
   try {
-    assembleContext(context);
-    // umask 0 (tar-fs supports it; its types lack it): keep modes as assembled (/tmp must stay 1777 for the tmpfs mounted on it).
-    const stream = await docker.buildImage(pack(context, { umask: 0 } as PackOptions), {
+    const libraries = assembleBuildContext(context);
+    logger.info({ tag, libraries: libraries.length }, "building the runner image");
+    // umask 0 keeps the modes set above (tar-fs would mask /tmp's 1777 with
+    // the process umask); every file belongs to root in the image.
+    const packOptions: PackOptions & { umask: number } = {
+      umask: 0,
+      map: (header) => ({ ...header, uid: 0, gid: 0 }),
+    };
+    const stream = await docker.buildImage(pack(context, packOptions), {
       t: tag,
       labels: { "labrun.runner": "1" },
       rm: true,
       forcerm: true,
     });
-    await new Promise<void>((resolve, reject) => {
-      docker.modem.followProgress(
-        stream,
-        (error: Error | null, events: { error?: string; errorDetail?: { message?: string } }[]) => {
-          const failed = events?.find((event) => event.error || event.errorDetail);
-          if (error) reject(error);
-          else if (failed) reject(new Error(failed.errorDetail?.message ?? failed.error));
-          else resolve();
-        },
-      );
+    await followBuild(docker, stream, logger);
+  } catch (error) {
+    throw new Error(`could not build the runner image ${tag}: ${describe(error)}`, {
+      cause: error,
     });
   } finally {
     rmSync(context, { recursive: true, force: true });
@@ -117,29 +139,82 @@ export async function buildRunnerImage(docker: Dockerode, logger: Logger): Promi
   return tag;
 }
 
-/** Dockerfile + rootfs/ with node, its libraries, the runner and an empty /tmp. */
-function assembleContext(context: string): void {
+interface BuildEvent {
+  stream?: string;
+  error?: string;
+  errorDetail?: { message?: string };
+}
+
+/** Waits for the build stream to end; an error message in it becomes a thrown Error. */
+function followBuild(
+  docker: Dockerode,
+  stream: NodeJS.ReadableStream,
+  logger: Logger,
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    docker.modem.followProgress(
+      stream,
+      (error: Error | null, events: BuildEvent[]) => {
+        const failed = events?.find((event) => event.error || event.errorDetail);
+        if (error) reject(error);
+        else if (failed) reject(new Error(failed.errorDetail?.message ?? failed.error));
+        else resolve();
+      },
+      (event: BuildEvent) => {
+        const line = event.stream?.trim();
+        if (line) logger.debug({ line }, "runner image build");
+      },
+    );
+  });
+}
+
+/**
+ * Lays out a build context in `context`: the Dockerfile and rootfs/ with node,
+ * each shared library at its own absolute path (symlinks resolved to regular
+ * files), the runner and an empty world-writable /tmp. Returns the libraries.
+ */
+export function assembleBuildContext(context: string): string[] {
   const source = join(packageRoot(), "runner-image");
   const rootfs = join(context, "rootfs");
-  const place = (from: string, to: string) => {
-    mkdirSync(dirname(join(rootfs, to)), { recursive: true });
-    copyFileSync(realpathSync(from), join(rootfs, to));
+  const place = (from: string, to: string, mode: number) => {
+    const target = join(rootfs, to);
+    mkdirSync(dirname(target), { recursive: true });
+    copyFileSync(realpathSync(from), target);
+    chmodSync(target, mode);
   };
   copyFileSync(join(source, "Dockerfile"), join(context, "Dockerfile"));
   const node = realpathSync(process.execPath);
-  place(node, "/usr/local/bin/node");
-  for (const library of sharedLibraries(node)) place(library, library);
-  place(join(source, "runner.js"), "/runner/runner.js");
-  place(join(source, "package.json"), "/runner/package.json");
+  place(node, "/usr/local/bin/node", 0o755);
+  const libraries = sharedLibraries(node);
+  for (const library of libraries) place(library, library, 0o755);
+  place(join(source, "runner.js"), "/runner/runner.js", 0o644);
+  place(join(source, "package.json"), "/runner/package.json", 0o644);
   mkdirSync(join(rootfs, "tmp"));
   chmodSync(join(rootfs, "tmp"), 0o1777);
+  return libraries;
 }
 
+/** The shared libraries `binary` needs; none for a static binary. */
 function sharedLibraries(binary: string): string[] {
+  let output: string;
   try {
-    return parseLdd(execFileSync("ldd", [binary], { encoding: "utf8" }));
-  } catch {
-    // "not a dynamic executable" (a static node) exits non-zero: nothing to add.
-    return [];
+    output = execFileSync("ldd", [binary], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+  } catch (error) {
+    const failed = error as NodeJS.ErrnoException & { stdout?: string; stderr?: string };
+    // A static node makes ldd exit non-zero with this answer: there is nothing to copy.
+    if (/not a dynamic executable|statically linked/.test(`${failed.stdout}${failed.stderr}`)) {
+      return [];
+    }
+    if (failed.code === "ENOENT") {
+      throw new Error(
+        "ldd is not installed; it lists the shared libraries node needs in the image",
+      );
+    }
+    throw new Error(`ldd ${binary} failed: ${describe(error)}`, { cause: error });
   }
+  return parseLdd(output);
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
