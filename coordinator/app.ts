@@ -1,22 +1,53 @@
-import { Hono } from "hono";
+import { Hono, type MiddlewareHandler } from "hono";
+import type { Logger } from "pino";
 import { API_PREFIX } from "../protocol/index.js";
-import type { AuthEnv } from "./auth.js";
-import type { Deps } from "./deps.js";
-import { ApiError, errorHandler } from "./errors.js";
+import { type AuthEnv, bearerAuth, type Role } from "./auth.js";
+import type { CoordinatorConfig } from "./config.js";
+import { ApiError, errorBody, onError } from "./errors.js";
+import type { Notifier } from "./notifier.js";
 import { adminRoutes } from "./routes/admin.js";
 import { agentRoutes } from "./routes/agents.js";
 import { jobRoutes } from "./routes/jobs.js";
+import type { Store } from "./store/index.js";
+import type { Tokens } from "./tokens.js";
+
+export interface CreateAppOptions {
+  store: Store;
+  notifier: Notifier;
+  tokens: Tokens;
+  config: CoordinatorConfig;
+  logger: Logger;
+  /** Time for the store's records (epoch ms); tests move it by hand. Default Date.now. */
+  clock?: () => number;
+}
+
+/** What the route modules are built from. */
+export interface RouteDeps extends Required<Omit<CreateAppOptions, "tokens">> {
+  auth: (...roles: Role[]) => MiddlewareHandler<AuthEnv>;
+}
 
 /**
  * The coordinator's HTTP API (DESIGN.md §3). Routes only parse, call the
- * store and answer; one onError turns typed errors into `{error:{code,message}}`.
+ * store and the notifier, and answer; `onError` turns every failure into
+ * `{error: {code, message, details?}}`.
+ *
+ * @example
+ * const app = createApp({ store, notifier, tokens, config, logger });
+ * const response = await app.request("/healthz");
  */
-export function createApp(deps: Deps) {
+export function createApp(options: CreateAppOptions) {
+  const { store, notifier, tokens, logger } = options;
+  const deps: RouteDeps = {
+    ...options,
+    clock: options.clock ?? Date.now,
+    auth: bearerAuth(tokens, store),
+  };
   const app = new Hono<AuthEnv>();
+
   app.use("*", async (c, next) => {
     const started = performance.now();
     await next();
-    deps.logger.debug(
+    logger.debug(
       {
         method: c.req.method,
         path: c.req.path,
@@ -26,21 +57,22 @@ export function createApp(deps: Deps) {
       "request",
     );
   });
+
   app.get("/healthz", (c) => c.json({ ok: true }));
+  // Ready = the database answers and shutdown has not begun.
   app.get("/readyz", (c) => {
-    if (deps.closing()) throw new ApiError("UNAVAILABLE", "the coordinator is shutting down");
-    deps.store.ping();
+    if (notifier.closed) throw new ApiError("UNAVAILABLE", "the coordinator is shutting down");
+    store.ping();
     return c.json({ ok: true });
   });
+
   app.route(`${API_PREFIX}/jobs`, jobRoutes(deps));
   app.route(`${API_PREFIX}/agents`, agentRoutes(deps));
   app.route(`${API_PREFIX}/admin`, adminRoutes(deps));
+
   app.notFound((c) =>
-    c.json(
-      { error: { code: "NOT_FOUND", message: `no route ${c.req.method} ${c.req.path}` } },
-      404,
-    ),
+    c.json(errorBody("NOT_FOUND", `there is no route ${c.req.method} ${c.req.path}`), 404),
   );
-  app.onError(errorHandler(deps.logger));
+  app.onError(onError(logger));
   return app;
 }

@@ -1,57 +1,87 @@
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import { ApiError } from "./errors.js";
-import type { Store } from "./store/store.js";
+import type { AgentIdentity, Store } from "./store/index.js";
 import { hashToken, sameToken, type Tokens } from "./tokens.js";
 
-/** Who is calling, from the bearer token. Admin may do all a client may. */
+/** Who is calling, from the bearer token. */
 export type Caller =
   | { role: "client" }
   | { role: "admin" }
   | { role: "join" }
-  | { role: "agent"; agentId: string; name: string };
-
+  | { role: "agent"; agent: AgentIdentity };
 export type Role = Caller["role"];
+
+/** The Hono env of every route: the middleware puts the caller here. */
 export type AuthEnv = { Variables: { caller: Caller } };
 
-/** Resolves a bearer token to its caller, or undefined when no token matches. */
+/** RFC 6750 `Bearer <b64token>`. */
+const BEARER = /^Bearer +([A-Za-z0-9._~+/-]+=*) *$/i;
+
+/** Resolves a bearer token to its caller; undefined when no token matches. */
 export function identify(token: string, tokens: Tokens, store: Store): Caller | undefined {
-  // Every fixed token is compared (constant time each), so timing tells nothing.
-  const isClient = sameToken(token, tokens.client);
+  // All three fixed tokens are compared, each in constant time, so the answer
+  // time does not tell which one (if any) was close.
   const isAdmin = sameToken(token, tokens.admin);
+  const isClient = sameToken(token, tokens.client);
   const isJoin = sameToken(token, tokens.agent);
   if (isAdmin) return { role: "admin" };
   if (isClient) return { role: "client" };
   if (isJoin) return { role: "join" };
-  // Per-agent tokens are looked up by their hash: the lookup never sees the secret.
+  // Per-agent tokens are found by their hash; the database never holds the secret.
   const agent = store.agentByTokenHash(hashToken(token));
-  return agent ? { role: "agent", agentId: agent.id, name: agent.name } : undefined;
+  return agent ? { role: "agent", agent } : undefined;
 }
 
+/** Admin may do everything a client may. */
+const allows = (allowed: readonly Role[], role: Role) =>
+  allowed.includes(role) || (role === "admin" && allowed.includes("client"));
+
+const WHO: Record<Role, string> = {
+  client: "a client token",
+  admin: "the admin token",
+  join: "the agent join token",
+  agent: "an agent's own token",
+};
+
 /**
- * Bearer auth: no or unknown token → 401; a valid token of another role → 403.
- * Agent routes also check the token belongs to the `:id` in the path.
+ * Bearer auth for a route. Missing, malformed or unknown token → 401
+ * UNAUTHORIZED; a valid token of another role → 403 FORBIDDEN. Routes under
+ * `/v1/agents/:id/…` also require the token of agent `:id` itself.
+ *
+ * @example
+ * const auth = bearerAuth(tokens, store);
+ * app.get("/v1/admin/nodes", auth("admin"), handler);
  */
-export function requireRole(
-  tokens: Tokens,
-  store: Store,
-  ...allowed: Role[]
-): MiddlewareHandler<AuthEnv> {
-  return async (c, next) => {
-    const header = c.req.header("authorization") ?? "";
-    const match = /^Bearer\s+(\S+)$/i.exec(header);
-    if (!match?.[1]) {
-      throw new ApiError("UNAUTHORIZED", "send a token: Authorization: Bearer <token>");
-    }
-    const caller = identify(match[1], tokens, store);
-    if (!caller) throw new ApiError("UNAUTHORIZED", "the token is not valid");
-    if (!allowed.includes(caller.role)) {
-      throw new ApiError("FORBIDDEN", `a ${caller.role} token may not use this route`);
-    }
-    const pathAgent = c.req.param("id");
-    if (caller.role === "agent" && pathAgent !== undefined && pathAgent !== caller.agentId) {
-      throw new ApiError("FORBIDDEN", "an agent token may only act for its own agent");
-    }
-    c.set("caller", caller);
-    await next();
-  };
+export function bearerAuth(tokens: Tokens, store: Store) {
+  return (...allowed: Role[]): MiddlewareHandler<AuthEnv> =>
+    async (c, next) => {
+      const header = c.req.header("authorization");
+      if (header === undefined) {
+        throw new ApiError("UNAUTHORIZED", "send a token: Authorization: Bearer <token>");
+      }
+      const token = BEARER.exec(header)?.[1];
+      if (token === undefined) {
+        throw new ApiError("UNAUTHORIZED", "the Authorization header must be: Bearer <token>");
+      }
+      const caller = identify(token, tokens, store);
+      if (!caller) throw new ApiError("UNAUTHORIZED", "the token is not valid here");
+      if (!allows(allowed, caller.role)) {
+        throw new ApiError(
+          "FORBIDDEN",
+          `this route needs ${allowed.map((role) => WHO[role]).join(" or ")}, not ${WHO[caller.role]}`,
+        );
+      }
+      if (caller.role === "agent" && caller.agent.id !== c.req.param("id")) {
+        throw new ApiError("FORBIDDEN", "an agent's token may only act for that agent");
+      }
+      c.set("caller", caller);
+      await next();
+    };
+}
+
+/** The calling agent on an agent route (auth("agent") ran before). */
+export function callingAgent(c: Context<AuthEnv>): AgentIdentity {
+  const caller = c.get("caller");
+  if (caller.role !== "agent") throw new ApiError("FORBIDDEN", "this route is for agents");
+  return caller.agent;
 }

@@ -1,20 +1,39 @@
 import { z } from "zod";
 import { DEFAULT_HOST, DEFAULT_PORT } from "../protocol/index.js";
 
-/** The coordinator's settings, parsed once at start. */
-export const CoordinatorConfig = z.object({
-  host: z.string().min(1).default(DEFAULT_HOST),
-  /** 0 picks a free port (tests). */
-  port: z.number().int().min(0).max(65535).default(DEFAULT_PORT),
-  dataDir: z.string().min(1),
-  /** A lease not renewed for this long expires and its job is queued again. */
-  leaseTtlMs: z.number().int().min(500).default(10_000),
-  /** How often agents heartbeat; well under the lease TTL. */
-  heartbeatMs: z.number().int().min(50).default(1_000),
-  /** Leases a job may get before it fails with NODE_LOST. */
-  maxAttempts: z.number().int().min(1).max(100).default(3),
-  /** How often expired leases are looked for. */
-  sweepMs: z.number().int().min(10).default(500),
-});
-export type CoordinatorConfig = z.infer<typeof CoordinatorConfig>;
+/** The coordinator's settings, parsed once at start and passed in. */
+export const CoordinatorConfig = z
+  .object({
+    host: z.string().min(1).default(DEFAULT_HOST),
+    /** 0 picks a free port (tests); the real one is in RunningCoordinator. */
+    port: z.number().int().min(0).max(65535).default(DEFAULT_PORT),
+    /** Holds labrun.db and tokens.json; created (0700) when missing. */
+    dataDir: z.string().min(1),
+    /** A lease not renewed for this long expires; its job is queued again. */
+    leaseTtlMs: z.number().int().min(500).max(3_600_000).default(10_000),
+    /** How often agents heartbeat; must be well under the lease TTL. */
+    heartbeatMs: z.number().int().min(50).max(600_000).default(1_000),
+    /** Leases a job may get before it fails with NODE_LOST. */
+    maxAttempts: z.number().int().min(1).max(100).default(3),
+    /** How often expired leases are looked for. */
+    sweepMs: z.number().int().min(10).max(60_000).default(500),
+  })
+  .strict()
+  .refine((config) => config.heartbeatMs * 2 <= config.leaseTtlMs, {
+    message: "heartbeatMs must be at most half of leaseTtlMs, or healthy leases expire",
+    path: ["heartbeatMs"],
+  });
+export type CoordinatorConfig = z.output<typeof CoordinatorConfig>;
 export type CoordinatorConfigInput = z.input<typeof CoordinatorConfig>;
+
+/**
+ * Parses the config, or throws an Error whose message lists every bad value
+ * (the CLI prints it and stops).
+ */
+export function parseCoordinatorConfig(input: CoordinatorConfigInput): CoordinatorConfig {
+  const parsed = CoordinatorConfig.safeParse(input);
+  if (!parsed.success) {
+    throw new Error(`invalid coordinator settings:\n${z.prettifyError(parsed.error)}`);
+  }
+  return parsed.data;
+}

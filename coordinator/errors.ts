@@ -2,11 +2,20 @@ import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { Logger } from "pino";
+import { z } from "zod";
 import { API_ERROR_STATUS, type ApiErrorBody, type ApiErrorCode } from "../protocol/index.js";
 
-/** The one error type routes throw; `onError` turns it into `{error:{code,message}}`. */
+/**
+ * The one error type the coordinator throws on purpose. Its code picks the
+ * HTTP status (protocol's API_ERROR_STATUS); `onError` turns it into
+ * `{error: {code, message, details?}}`.
+ *
+ * @example
+ * throw new ApiError("NOT_FOUND", "job j_abc does not exist");
+ */
 export class ApiError extends Error {
   readonly status: ContentfulStatusCode;
+
   constructor(
     readonly code: ApiErrorCode,
     message: string,
@@ -14,34 +23,83 @@ export class ApiError extends Error {
   ) {
     super(message);
     this.name = "ApiError";
-    this.status = API_ERROR_STATUS[code] as ContentfulStatusCode;
+    this.status = API_ERROR_STATUS[code];
   }
-}
-
-/** bodyLimit's onError: the body is over the route's limit. */
-export function payloadTooLarge(): never {
-  throw new ApiError("PAYLOAD_TOO_LARGE", "the request body is too large");
 }
 
 export const notFound = (what: string) => new ApiError("NOT_FOUND", `${what} does not exist`);
 
-function body(code: ApiErrorCode, message: string, details?: unknown): ApiErrorBody {
+/** The issues of a zod error as `details`: where, what kind, and what is wrong. */
+export const zodDetails = (error: z.ZodError) =>
+  error.issues.map((issue) => ({ path: issue.path, code: issue.code, message: issue.message }));
+
+/** A zod failure as a 400 whose message names the first problem. */
+export function validationError(where: string, error: z.ZodError): ApiError {
+  const first = error.issues[0];
+  const path = first?.path.length ? `${first.path.join(".")}: ` : "";
+  return new ApiError(
+    "VALIDATION_ERROR",
+    `invalid ${where}: ${path}${first?.message ?? "does not match the schema"}`,
+    zodDetails(error),
+  );
+}
+
+/** bodyLimit's onError: the body is over the route's limit. */
+export function payloadTooLarge(maxBytes: number) {
+  return (): never => {
+    throw new ApiError(
+      "PAYLOAD_TOO_LARGE",
+      `the request body is larger than this route accepts (${maxBytes} bytes)`,
+    );
+  };
+}
+
+/** The code of an HTTPException thrown by Hono or its middleware, by status. */
+const CODE_OF_STATUS: Partial<Record<number, ApiErrorCode>> = {
+  400: "VALIDATION_ERROR",
+  401: "UNAUTHORIZED",
+  403: "FORBIDDEN",
+  404: "NOT_FOUND",
+  409: "CONFLICT",
+  413: "PAYLOAD_TOO_LARGE",
+  415: "UNSUPPORTED_MEDIA_TYPE",
+  503: "UNAVAILABLE",
+};
+
+export function errorBody(code: ApiErrorCode, message: string, details?: unknown): ApiErrorBody {
   return { error: { code, message, ...(details === undefined ? {} : { details }) } };
 }
 
-/** Hono's onError: typed errors keep their status; anything else is a logged 500 without a stack. */
-export function errorHandler(logger: Logger) {
+/**
+ * Hono's onError: every failure becomes the JSON error body, never a stack.
+ * Typed errors keep their status; anything unexpected is logged and answered
+ * with a generic 500 INTERNAL.
+ */
+export function onError(logger: Logger) {
   return (error: Error, c: Context) => {
+    const where = { method: c.req.method, path: c.req.path };
     if (error instanceof ApiError) {
-      return c.json(body(error.code, error.message, error.details), error.status);
+      if (error.status >= 500) logger.error({ ...where, code: error.code, err: error }, "failed");
+      else logger.warn({ ...where, code: error.code, message: error.message }, "refused");
+      return c.json(errorBody(error.code, error.message, error.details), error.status);
     }
-    if (error instanceof HTTPException && error.status === 413) {
-      return c.json(body("PAYLOAD_TOO_LARGE", "the request body is too large"), 413);
+    if (error instanceof z.ZodError) {
+      logger.warn({ ...where, issues: error.issues.length }, "invalid request");
+      return c.json(
+        errorBody("VALIDATION_ERROR", "the request does not match the schema", zodDetails(error)),
+        400,
+      );
     }
     if (error instanceof HTTPException && error.status < 500) {
-      return c.json(body("VALIDATION_ERROR", error.message || "bad request"), 400);
+      const code = CODE_OF_STATUS[error.status] ?? "VALIDATION_ERROR";
+      logger.warn({ ...where, code, status: error.status }, "refused");
+      // Hono's own messages ("Malformed JSON in request body") are safe to pass on.
+      return c.json(errorBody(code, error.message || "the request was refused"), error.status);
     }
-    logger.error({ err: error, path: c.req.path }, "unexpected error");
-    return c.json(body("INTERNAL", "the coordinator failed to handle this request"), 500);
+    logger.error({ ...where, err: error }, "unexpected error");
+    return c.json(
+      errorBody("INTERNAL", "the coordinator failed to handle this request; see its log"),
+      500,
+    );
   };
 }

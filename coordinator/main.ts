@@ -1,87 +1,82 @@
-import type { AddressInfo } from "node:net";
-import { serve } from "@hono/node-server";
 import type { Logger } from "pino";
 import { createApp } from "./app.js";
-import { requireRole } from "./auth.js";
-import { CoordinatorConfig, type CoordinatorConfigInput } from "./config.js";
+import { type CoordinatorConfigInput, parseCoordinatorConfig } from "./config.js";
 import { Notifier } from "./notifier.js";
-import { Store } from "./store/store.js";
+import { type HttpServer, listen } from "./server.js";
+import { openStore } from "./store/index.js";
+import { startLeaseSweeper } from "./sweeper.js";
 import { loadOrCreateTokens, type Tokens } from "./tokens.js";
 
+export type { CoordinatorConfigInput } from "./config.js";
+
 export interface RunningCoordinator {
+  /** Base URL to reach it, e.g. http://127.0.0.1:7878 (the real port when port was 0). */
   url: string;
   port: number;
   tokens: Tokens;
   dataDir: string;
+  /** Stops the sweeper, answers long-polls, closes the server, then the database. Idempotent. */
   close(): Promise<void>;
 }
 
-/** Starts the coordinator (wiring only): store, tokens, lease sweeper, HTTP server. */
+/**
+ * Starts the coordinator: store, tokens, lease sweeper, HTTP server. Wiring
+ * only; resolves once the server listens. Bad settings reject with a message
+ * that names them.
+ *
+ * @example
+ * const running = await startCoordinator({ dataDir, port: 0 }, logger);
+ * await fetch(`${running.url}/healthz`);
+ * await running.close();
+ */
 export async function startCoordinator(
   input: CoordinatorConfigInput,
   logger: Logger,
 ): Promise<RunningCoordinator> {
-  const config = CoordinatorConfig.parse(input);
-  const store = new Store(config.dataDir, config);
-  const { tokens, path: tokensPath, created } = loadOrCreateTokens(config.dataDir);
-  if (created) logger.info({ path: tokensPath }, "created client, admin and agent tokens");
+  const config = parseCoordinatorConfig(input);
+  const store = openStore(config.dataDir, config);
   const notifier = new Notifier();
-  let closing = false;
-  const clock = () => Date.now();
-
-  const app = createApp({
-    store,
-    notifier,
-    tokens,
-    config,
-    logger,
-    clock,
-    auth: (...roles) => requireRole(tokens, store, ...roles),
-    closing: () => closing,
-  });
-
-  const sweeper = setInterval(() => {
-    const { requeued, failed } = store.expireLeases(clock());
-    if (requeued.length > 0) {
-      logger.warn({ jobs: requeued }, "leases expired; jobs queued again");
-      notifier.workAvailable();
-    }
-    for (const id of failed) {
-      logger.warn({ jobId: id }, "job failed: its node was lost on every attempt");
-      notifier.jobFinished(id);
-    }
-  }, config.sweepMs);
-  sweeper.unref();
-
-  const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
-    const instance = serve({ fetch: app.fetch, hostname: config.host, port: config.port }, () =>
-      resolve(instance),
+  let server: HttpServer;
+  let tokens: Tokens;
+  try {
+    const loaded = loadOrCreateTokens(config.dataDir);
+    tokens = loaded.tokens;
+    if (loaded.created)
+      logger.info({ path: loaded.path }, "created client, admin and agent tokens");
+    const app = createApp({ store, notifier, tokens, config, logger });
+    server = await listen(app.fetch, config.host, config.port, (error) =>
+      logger.error({ err: error }, "HTTP server error"),
     );
-    instance.once("error", reject);
-  });
-  const port = (server.address() as AddressInfo).port;
-  const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`;
+  } catch (error) {
+    store.close();
+    throw error;
+  }
+  const stopSweeper = startLeaseSweeper(store, notifier, logger, config.sweepMs);
+  const url = `http://${reachableHost(config.host)}:${server.port}`;
   logger.info({ url, dataDir: config.dataDir }, "coordinator listening");
 
+  let closing: Promise<void> | undefined;
   return {
     url,
-    port,
+    port: server.port,
     tokens,
     dataDir: config.dataDir,
-    async close() {
-      closing = true;
-      clearInterval(sweeper);
-      // Long-polls answer now rather than holding the shutdown.
-      notifier.close();
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        if ("closeIdleConnections" in server) server.closeIdleConnections();
-        setTimeout(() => {
-          if ("closeAllConnections" in server) server.closeAllConnections();
-        }, 1000).unref();
-      });
-      store.close();
-      logger.info("coordinator stopped");
+    close() {
+      closing ??= (async () => {
+        stopSweeper();
+        notifier.close();
+        await server.close();
+        store.close();
+        logger.info("coordinator stopped");
+      })();
+      return closing;
     },
   };
+}
+
+/** The host to put in a URL: wildcard addresses are reached over loopback. */
+function reachableHost(host: string): string {
+  if (host === "0.0.0.0") return "127.0.0.1";
+  if (host === "::" || host === "[::]") return "[::1]";
+  return host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;
 }

@@ -1,44 +1,72 @@
+type Wake = () => void;
+
 /**
- * In-process wake-ups for long-polls, so no request polls the store in a loop:
- * lease requests wait for work, job reads wait for a job to end.
+ * In-process wake-ups for long-polls, so no request polls the store: lease
+ * requests wait for work, job reads wait for a job to end. A waiter leaves
+ * when woken, when its time is up, or when its HTTP request is aborted.
+ *
+ * Waking is a hint, never a hand-over: a woken request asks the store again,
+ * so a wake-up that finds nothing (another agent took the job) is harmless.
+ *
+ * @example
+ * await notifier.waitForWork(5_000, c.req.raw.signal);
+ * // elsewhere, after store.enqueue(...):
+ * notifier.workAvailable();
  */
 export class Notifier {
-  private readonly workWaiters = new Set<() => void>();
-  private readonly jobWaiters = new Map<string, Set<() => void>>();
+  #closed = false;
+  readonly #leaseWaiters = new Set<Wake>();
+  readonly #jobWaiters = new Map<string, Set<Wake>>();
 
-  /** A job was queued (or requeued): every waiting lease request retries. */
+  /** True once shutdown began: waits end at once and long-polls answer. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** How many requests are waiting now (for tests and metrics). */
+  get waiting(): { lease: number; jobs: number } {
+    let jobs = 0;
+    for (const waiters of this.#jobWaiters.values()) jobs += waiters.size;
+    return { lease: this.#leaseWaiters.size, jobs };
+  }
+
+  /** A job was queued (or queued again), or a node may lease again: lease waiters retry. */
   workAvailable(): void {
-    for (const wake of [...this.workWaiters]) wake();
+    for (const wake of [...this.#leaseWaiters]) wake();
   }
 
-  /** A job reached a terminal state. */
+  /** A job reached a terminal state: its readers answer. */
   jobFinished(id: string): void {
-    for (const wake of [...(this.jobWaiters.get(id) ?? [])]) wake();
+    for (const wake of [...(this.#jobWaiters.get(id) ?? [])]) wake();
   }
 
+  /** Resolves on the next workAvailable(), after `ms`, on abort, or on close. */
   waitForWork(ms: number, signal?: AbortSignal): Promise<void> {
-    return this.wait(this.workWaiters, ms, signal);
+    return this.#wait(this.#leaseWaiters, ms, signal);
   }
 
+  /** Resolves when job `id` finishes, after `ms`, on abort, or on close. */
   waitForJob(id: string, ms: number, signal?: AbortSignal): Promise<void> {
-    let waiters = this.jobWaiters.get(id);
+    let waiters = this.#jobWaiters.get(id);
     if (!waiters) {
       waiters = new Set();
-      this.jobWaiters.set(id, waiters);
+      this.#jobWaiters.set(id, waiters);
     }
     const set = waiters;
-    return this.wait(set, ms, signal).finally(() => {
-      if (set.size === 0) this.jobWaiters.delete(id);
+    return this.#wait(set, ms, signal).finally(() => {
+      if (set.size === 0 && this.#jobWaiters.get(id) === set) this.#jobWaiters.delete(id);
     });
   }
 
-  /** Releases every waiter (shutdown). */
+  /** Releases every waiter and makes later waits return at once (shutdown). */
   close(): void {
+    this.#closed = true;
     this.workAvailable();
-    for (const id of [...this.jobWaiters.keys()]) this.jobFinished(id);
+    for (const waiters of [...this.#jobWaiters.values()]) for (const wake of [...waiters]) wake();
   }
 
-  private wait(waiters: Set<() => void>, ms: number, signal?: AbortSignal): Promise<void> {
+  #wait(waiters: Set<Wake>, ms: number, signal?: AbortSignal): Promise<void> {
+    if (this.#closed || signal?.aborted || ms <= 0) return Promise.resolve();
     return new Promise((resolve) => {
       const wake = () => {
         clearTimeout(timer);
@@ -48,8 +76,7 @@ export class Notifier {
       };
       const timer = setTimeout(wake, ms);
       waiters.add(wake);
-      if (signal?.aborted) wake();
-      else signal?.addEventListener("abort", wake, { once: true });
+      signal?.addEventListener("abort", wake, { once: true });
     });
   }
 }

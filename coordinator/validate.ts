@@ -1,40 +1,61 @@
 import type { Context } from "hono";
 import type { z } from "zod";
-import { ApiError } from "./errors.js";
+import { ApiError, validationError } from "./errors.js";
 
-function invalid(where: string, error: z.ZodError): ApiError {
-  const first = error.issues[0];
-  const path = first?.path.length ? `${first.path.join(".")}: ` : "";
-  return new ApiError(
-    "VALIDATION_ERROR",
-    `invalid ${where}: ${path}${first?.message ?? "does not match the schema"}`,
-    error.issues.map((issue) => ({ path: issue.path, message: issue.message })),
-  );
+/** `application/json`, or any `…+json` media type, with or without parameters. */
+function isJsonMediaType(contentType: string): boolean {
+  const type = contentType.split(";")[0]?.trim().toLowerCase() ?? "";
+  return type === "application/json" || /^application\/[a-z0-9.+-]+\+json$/.test(type);
 }
 
-/** The request's JSON body, checked against a schema (400 VALIDATION_ERROR otherwise). */
-export async function jsonBody<T extends z.ZodType>(c: Context, schema: T): Promise<z.output<T>> {
-  let json: unknown;
-  try {
-    json = JSON.parse(await c.req.text());
-  } catch {
-    throw new ApiError("VALIDATION_ERROR", "the request body is not valid JSON");
+/** A value checked against a schema; 400 VALIDATION_ERROR with the zod issues otherwise. */
+export function parseWith<T extends z.ZodType>(schema: T, value: unknown, where: string) {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) throw validationError(where, parsed.error);
+  return parsed.data as z.output<T>;
+}
+
+/**
+ * The request body as JSON, not yet checked against a schema. A body sent
+ * with a content type other than JSON is refused with 415; a missing content
+ * type is tolerated (curl without -H, simple scripts).
+ */
+export async function readJson(c: Context): Promise<unknown> {
+  const contentType = c.req.header("content-type");
+  if (contentType !== undefined && !isJsonMediaType(contentType)) {
+    throw new ApiError(
+      "UNSUPPORTED_MEDIA_TYPE",
+      `the body must be JSON (Content-Type: application/json), not ${contentType}`,
+    );
   }
-  const parsed = schema.safeParse(json);
-  if (!parsed.success) throw invalid("request body", parsed.error);
-  return parsed.data;
+  const text = await c.req.text();
+  if (text.trim() === "") {
+    throw new ApiError("VALIDATION_ERROR", "the request body is empty; send a JSON object");
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (error) {
+    const reason = error instanceof SyntaxError ? `: ${error.message}` : "";
+    throw new ApiError("VALIDATION_ERROR", `the request body is not valid JSON${reason}`);
+  }
 }
 
-/** The query string, checked against a schema. */
-export function query<T extends z.ZodType>(c: Context, schema: T): z.output<T> {
-  const parsed = schema.safeParse(c.req.query());
-  if (!parsed.success) throw invalid("query", parsed.error);
-  return parsed.data;
+/**
+ * The request's JSON body checked against a schema.
+ *
+ * @example
+ * const { free, waitMs } = await jsonBody(c, LeaseRequest);
+ */
+export async function jsonBody<T extends z.ZodType>(c: Context, schema: T) {
+  return parseWith(schema, await readJson(c), "request body");
 }
 
-/** A path parameter, checked against a schema. */
-export function param<T extends z.ZodType>(c: Context, name: string, schema: T): z.output<T> {
-  const parsed = schema.safeParse(c.req.param(name));
-  if (!parsed.success) throw invalid(`path parameter ${name}`, parsed.error);
-  return parsed.data;
+/** The query string checked against a schema. */
+export function query<T extends z.ZodType>(c: Context, schema: T) {
+  return parseWith(schema, c.req.query(), "query");
+}
+
+/** One path parameter checked against a schema. */
+export function param<T extends z.ZodType>(c: Context, name: string, schema: T) {
+  return parseWith(schema, c.req.param(name), `path parameter ${name}`);
 }

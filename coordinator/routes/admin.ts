@@ -1,11 +1,49 @@
 import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import type { NodeInfo, NodeList } from "../../protocol/index.js";
+import type { RouteDeps } from "../app.js";
 import type { AuthEnv } from "../auth.js";
-import type { Deps } from "../deps.js";
+import { payloadTooLarge } from "../errors.js";
 
-/** Admin routes (admin token). */
-export function adminRoutes(deps: Deps) {
+const SMALL_BODY_BYTES = 64 * 1024;
+
+/** Admin routes (admin token): the nodes, and draining, resuming or forgetting one. */
+export function adminRoutes({ store, notifier, clock, logger, auth }: RouteDeps) {
   const app = new Hono<AuthEnv>();
-  app.use("*", deps.auth("admin"));
-  app.get("/nodes", (c) => c.json({ nodes: deps.store.listNodes(deps.clock()) }));
+  app.use(
+    "*",
+    auth("admin"),
+    bodyLimit({
+      maxSize: SMALL_BODY_BYTES,
+      onError: payloadTooLarge(SMALL_BODY_BYTES),
+    }),
+  );
+
+  app.get("/nodes", (c) => c.json({ nodes: store.listNodes(clock()) } satisfies NodeList));
+
+  // A draining node takes no new leases and finishes the jobs it has.
+  app.post("/nodes/:node/drain", (c) => {
+    const node = store.setAgentState(c.req.param("node"), "draining", clock());
+    logger.info({ agentId: node.id, name: node.name }, "node draining");
+    return c.json(node satisfies NodeInfo);
+  });
+
+  app.post("/nodes/:node/resume", (c) => {
+    const node = store.setAgentState(c.req.param("node"), "ready", clock());
+    logger.info({ agentId: node.id, name: node.name }, "node resumed");
+    notifier.workAvailable();
+    return c.json(node satisfies NodeInfo);
+  });
+
+  // Its token stops working; the jobs it held are queued again (or fail) at once.
+  app.delete("/nodes/:node", (c) => {
+    const agentId = c.req.param("node");
+    const { requeued, failed } = store.removeAgent(agentId, clock());
+    logger.info({ agentId, requeued: requeued.length, failed: failed.length }, "node removed");
+    if (requeued.length > 0) notifier.workAvailable();
+    for (const id of failed) notifier.jobFinished(id);
+    return c.body(null, 204);
+  });
+
   return app;
 }

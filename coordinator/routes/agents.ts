@@ -2,73 +2,84 @@ import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import {
   HeartbeatRequest,
+  type HeartbeatResponse,
   LeaseRequest,
+  type LeaseResponse,
   RegisterAgentRequest,
+  type RegisterAgentResponse,
   ResultRequest,
+  type ResultResponse,
 } from "../../protocol/index.js";
-import type { AuthEnv } from "../auth.js";
-import type { Deps } from "../deps.js";
-import { ApiError, payloadTooLarge } from "../errors.js";
+import type { RouteDeps } from "../app.js";
+import { type AuthEnv, callingAgent } from "../auth.js";
+import { payloadTooLarge } from "../errors.js";
 import { hashToken, newToken } from "../tokens.js";
 import { jsonBody } from "../validate.js";
 
-const SMALL_BODY = bodyLimit({ maxSize: 64 * 1024, onError: payloadTooLarge });
-/** A result carries up to 8 MiB of result JSON and 64 KiB of logs, escaped. */
-const RESULT_BODY = bodyLimit({ maxSize: 16 * 1024 * 1024, onError: payloadTooLarge });
+const SMALL_BODY_BYTES = 64 * 1024;
+/** A result carries the program's JSON result and its capped logs, escaped. */
+const RESULT_BODY_BYTES = 16 * 1024 * 1024;
+const smallBody = bodyLimit({
+  maxSize: SMALL_BODY_BYTES,
+  onError: payloadTooLarge(SMALL_BODY_BYTES),
+});
+const resultBody = bodyLimit({
+  maxSize: RESULT_BODY_BYTES,
+  onError: payloadTooLarge(RESULT_BODY_BYTES),
+});
 
-/** Agent routes: register (join token), then lease, heartbeat, results (own token). */
-export function agentRoutes(deps: Deps) {
-  const { store, notifier, config, clock, logger } = deps;
+/**
+ * Agent routes: register with the join token, then lease, heartbeat and
+ * results with the agent's own token, only under its own `/:id`.
+ */
+export function agentRoutes({ store, notifier, config, clock, logger, auth }: RouteDeps) {
   const app = new Hono<AuthEnv>();
 
-  app.post("/register", deps.auth("join", "admin"), SMALL_BODY, async (c) => {
+  app.post("/register", auth("join"), smallBody, async (c) => {
     const request = await jsonBody(c, RegisterAgentRequest);
     const token = newToken("lrn");
-    const agentId = store.registerAgent(request, hashToken(token), clock());
-    logger.info({ agentId, name: request.name, slots: request.slots }, "agent registered");
+    const agent = store.registerAgent(request, hashToken(token), clock());
+    logger.info({ agentId: agent.id, name: agent.name, slots: request.slots }, "agent registered");
     return c.json({
-      agentId,
+      agentId: agent.id,
       token,
       heartbeatMs: config.heartbeatMs,
       leaseTtlMs: config.leaseTtlMs,
-    });
+    } satisfies RegisterAgentResponse);
   });
 
-  const agent = new Hono<AuthEnv>();
-  agent.use("*", deps.auth("agent"), SMALL_BODY);
-
-  agent.post("/lease", async (c) => {
-    const caller = c.get("caller");
-    if (caller.role !== "agent") throw new ApiError("FORBIDDEN", "agents only");
+  // Long-poll: answers as soon as there is work, or after waitMs with none.
+  app.post("/:id/lease", auth("agent"), smallBody, async (c) => {
+    const agent = callingAgent(c);
     const { free, waitMs } = await jsonBody(c, LeaseRequest);
-    const self = { id: caller.agentId, name: caller.name };
+    const signal = c.req.raw.signal;
     const deadline = Date.now() + waitMs;
-    for (;;) {
-      const jobs = store.lease(self, free, clock());
-      if (jobs.length > 0 || free === 0 || Date.now() >= deadline || deps.closing()) {
-        return c.json({ jobs });
+    // An aborted request leases nothing: its answer would reach no one.
+    while (!signal.aborted && !notifier.closed) {
+      const jobs = store.lease(agent.id, free, clock());
+      const left = deadline - Date.now();
+      if (jobs.length > 0 || free === 0 || left <= 0) {
+        return c.json({ jobs } satisfies LeaseResponse);
       }
-      await notifier.waitForWork(deadline - Date.now(), c.req.raw.signal);
-      if (c.req.raw.signal.aborted) return c.json({ jobs: [] });
+      await notifier.waitForWork(left, signal);
     }
+    return c.json({ jobs: [] } satisfies LeaseResponse);
   });
 
-  agent.post("/heartbeat", async (c) => {
-    const caller = c.get("caller");
-    if (caller.role !== "agent") throw new ApiError("FORBIDDEN", "agents only");
+  app.post("/:id/heartbeat", auth("agent"), smallBody, async (c) => {
+    const agent = callingAgent(c);
     const { running } = await jsonBody(c, HeartbeatRequest);
-    return c.json({ cancel: store.heartbeat(caller.agentId, running, clock()) });
+    const cancel = store.heartbeat(agent.id, running, clock());
+    return c.json({ cancel } satisfies HeartbeatResponse);
   });
 
-  app.post("/:id/results", deps.auth("agent"), RESULT_BODY, async (c) => {
-    const caller = c.get("caller");
-    if (caller.role !== "agent") throw new ApiError("FORBIDDEN", "agents only");
+  app.post("/:id/results", auth("agent"), resultBody, async (c) => {
+    const agent = callingAgent(c);
     const { leaseId, outcome } = await jsonBody(c, ResultRequest);
-    const { job, changed } = store.complete(caller.agentId, leaseId, outcome, clock());
+    const { value: job, changed } = store.complete(agent.id, leaseId, outcome, clock());
     if (changed) notifier.jobFinished(job.id);
-    return c.json({ accepted: true });
+    return c.json({ accepted: true } satisfies ResultResponse);
   });
 
-  app.route("/:id", agent);
   return app;
 }

@@ -3,65 +3,91 @@ import { bodyLimit } from "hono/body-limit";
 import {
   GetJobQuery,
   isTerminal,
+  type Job,
   JobId,
+  type JobPage,
   ListJobsQuery,
   MAX_INPUT_BYTES,
   MAX_SOURCE_BYTES,
   SubmitJobRequest,
+  type SubmitJobResponse,
 } from "../../protocol/index.js";
+import type { RouteDeps } from "../app.js";
 import type { AuthEnv } from "../auth.js";
-import type { Deps } from "../deps.js";
 import { ApiError, payloadTooLarge } from "../errors.js";
-import { jsonBody, param, query } from "../validate.js";
+import { param, parseWith, query, readJson } from "../validate.js";
 
-/** Submit bodies: a 1 MiB program and 1 MiB input, with room for JSON escaping. */
-const SUBMIT_BODY_LIMIT = 4 * 1024 * 1024;
+/** A 1 MiB program and a 1 MiB input, with room for JSON escaping. */
+const SUBMIT_BODY_BYTES = 4 * 1024 * 1024;
+const SMALL_BODY_BYTES = 64 * 1024;
 
-/** Client routes: submit, read (long-poll), list, cancel. */
-export function jobRoutes(deps: Deps) {
-  const { store, notifier, clock } = deps;
+/**
+ * Too large is 413 whichever part it is, checked before the schema so the
+ * answer does not depend on what else is wrong with the body.
+ */
+function refuseOversized(body: unknown): void {
+  if (typeof body !== "object" || body === null) return;
+  const { source, input } = body as { source?: unknown; input?: unknown };
+  if (typeof source === "string" && Buffer.byteLength(source, "utf8") > MAX_SOURCE_BYTES) {
+    throw new ApiError(
+      "PAYLOAD_TOO_LARGE",
+      `the program is larger than ${MAX_SOURCE_BYTES} bytes; make it smaller`,
+    );
+  }
+  if (input !== undefined && Buffer.byteLength(JSON.stringify(input), "utf8") > MAX_INPUT_BYTES) {
+    throw new ApiError(
+      "PAYLOAD_TOO_LARGE",
+      `the input is larger than ${MAX_INPUT_BYTES} bytes of JSON; pass less data`,
+    );
+  }
+}
+
+/** Client routes (client or admin token): submit, read with long-poll, list, cancel. */
+export function jobRoutes({ store, notifier, clock, auth }: RouteDeps) {
   const app = new Hono<AuthEnv>();
-  app.use("*", deps.auth("client", "admin"));
+  app.use("*", auth("client"));
 
-  app.post("/", bodyLimit({ maxSize: SUBMIT_BODY_LIMIT, onError: payloadTooLarge }), async (c) => {
-    const request = await jsonBody(c, SubmitJobRequest);
-    if (Buffer.byteLength(request.source, "utf8") > MAX_SOURCE_BYTES) {
-      throw new ApiError(
-        "PAYLOAD_TOO_LARGE",
-        `the program is larger than ${MAX_SOURCE_BYTES} bytes`,
-      );
-    }
-    if (Buffer.byteLength(JSON.stringify(request.input ?? null), "utf8") > MAX_INPUT_BYTES) {
-      throw new ApiError("PAYLOAD_TOO_LARGE", `the input is larger than ${MAX_INPUT_BYTES} bytes`);
-    }
-    const job = store.enqueue(request, clock());
-    notifier.workAvailable();
-    return c.json({ id: job.id, state: job.state }, 201);
-  });
+  app.post(
+    "/",
+    bodyLimit({ maxSize: SUBMIT_BODY_BYTES, onError: payloadTooLarge(SUBMIT_BODY_BYTES) }),
+    async (c) => {
+      const body = await readJson(c);
+      refuseOversized(body);
+      const request = parseWith(SubmitJobRequest, body, "job");
+      const job = store.enqueue(request, clock());
+      notifier.workAvailable();
+      return c.json({ id: job.id, state: job.state } satisfies SubmitJobResponse, 201);
+    },
+  );
 
-  app.get("/", (c) => c.json(store.listJobs(query(c, ListJobsQuery))));
+  app.get("/", (c) => c.json(store.listJobs(query(c, ListJobsQuery)) satisfies JobPage));
 
-  app.get("/:jobId", async (c) => {
-    const id = param(c, "jobId", JobId);
+  // ?wait=N answers as soon as the job is terminal, or after N seconds with the job as it is.
+  app.get("/:id", async (c) => {
+    const id = param(c, "id", JobId);
     const { wait } = query(c, GetJobQuery);
+    const signal = c.req.raw.signal;
     let job = store.getJob(id);
-    if (wait && !isTerminal(job.state)) {
-      const deadline = Date.now() + wait * 1000;
-      while (!isTerminal(job.state) && Date.now() < deadline) {
-        await notifier.waitForJob(id, deadline - Date.now(), c.req.raw.signal);
-        if (c.req.raw.signal.aborted || deps.closing()) break;
-        job = store.getJob(id);
-      }
+    const deadline = Date.now() + (wait ?? 0) * 1000;
+    while (!isTerminal(job.state) && !notifier.closed && !signal.aborted) {
+      const left = deadline - Date.now();
+      if (left <= 0) break;
+      await notifier.waitForJob(id, left, signal);
+      if (notifier.closed) break;
+      job = store.getJob(id);
     }
-    return c.json(job);
+    return c.json(job satisfies Job);
   });
 
-  app.post("/:jobId/cancel", (c) => {
-    const id = param(c, "jobId", JobId);
-    const { job, changed } = store.cancel(id, clock());
-    if (changed) notifier.jobFinished(id);
-    return c.json(job);
-  });
+  app.post(
+    "/:id/cancel",
+    bodyLimit({ maxSize: SMALL_BODY_BYTES, onError: payloadTooLarge(SMALL_BODY_BYTES) }),
+    (c) => {
+      const { value: job, changed } = store.cancel(param(c, "id", JobId), clock());
+      if (changed) notifier.jobFinished(job.id);
+      return c.json(job satisfies Job);
+    },
+  );
 
   return app;
 }

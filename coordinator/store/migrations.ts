@@ -1,10 +1,12 @@
 import type Database from "better-sqlite3";
 
 /**
- * Versioned schema: migration N brings `PRAGMA user_version` from N-1 to N.
- * Append new ones; never edit a released one.
+ * The schema, versioned: migration N brings `PRAGMA user_version` from N-1
+ * to N. Append new ones; never edit one that has shipped (data dirs of
+ * existing installs are at its version already).
  */
-const MIGRATIONS: string[] = [
+const MIGRATIONS: readonly string[] = [
+  // 1: jobs and agents.
   `
   CREATE TABLE jobs (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -43,14 +45,30 @@ const MIGRATIONS: string[] = [
     last_heartbeat_at INTEGER NOT NULL
   );
   `,
+  // 2: startedAt now means "running" (first heartbeat); the lease time gets
+  // its own column. The sweeper finds due leases through a partial index.
+  `
+  ALTER TABLE jobs ADD COLUMN leased_at INTEGER;
+  UPDATE jobs SET leased_at = started_at WHERE lease_id IS NOT NULL;
+  CREATE INDEX jobs_by_lease_deadline ON jobs (lease_expires_at)
+    WHERE lease_expires_at IS NOT NULL;
+  `,
 ];
 
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+/** Brings the database to SCHEMA_VERSION, one transaction per migration. */
 export function migrate(db: Database.Database): void {
   const current = db.pragma("user_version", { simple: true }) as number;
-  for (let version = current; version < MIGRATIONS.length; version++) {
+  if (current > SCHEMA_VERSION) {
+    throw new Error(
+      `the database is at schema version ${current}, newer than this labrun knows (${SCHEMA_VERSION}); upgrade labrun`,
+    );
+  }
+  for (let version = current; version < SCHEMA_VERSION; version++) {
     db.transaction(() => {
       db.exec(MIGRATIONS[version] ?? "");
       db.pragma(`user_version = ${version + 1}`);
-    })();
+    }).immediate();
   }
 }

@@ -1,0 +1,63 @@
+import { describe, expect, it } from "vitest";
+import { Notifier } from "./notifier.js";
+
+describe("Notifier", () => {
+  it("wakes every lease waiter when a job is queued", async () => {
+    const notifier = new Notifier();
+    const started = Date.now();
+    const waits = [notifier.waitForWork(10_000), notifier.waitForWork(10_000)];
+    expect(notifier.waiting.lease).toBe(2);
+    notifier.workAvailable();
+    await Promise.all(waits);
+    expect(Date.now() - started).toBeLessThan(1_000);
+    expect(notifier.waiting.lease).toBe(0);
+  });
+
+  it("wakes only the readers of the job that finished", async () => {
+    const notifier = new Notifier();
+    let otherWoken = false;
+    const mine = notifier.waitForJob("j_1", 10_000);
+    const other = notifier.waitForJob("j_2", 10_000).then(() => {
+      otherWoken = true;
+    });
+    notifier.jobFinished("j_1");
+    await mine;
+    expect(otherWoken).toBe(false);
+    expect(notifier.waiting).toEqual({ lease: 0, jobs: 1 });
+    notifier.jobFinished("j_2");
+    await other;
+    expect(notifier.waiting).toEqual({ lease: 0, jobs: 0 });
+  });
+
+  it("removes a waiter when its time is up", async () => {
+    const notifier = new Notifier();
+    await Promise.all([notifier.waitForWork(20), notifier.waitForJob("j_1", 20)]);
+    expect(notifier.waiting).toEqual({ lease: 0, jobs: 0 });
+  });
+
+  it("removes a waiter when its request is aborted", async () => {
+    const notifier = new Notifier();
+    const abort = new AbortController();
+    const waits = [
+      notifier.waitForWork(10_000, abort.signal),
+      notifier.waitForJob("j_1", 10_000, abort.signal),
+    ];
+    expect(notifier.waiting).toEqual({ lease: 1, jobs: 1 });
+    abort.abort();
+    await Promise.all(waits);
+    expect(notifier.waiting).toEqual({ lease: 0, jobs: 0 });
+    // Already aborted: no waiter is added at all.
+    await notifier.waitForWork(10_000, abort.signal);
+    expect(notifier.waiting.lease).toBe(0);
+  });
+
+  it("releases every waiter on close, and later waits return at once", async () => {
+    const notifier = new Notifier();
+    const waits = [notifier.waitForWork(10_000), notifier.waitForJob("j_1", 10_000)];
+    notifier.close();
+    await Promise.all(waits);
+    expect(notifier.closed).toBe(true);
+    await notifier.waitForWork(10_000);
+    expect(notifier.waiting).toEqual({ lease: 0, jobs: 0 });
+  });
+});

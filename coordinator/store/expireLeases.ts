@@ -1,0 +1,59 @@
+import type { StoreContext } from "./database.js";
+import { writeTransaction } from "./database.js";
+import type { ExpiredLeases } from "./interfaces.js";
+import { coordinatorOutcome } from "./rows.js";
+
+export const NODE_LOST_MESSAGE = "the node running this job stopped answering";
+
+export function prepareExpireLeases({ db, settings }: StoreContext) {
+  const due = db.prepare<
+    [number],
+    {
+      seq: number;
+      id: string;
+      attempts: number;
+      max_attempts: number;
+      leased_at: number | null;
+      started_at: number | null;
+    }
+  >(
+    `SELECT seq, id, attempts, max_attempts, leased_at, started_at FROM jobs
+     WHERE lease_expires_at < ? AND state IN ('leased', 'running')`,
+  );
+  const requeue = db.prepare(
+    `UPDATE jobs SET state = 'queued', agent_id = NULL, node = NULL, lease_id = NULL,
+       lease_expires_at = NULL, leased_at = NULL, started_at = NULL
+     WHERE seq = ?`,
+  );
+  // The node and lease stay on the record: which node was lost, and a late
+  // result from it is refused as stale.
+  const fail = db.prepare(
+    `UPDATE jobs SET state = 'failed', outcome = @outcome, finished_at = @now,
+       started_at = COALESCE(started_at, leased_at), lease_expires_at = NULL
+     WHERE seq = @seq`,
+  );
+
+  return writeTransaction(db, function expireLeases(now: number): ExpiredLeases {
+    const expired: ExpiredLeases = { requeued: [], failed: [] };
+    for (const row of due.all(now)) {
+      if (row.attempts < row.max_attempts) {
+        requeue.run(row.seq);
+        expired.requeued.push(row.id);
+        continue;
+      }
+      const since = row.started_at ?? row.leased_at ?? now;
+      fail.run({
+        seq: row.seq,
+        now,
+        outcome: coordinatorOutcome(
+          "NODE_LOST",
+          NODE_LOST_MESSAGE,
+          now - since,
+          `no heartbeat for ${settings.leaseTtlMs} ms, on attempt ${row.attempts} of ${row.max_attempts}`,
+        ),
+      });
+      expired.failed.push(row.id);
+    }
+    return expired;
+  });
+}

@@ -1,0 +1,54 @@
+import {
+  prepareAgentByTokenHash,
+  prepareRegisterAgent,
+  prepareRemoveAgent,
+  prepareSetAgentState,
+} from "./agents.js";
+import { prepareCancel } from "./cancel.js";
+import { prepareComplete } from "./complete.js";
+import { openDatabase, type StoreContext } from "./database.js";
+import { prepareEnqueue } from "./enqueue.js";
+import { prepareExpireLeases } from "./expireLeases.js";
+import { prepareGetJob } from "./getJob.js";
+import { prepareHeartbeat } from "./heartbeat.js";
+import type { Store, StoreSettings } from "./interfaces.js";
+import { prepareLease } from "./lease.js";
+import { prepareListJobs } from "./listJobs.js";
+import { prepareListNodes } from "./listNodes.js";
+
+export { NODE_LOST_MESSAGE } from "./expireLeases.js";
+export type * from "./interfaces.js";
+
+/**
+ * The SQLite store in `<dataDir>/labrun.db`: each verb is its own module with
+ * its SQL beside it, prepared once here.
+ *
+ * @example
+ * const store = openStore(dataDir, { leaseTtlMs: 10_000, maxAttempts: 3 });
+ * const job = store.enqueue({ source, filename: "main.js" }, Date.now());
+ */
+export function openStore(dataDir: string, settings: StoreSettings): Store {
+  const db = openDatabase(dataDir);
+  const context: StoreContext = { db, settings: { ...settings } };
+  const getJob = prepareGetJob(context);
+  const expireLeases = prepareExpireLeases(context);
+  const { listNodes, getNode } = prepareListNodes(context);
+  const ping = db.prepare("SELECT 1");
+  return {
+    enqueue: prepareEnqueue(context, getJob),
+    getJob,
+    listJobs: prepareListJobs(context),
+    cancel: prepareCancel(context, getJob),
+    registerAgent: prepareRegisterAgent(context),
+    agentByTokenHash: prepareAgentByTokenHash(context),
+    setAgentState: prepareSetAgentState(context, getNode),
+    removeAgent: prepareRemoveAgent(context, expireLeases),
+    lease: prepareLease(context),
+    heartbeat: prepareHeartbeat(context),
+    complete: prepareComplete(context, getJob),
+    expireLeases,
+    listNodes,
+    ping: () => void ping.get(),
+    close: () => db.close(),
+  };
+}

@@ -1,0 +1,101 @@
+import type { z } from "zod";
+import type {
+  Job,
+  JobPage,
+  JobState,
+  LeasedJob,
+  NodeInfo,
+  Outcome,
+  RegisterAgentRequest,
+  SubmitJobParsed,
+} from "../../protocol/index.js";
+
+/**
+ * The queue's verbs. Terms as in protocol/index.ts: a job is leased to an
+ * agent (node) for `leaseTtlMs`; heartbeats renew the lease; a lease that is
+ * not renewed expires and the job is queued again, or fails with NODE_LOST
+ * after `maxAttempts` leases.
+ *
+ * Every verb takes `now` (epoch ms) from the caller, so tests move time by
+ * hand. Verbs that change several rows run in one transaction. Refusals are
+ * ApiErrors (NOT_FOUND, STALE_LEASE) that the HTTP layer answers as they are.
+ */
+export interface Store {
+  /** Queues a new job (limits = DEFAULT_LIMITS merged with the requested ones). */
+  enqueue(request: SubmitJobParsed, now: number): Job;
+  /** One job; NOT_FOUND when there is none. */
+  getJob(id: string): Job;
+  /** Newest first; `cursor` is the opaque `nextCursor` of the previous page. */
+  listJobs(options: ListJobsOptions): JobPage;
+  /**
+   * Queued, leased or running → cancelled at once (the agent holding the
+   * lease is told on its next heartbeat). A terminal job is returned as it is.
+   */
+  cancel(id: string, now: number): Changed<Job>;
+
+  registerAgent(agent: NewAgent, tokenHash: string, now: number): AgentIdentity;
+  /** The agent whose per-agent token has this sha256 hash. */
+  agentByTokenHash(tokenHash: string): AgentIdentity | undefined;
+  /** ready ⇄ draining (a draining agent gets no new leases). NOT_FOUND when unknown. */
+  setAgentState(agentId: string, state: "ready" | "draining", now: number): NodeInfo;
+  /** Forgets an agent (its token stops working); its leases expire at once. */
+  removeAgent(agentId: string, now: number): ExpiredLeases;
+
+  /**
+   * Hands up to `free` of the oldest queued jobs to the agent, atomically:
+   * each becomes `leased` with a new leaseId, attempts + 1 and a deadline
+   * of now + leaseTtl. A draining or unknown agent gets none.
+   */
+  lease(agentId: string, free: number, now: number): LeasedJob[];
+  /**
+   * Renews the deadlines of the agent's current leases among `running`,
+   * marks leased → running, and returns the leaseIds the agent must stop:
+   * those that are no longer its current lease (cancelled, expired, unknown).
+   */
+  heartbeat(agentId: string, running: string[], now: number): string[];
+  /**
+   * Records the outcome of the agent's current lease: succeeded or failed.
+   * A repeat for the lease that already completed the job changes nothing;
+   * any other lease throws STALE_LEASE (409) and changes nothing.
+   */
+  complete(agentId: string, leaseId: string, outcome: Outcome, now: number): Changed<Job>;
+  /** Leases past their deadline: queued again, or failed with NODE_LOST. */
+  expireLeases(now: number): ExpiredLeases;
+
+  /** Every registered agent, `lost` when silent for longer than the lease TTL. */
+  listNodes(now: number): NodeInfo[];
+  /** Throws when the database cannot answer (readiness). */
+  ping(): void;
+  close(): void;
+}
+
+export interface StoreSettings {
+  leaseTtlMs: number;
+  maxAttempts: number;
+}
+
+export interface ListJobsOptions {
+  state?: JobState | undefined;
+  limit: number;
+  cursor?: string | undefined;
+}
+
+/** A verb's result, and whether it changed anything (then waiters are woken). */
+export interface Changed<T> {
+  value: T;
+  changed: boolean;
+}
+
+/** A registration as the schema parsed it (labels defaulted). */
+export type NewAgent = z.output<typeof RegisterAgentRequest>;
+
+export interface AgentIdentity {
+  id: string;
+  name: string;
+}
+
+/** Job ids by what an expiry did to them. */
+export interface ExpiredLeases {
+  requeued: string[];
+  failed: string[];
+}

@@ -1,0 +1,25 @@
+import type { JobPage } from "../../protocol/index.js";
+import type { StoreContext } from "./database.js";
+import type { ListJobsOptions } from "./interfaces.js";
+import { decodeCursor, encodeCursor, JOB_COLUMNS, type JobRow, toJob } from "./rows.js";
+
+export function prepareListJobs({ db }: StoreContext) {
+  const all = db.prepare<[number, number], JobRow>(
+    `SELECT ${JOB_COLUMNS} FROM jobs WHERE seq < ? ORDER BY seq DESC LIMIT ?`,
+  );
+  const inState = db.prepare<[string, number, number], JobRow>(
+    `SELECT ${JOB_COLUMNS} FROM jobs WHERE state = ? AND seq < ? ORDER BY seq DESC LIMIT ?`,
+  );
+
+  return function listJobs({ state, limit, cursor }: ListJobsOptions): JobPage {
+    const before = cursor === undefined ? Number.MAX_SAFE_INTEGER : decodeCursor(cursor);
+    // One row more than asked tells whether there is a next page.
+    const rows = state ? inState.all(state, before, limit + 1) : all.all(before, limit + 1);
+    const page = rows.slice(0, limit);
+    const last = page.at(-1);
+    return {
+      jobs: page.map(toJob),
+      ...(rows.length > limit && last ? { nextCursor: encodeCursor(last.seq) } : {}),
+    };
+  };
+}

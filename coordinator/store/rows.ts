@@ -1,0 +1,78 @@
+import { randomBytes } from "node:crypto";
+import type { Job, JobLimits, JobState, Outcome } from "../../protocol/index.js";
+import { ApiError } from "../errors.js";
+
+/**
+ * A random URL-safe id: prefix, "_", then `bytes` random bytes in base64url
+ * (15 bytes → 20 characters, 120 bits: unguessable and collision-free).
+ */
+export const newId = (prefix: string, bytes = 15) =>
+  `${prefix}_${randomBytes(bytes).toString("base64url")}`;
+
+/** The columns a Job is built from; never the (large) source and input. */
+export const JOB_COLUMNS = `seq, id, state, filename, limits, labels, attempts, created_at,
+  started_at, finished_at, node, outcome`;
+
+export interface JobRow {
+  seq: number;
+  id: string;
+  state: JobState;
+  filename: string;
+  limits: string;
+  labels: string;
+  attempts: number;
+  created_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+  node: string | null;
+  outcome: string | null;
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+/** A row as the API returns it (protocol `Job`). */
+export function toJob(row: JobRow): Job {
+  return {
+    id: row.id,
+    state: row.state,
+    attempts: row.attempts,
+    filename: row.filename,
+    createdAt: iso(row.created_at),
+    ...(row.started_at !== null ? { startedAt: iso(row.started_at) } : {}),
+    ...(row.finished_at !== null ? { finishedAt: iso(row.finished_at) } : {}),
+    ...(row.node !== null ? { node: row.node } : {}),
+    limits: JSON.parse(row.limits) as JobLimits,
+    labels: JSON.parse(row.labels) as Record<string, string>,
+    ...(row.outcome !== null ? { outcome: JSON.parse(row.outcome) as Outcome } : {}),
+  };
+}
+
+/** The outcome the coordinator itself gives a job it ends (cancel, node lost). */
+export function coordinatorOutcome(
+  code: "CANCELLED" | "NODE_LOST",
+  message: string,
+  durationMs: number,
+  detail?: string,
+): string {
+  const outcome: Outcome = {
+    ok: false,
+    error: { code, message, ...(detail === undefined ? {} : { detail }) },
+    logs: "",
+    stats: { durationMs: Math.max(0, durationMs) },
+  };
+  return JSON.stringify(outcome);
+}
+
+/** Page positions are opaque to clients: the base64url of the last row's seq. */
+export const encodeCursor = (seq: number) => Buffer.from(`s${seq}`).toString("base64url");
+
+export function decodeCursor(cursor: string): number {
+  const match = /^s(\d{1,15})$/.exec(Buffer.from(cursor, "base64url").toString());
+  if (!match?.[1]) {
+    throw new ApiError(
+      "VALIDATION_ERROR",
+      "invalid query: cursor is not one this server gave out; start again without it",
+    );
+  }
+  return Number(match[1]);
+}

@@ -1,0 +1,381 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import { afterEach, describe, expect, it } from "vitest";
+import { DEFAULT_LIMITS, Job, type Outcome } from "../../protocol/index.js";
+import { ApiError } from "../errors.js";
+import { type NewAgent, NODE_LOST_MESSAGE, openStore, type Store } from "./index.js";
+import { SCHEMA_VERSION } from "./migrations.js";
+
+const OK: Outcome = { ok: true, result: { sum: 5 }, logs: "hi\n", stats: { durationMs: 7 } };
+const FAILED: Outcome = {
+  ok: false,
+  error: { code: "RUNTIME_ERROR", message: "boom" },
+  logs: "",
+  stats: { durationMs: 3 },
+};
+const T0 = 1_700_000_000_000;
+const TTL = 1_000;
+
+const cleanups: (() => void)[] = [];
+afterEach(() => {
+  for (const cleanup of cleanups.splice(0).reverse()) cleanup();
+});
+
+function tempDir() {
+  const dir = mkdtempSync(join(tmpdir(), "labrun-store-"));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+function open(dataDir = tempDir(), maxAttempts = 2): Store {
+  const store = openStore(dataDir, { leaseTtlMs: TTL, maxAttempts });
+  cleanups.push(() => {
+    try {
+      store.close();
+    } catch {
+      // closed by the test already
+    }
+  });
+  return store;
+}
+
+const agentSpec = (name = "node-1", slots = 4): NewAgent => ({
+  name,
+  hostname: "lab-1",
+  slots,
+  version: "test",
+  labels: {},
+});
+
+const submit = (store: Store, now = T0) =>
+  store.enqueue({ source: "exports.main = () => 1", filename: "main.js" }, now);
+
+/** The ApiError code a call throws. */
+function codeOf(call: () => unknown): string | undefined {
+  try {
+    call();
+  } catch (error) {
+    if (error instanceof ApiError) return error.code;
+    throw error;
+  }
+  return undefined;
+}
+
+describe("enqueue and getJob", () => {
+  it("queues a job with default limits merged with the requested ones", () => {
+    const store = open();
+    const job = store.enqueue(
+      { source: "x", filename: "prog.mjs", limits: { memoryMb: 64 }, labels: { team: "a" } },
+      T0,
+    );
+    expect(Job.parse(job)).toEqual(job);
+    expect(job).toEqual({
+      id: job.id,
+      state: "queued",
+      attempts: 0,
+      filename: "prog.mjs",
+      createdAt: new Date(T0).toISOString(),
+      limits: { ...DEFAULT_LIMITS, memoryMb: 64 },
+      labels: { team: "a" },
+    });
+    expect(job.id).toMatch(/^j_[A-Za-z0-9_-]{20}$/);
+    expect(store.getJob(job.id)).toEqual(job);
+  });
+
+  it("throws NOT_FOUND for an unknown job", () => {
+    expect(codeOf(() => open().getJob("j_nope"))).toBe("NOT_FOUND");
+  });
+});
+
+describe("lease, heartbeat, complete", () => {
+  it("leases the oldest queued jobs atomically, up to free", () => {
+    const store = open();
+    const ids = [submit(store).id, submit(store).id, submit(store).id];
+    const agent = store.registerAgent(agentSpec(), "hash", T0);
+    const leased = store.lease(agent.id, 2, T0 + 5);
+    expect(leased.map((job) => job.id)).toEqual(ids.slice(0, 2));
+    expect(leased[0]).toMatchObject({
+      attempt: 1,
+      spec: { source: "exports.main = () => 1", filename: "main.js", input: null },
+    });
+    expect(new Set(leased.map((job) => job.leaseId)).size).toBe(2);
+    expect(store.getJob(ids[0] ?? "")).toMatchObject({
+      state: "leased",
+      attempts: 1,
+      node: "node-1",
+    });
+    expect(store.getJob(ids[2] ?? "").state).toBe("queued");
+    expect(store.lease(agent.id, 0, T0)).toEqual([]);
+  });
+
+  it("never leases more than the agent's slots hold", () => {
+    const store = open();
+    for (let i = 0; i < 5; i++) submit(store);
+    const agent = store.registerAgent(agentSpec("small", 2), "hash", T0);
+    expect(store.lease(agent.id, 5, T0)).toHaveLength(2);
+    expect(store.lease(agent.id, 5, T0)).toEqual([]);
+  });
+
+  it("marks a job running with startedAt on the first heartbeat and renews its lease", () => {
+    const store = open();
+    const { id } = submit(store);
+    const agent = store.registerAgent(agentSpec(), "hash", T0);
+    const [leased] = store.lease(agent.id, 1, T0);
+    expect(store.getJob(id).startedAt).toBeUndefined();
+    expect(store.heartbeat(agent.id, [leased?.leaseId ?? ""], T0 + 400)).toEqual([]);
+    expect(store.getJob(id)).toMatchObject({
+      state: "running",
+      startedAt: new Date(T0 + 400).toISOString(),
+    });
+    // Renewed at +400, +800, +1200: never expires while heartbeats come.
+    for (const now of [T0 + 800, T0 + 1200]) {
+      store.heartbeat(agent.id, [leased?.leaseId ?? ""], now);
+      expect(store.expireLeases(now + TTL - 1)).toEqual({ requeued: [], failed: [] });
+    }
+    expect(store.getJob(id).startedAt).toBe(new Date(T0 + 400).toISOString());
+  });
+
+  it("answers a heartbeat with the leases the agent must stop", () => {
+    const store = open();
+    submit(store);
+    const a = store.registerAgent(agentSpec("a"), "hash-a", T0);
+    const b = store.registerAgent(agentSpec("b"), "hash-b", T0);
+    const [leased] = store.lease(a.id, 1, T0);
+    const leaseId = leased?.leaseId ?? "";
+    expect(store.heartbeat(a.id, [leaseId, "l_unknown"], T0)).toEqual(["l_unknown"]);
+    // Another agent cannot renew (or learn about) a's lease.
+    expect(store.heartbeat(b.id, [leaseId], T0)).toEqual([leaseId]);
+  });
+
+  it("completes the current lease: succeeded or failed from outcome.ok", () => {
+    const store = open();
+    const first = submit(store);
+    const second = submit(store);
+    const agent = store.registerAgent(agentSpec(), "hash", T0);
+    const [l1, l2] = store.lease(agent.id, 2, T0);
+    const done = store.complete(agent.id, l1?.leaseId ?? "", OK, T0 + 50);
+    expect(done.changed).toBe(true);
+    expect(done.value).toMatchObject({
+      id: first.id,
+      state: "succeeded",
+      outcome: OK,
+      // Finished before any heartbeat: started when it was leased.
+      startedAt: new Date(T0).toISOString(),
+      finishedAt: new Date(T0 + 50).toISOString(),
+    });
+    expect(store.complete(agent.id, l2?.leaseId ?? "", FAILED, T0 + 60).value).toMatchObject({
+      id: second.id,
+      state: "failed",
+      outcome: FAILED,
+    });
+  });
+
+  it("accepts a duplicate result for the applied lease once, changing nothing", () => {
+    const store = open();
+    const { id } = submit(store);
+    const agent = store.registerAgent(agentSpec(), "hash", T0);
+    const [leased] = store.lease(agent.id, 1, T0);
+    store.complete(agent.id, leased?.leaseId ?? "", OK, T0 + 10);
+    const before = store.getJob(id);
+    const again = store.complete(agent.id, leased?.leaseId ?? "", FAILED, T0 + 20);
+    expect(again).toEqual({ value: before, changed: false });
+    expect(store.getJob(id)).toEqual(before);
+  });
+
+  it("refuses a result for an unknown lease or another agent's lease with STALE_LEASE", () => {
+    const store = open();
+    const { id } = submit(store);
+    const owner = store.registerAgent(agentSpec("owner"), "hash-o", T0);
+    const other = store.registerAgent(agentSpec("other"), "hash-x", T0);
+    const [leased] = store.lease(owner.id, 1, T0);
+    expect(codeOf(() => store.complete(owner.id, "l_unknown", OK, T0))).toBe("STALE_LEASE");
+    expect(codeOf(() => store.complete(other.id, leased?.leaseId ?? "", OK, T0))).toBe(
+      "STALE_LEASE",
+    );
+    expect(store.getJob(id).state).toBe("leased");
+  });
+});
+
+describe("expireLeases", () => {
+  it("requeues an expired lease with attempts + 1, then fails with NODE_LOST past maxAttempts", () => {
+    const store = open(tempDir(), 2);
+    const { id } = submit(store);
+    const agent = store.registerAgent(agentSpec(), "hash", T0);
+    const [first] = store.lease(agent.id, 1, T0);
+    expect(store.expireLeases(T0 + TTL)).toEqual({ requeued: [], failed: [] });
+    expect(store.expireLeases(T0 + TTL + 1)).toEqual({ requeued: [id], failed: [] });
+    const requeued = store.getJob(id);
+    expect(requeued).toMatchObject({ state: "queued", attempts: 1 });
+    expect(requeued.node).toBeUndefined();
+    // The old lease is dead: its result is stale, its heartbeat says stop.
+    expect(codeOf(() => store.complete(agent.id, first?.leaseId ?? "", OK, T0))).toBe(
+      "STALE_LEASE",
+    );
+    expect(store.heartbeat(agent.id, [first?.leaseId ?? ""], T0)).toEqual([first?.leaseId]);
+
+    const [second] = store.lease(agent.id, 1, T0 + 2000);
+    expect(second?.attempt).toBe(2);
+    expect(store.expireLeases(T0 + 2000 + TTL + 1)).toEqual({ requeued: [], failed: [id] });
+    const lost = store.getJob(id);
+    expect(lost).toMatchObject({ state: "failed", attempts: 2, node: "node-1" });
+    expect(lost.outcome).toMatchObject({
+      ok: false,
+      error: { code: "NODE_LOST", message: NODE_LOST_MESSAGE },
+    });
+    expect(codeOf(() => store.complete(agent.id, second?.leaseId ?? "", OK, T0))).toBe(
+      "STALE_LEASE",
+    );
+  });
+});
+
+describe("cancel", () => {
+  it("cancels a queued job at once; it is never leased", () => {
+    const store = open();
+    const { id } = submit(store);
+    const { value, changed } = store.cancel(id, T0 + 5);
+    expect(changed).toBe(true);
+    expect(value).toMatchObject({
+      state: "cancelled",
+      outcome: { ok: false, error: { code: "CANCELLED", message: "cancelled by a client" } },
+    });
+    const agent = store.registerAgent(agentSpec(), "hash", T0);
+    expect(store.lease(agent.id, 1, T0 + 10)).toEqual([]);
+  });
+
+  it("cancels a running job at once; its agent is told on heartbeat and its result refused", () => {
+    const store = open();
+    const { id } = submit(store);
+    const agent = store.registerAgent(agentSpec(), "hash", T0);
+    const [leased] = store.lease(agent.id, 1, T0);
+    const leaseId = leased?.leaseId ?? "";
+    store.heartbeat(agent.id, [leaseId], T0 + 100);
+    const cancelled = store.cancel(id, T0 + 600).value;
+    expect(cancelled).toMatchObject({
+      state: "cancelled",
+      outcome: { error: { code: "CANCELLED" }, logs: "", stats: { durationMs: 500 } },
+    });
+    expect(store.heartbeat(agent.id, [leaseId], T0 + 700)).toEqual([leaseId]);
+    expect(codeOf(() => store.complete(agent.id, leaseId, OK, T0 + 800))).toBe("STALE_LEASE");
+    // Not requeued by the sweeper either.
+    expect(store.expireLeases(T0 + 10 * TTL)).toEqual({ requeued: [], failed: [] });
+    expect(store.getJob(id)).toEqual(cancelled);
+  });
+
+  it("returns a terminal job unchanged", () => {
+    const store = open();
+    const { id } = submit(store);
+    const agent = store.registerAgent(agentSpec(), "hash", T0);
+    const [leased] = store.lease(agent.id, 1, T0);
+    const done = store.complete(agent.id, leased?.leaseId ?? "", OK, T0 + 1).value;
+    expect(store.cancel(id, T0 + 2)).toEqual({ value: done, changed: false });
+  });
+});
+
+describe("listJobs", () => {
+  it("pages newest first with an opaque cursor, and filters by state", () => {
+    const store = open();
+    const ids = Array.from({ length: 5 }, (_, i) => submit(store, T0 + i).id);
+    const first = store.listJobs({ limit: 2 });
+    expect(first.jobs.map((job) => job.id)).toEqual([ids[4], ids[3]]);
+    const second = store.listJobs({ limit: 2, cursor: first.nextCursor });
+    expect(second.jobs.map((job) => job.id)).toEqual([ids[2], ids[1]]);
+    const last = store.listJobs({ limit: 2, cursor: second.nextCursor });
+    expect(last.jobs.map((job) => job.id)).toEqual([ids[0]]);
+    expect(last.nextCursor).toBeUndefined();
+
+    store.cancel(ids[1] ?? "", T0);
+    store.cancel(ids[3] ?? "", T0);
+    const cancelled = store.listJobs({ state: "cancelled", limit: 1 });
+    expect(cancelled.jobs.map((job) => job.id)).toEqual([ids[3]]);
+    expect(
+      store
+        .listJobs({ state: "cancelled", limit: 1, cursor: cancelled.nextCursor })
+        .jobs.map((job) => job.id),
+    ).toEqual([ids[1]]);
+    expect(codeOf(() => store.listJobs({ limit: 1, cursor: "garbage" }))).toBe("VALIDATION_ERROR");
+  });
+});
+
+describe("agents and nodes", () => {
+  it("finds an agent by its token hash only", () => {
+    const store = open();
+    const agent = store.registerAgent(agentSpec("n"), "hash-1", T0);
+    expect(store.agentByTokenHash("hash-1")).toEqual(agent);
+    expect(store.agentByTokenHash("hash-2")).toBeUndefined();
+    // The same name again is a new agent.
+    expect(store.registerAgent(agentSpec("n"), "hash-2", T0).id).not.toBe(agent.id);
+  });
+
+  it("lists nodes with slots, running, done and failed counts, lost after the TTL", () => {
+    const store = open();
+    for (let i = 0; i < 3; i++) submit(store);
+    const agent = store.registerAgent(agentSpec("busy", 3), "hash", T0);
+    const [a, b] = store.lease(agent.id, 2, T0);
+    store.complete(agent.id, a?.leaseId ?? "", OK, T0 + 10);
+    store.heartbeat(agent.id, [b?.leaseId ?? ""], T0 + 100);
+    expect(store.listNodes(T0 + 100 + TTL)).toMatchObject([
+      {
+        id: agent.id,
+        name: "busy",
+        hostname: "lab-1",
+        state: "ready",
+        slots: 3,
+        running: 1,
+        jobsDone: 1,
+        jobsFailed: 0,
+        lastHeartbeatAt: new Date(T0 + 100).toISOString(),
+      },
+    ]);
+    expect(store.listNodes(T0 + 100 + TTL + 1)[0]?.state).toBe("lost");
+  });
+
+  it("gives a draining agent no leases until it resumes", () => {
+    const store = open();
+    submit(store);
+    const agent = store.registerAgent(agentSpec(), "hash", T0);
+    expect(store.setAgentState(agent.id, "draining", T0).state).toBe("draining");
+    expect(store.lease(agent.id, 1, T0)).toEqual([]);
+    expect(store.setAgentState(agent.id, "ready", T0).state).toBe("ready");
+    expect(store.lease(agent.id, 1, T0)).toHaveLength(1);
+    expect(codeOf(() => store.setAgentState("a_nope", "ready", T0))).toBe("NOT_FOUND");
+  });
+
+  it("forgets a removed agent and queues its jobs again at once", () => {
+    const store = open();
+    const { id } = submit(store);
+    const agent = store.registerAgent(agentSpec(), "hash", T0);
+    store.lease(agent.id, 1, T0);
+    expect(store.removeAgent(agent.id, T0 + 1)).toEqual({ requeued: [id], failed: [] });
+    expect(store.agentByTokenHash("hash")).toBeUndefined();
+    expect(store.listNodes(T0)).toEqual([]);
+    expect(store.getJob(id).state).toBe("queued");
+  });
+});
+
+describe("durability", () => {
+  it("keeps jobs across closing and reopening, in WAL mode at the current schema", () => {
+    const dataDir = tempDir();
+    const first = open(dataDir);
+    const { id } = submit(first);
+    first.close();
+    const second = open(dataDir);
+    expect(second.getJob(id).state).toBe("queued");
+    second.close();
+
+    const db = new Database(join(dataDir, "labrun.db"), { readonly: true });
+    cleanups.push(() => db.close());
+    expect(db.pragma("journal_mode", { simple: true })).toBe("wal");
+    expect(db.pragma("user_version", { simple: true })).toBe(SCHEMA_VERSION);
+  });
+
+  it("refuses a database from a newer labrun", () => {
+    const dataDir = tempDir();
+    open(dataDir).close();
+    const db = new Database(join(dataDir, "labrun.db"));
+    db.pragma(`user_version = ${SCHEMA_VERSION + 1}`);
+    db.close();
+    expect(() => open(dataDir)).toThrow(/newer than this labrun knows/);
+  });
+});

@@ -1,0 +1,74 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import pino from "pino";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { Notifier } from "./notifier.js";
+import { openStore, type Store } from "./store/index.js";
+import { startLeaseSweeper } from "./sweeper.js";
+
+const T0 = 1_700_000_000_000;
+const cleanups: (() => void)[] = [];
+afterEach(() => {
+  vi.useRealTimers();
+  for (const cleanup of cleanups.splice(0).reverse()) cleanup();
+});
+
+function leasedJob() {
+  const dataDir = mkdtempSync(join(tmpdir(), "labrun-sweeper-"));
+  const store = openStore(dataDir, { leaseTtlMs: 1000, maxAttempts: 3 });
+  cleanups.push(() => {
+    store.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+  const { id } = store.enqueue({ source: "x", filename: "main.js" }, T0);
+  const agent = store.registerAgent(
+    { name: "n", hostname: "h", slots: 1, version: "v", labels: {} },
+    "hash",
+    T0,
+  );
+  store.lease(agent.id, 1, T0);
+  return { store, id };
+}
+
+describe("startLeaseSweeper", () => {
+  it("expires leases on its interval and wakes lease waiters", async () => {
+    vi.useFakeTimers();
+    const { store, id } = leasedJob();
+    const notifier = new Notifier();
+    const time = { now: T0 };
+    const stop = startLeaseSweeper(store, notifier, pino({ level: "silent" }), 500, () => time.now);
+    cleanups.push(stop);
+    let woken = false;
+    void notifier.waitForWork(60_000).then(() => {
+      woken = true;
+    });
+    await vi.advanceTimersByTimeAsync(500);
+    expect(store.getJob(id).state).toBe("leased");
+    time.now = T0 + 1001;
+    await vi.advanceTimersByTimeAsync(500);
+    expect(store.getJob(id).state).toBe("queued");
+    expect(woken).toBe(true);
+  });
+
+  it("logs a failed sweep and keeps sweeping", async () => {
+    vi.useFakeTimers();
+    const { store } = leasedJob();
+    let calls = 0;
+    const failingOnce: Store = {
+      ...store,
+      expireLeases: (now) => {
+        calls++;
+        if (calls === 1) throw new Error("database is locked");
+        return store.expireLeases(now);
+      },
+    };
+    const errors: unknown[] = [];
+    const logger = pino({ level: "error" }, { write: (line: string) => errors.push(line) });
+    const stop = startLeaseSweeper(failingOnce, new Notifier(), logger, 100, () => T0);
+    cleanups.push(stop);
+    await vi.advanceTimersByTimeAsync(300);
+    expect(calls).toBe(3);
+    expect(errors).toHaveLength(1);
+  });
+});
