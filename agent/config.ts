@@ -33,6 +33,10 @@ export const AgentConfig = z.object({
   pidsLimit: z.number().int().min(16).max(4096).default(DEFAULT_SANDBOX.pidsLimit),
   /** OCI runtime for job containers, e.g. runsc (gVisor). */
   runtime: z.string().min(1).optional(),
+  /** Containers kept booted ahead of their jobs (0 = off); default: one per slot. */
+  warmPool: z.number().int().min(0).max(256).optional(),
+  /** A warm container idle for longer than this is replaced by a fresh one. */
+  warmMaxIdleMs: z.number().int().min(1_000).max(86_400_000).default(300_000),
   /** Use this runner image instead of building the bundled one. */
   image: z.string().min(1).optional(),
 });

@@ -14,6 +14,8 @@ export interface RunningAgent {
   agentId: string;
   name: string;
   slots: number;
+  /** Jobs run on warm and cold containers so far, and the pool's state. */
+  readonly stats: DockerSandbox["stats"];
   /** Graceful: stop leasing, finish and report running jobs. */
   close(): Promise<void>;
 }
@@ -44,11 +46,15 @@ export async function startAgent(input: AgentConfigInput, logger: Logger): Promi
     "agent registered",
   );
 
-  const sandbox = new DockerSandbox(docker, image, config.name, {
-    tmpfsMb: config.tmpfsMb,
-    pidsLimit: config.pidsLimit,
-    runtime: config.runtime,
-  });
+  const sandbox = new DockerSandbox(
+    docker,
+    image,
+    config.name,
+    { tmpfsMb: config.tmpfsMb, pidsLimit: config.pidsLimit, runtime: config.runtime },
+    { size: config.warmPool ?? config.slots, maxIdleMs: config.warmMaxIdleMs },
+    log,
+  );
+  sandbox.start();
   const loop = new AgentLoop(
     api,
     sandbox,
@@ -68,8 +74,12 @@ export async function startAgent(input: AgentConfigInput, logger: Logger): Promi
     agentId: registration.agentId,
     name: config.name,
     slots: config.slots,
+    get stats() {
+      return sandbox.stats;
+    },
     async close() {
       await loop.stop();
+      await sandbox.close();
       await reapOrphans(docker, config.name, log);
       log.info("agent stopped");
     },

@@ -8,5 +8,7 @@ export function createLogger(level = process.env.LABRUN_LOG_LEVEL ?? "info"): Lo
   if (process.stdout.isTTY) {
     return pino({ level, transport: { target: "pino-pretty", options: { colorize: true } } });
   }
-  return pino({ level });
+  // Asynchronous writes: a slow log consumer must not stall the job path;
+  // pino flushes what is buffered when the process exits.
+  return pino({ level }, pino.destination({ dest: 1, sync: false }));
 }

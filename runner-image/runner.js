@@ -77,13 +77,13 @@ let phase = "loading";
 
 // --- ending the job -----------------------------------------------------------
 
-/** Writes all of `text` to fd 1, looping over partial writes and EAGAIN. */
-function writeAll(text) {
+/** Writes all of `text` to `fd`, looping over partial writes and EAGAIN. */
+function writeAll(fd, text) {
   const bytes = bufferFrom(text, "utf8");
   let offset = 0;
   while (offset < bytes.length) {
     try {
-      offset += writeSync(1, bytes, offset, bytes.length - offset);
+      offset += writeSync(fd, bytes, offset, bytes.length - offset);
     } catch (error) {
       // fd 1 is non-blocking once the program has touched process.stdout.
       if (error?.code !== "EAGAIN") throw error;
@@ -94,13 +94,20 @@ function writeAll(text) {
 
 /**
  * Writes the framed envelope and ends the process at once, cutting off any
- * timers or promises the program left behind.
+ * timers or promises the program left behind. The nonce alone on stderr first
+ * tells the agent that stderr is complete, so it can take the result as soon
+ * as the envelope arrives instead of waiting ~0.1 s for the container to exit.
  */
 function emit(envelopeJson) {
   if (emitted) return;
   emitted = true;
   try {
-    writeAll(`\n${nonce}${envelopeJson}${nonce}\n`);
+    try {
+      writeAll(2, nonce);
+    } catch {
+      // stderr closed by the program: the agent then waits for the exit instead.
+    }
+    writeAll(1, `\n${nonce}${envelopeJson}${nonce}\n`);
   } finally {
     reallyExit(process, 0);
   }

@@ -1,31 +1,125 @@
 import type Dockerode from "dockerode";
+import type { Logger } from "pino";
+import { DEFAULT_LIMITS, type JobLimits } from "../../protocol/index.js";
 import type { JobSandbox } from "../executor.js";
 import { containerOptions, type SandboxSettings } from "./options.js";
-import { type ContainerExit, runContainer } from "./run.js";
+import { WarmPool, type WarmPoolSettings } from "./pool.js";
+import { BootedContainer, type ContainerExit } from "./run.js";
 
-/** The executor's sandbox, backed by a Docker engine: one throwaway container per job. */
+/** The limits warm containers are created with: the defaults most jobs run under. */
+const POOLED_LIMITS: JobLimits = DEFAULT_LIMITS;
+
+/**
+ * The executor's sandbox, backed by a Docker engine: one throwaway container
+ * per job. A job whose container settings match the warm pool's takes a
+ * pre-booted container; any other job (or one arriving when the pool is empty)
+ * boots its own. Containers are removed in the background once their job's
+ * result is known, so removal never delays a result; `close` waits for them.
+ */
 export class DockerSandbox implements JobSandbox {
+  private readonly pool: WarmPool;
+  private readonly removals = new Set<Promise<void>>();
+  private warmRuns = 0;
+  private coldRuns = 0;
+
   constructor(
     private readonly docker: Dockerode,
     private readonly image: string,
     private readonly agentName: string,
     private readonly settings: SandboxSettings,
-  ) {}
+    poolSettings: WarmPoolSettings,
+    private readonly logger: Logger,
+  ) {
+    this.pool = new WarmPool(
+      // A warm container has no job yet: its job label stays empty.
+      () => this.boot("", POOLED_LIMITS),
+      poolSettings,
+      (container) => this.retire(container),
+      logger,
+    );
+  }
 
-  run(job: Parameters<JobSandbox["run"]>[0]): Promise<ContainerExit> {
-    return runContainer(this.docker, {
-      options: containerOptions({
+  /** Starts filling the warm pool. */
+  start(): void {
+    this.pool.start();
+  }
+
+  get stats(): { warmRuns: number; coldRuns: number; pool: { idle: number; booting: number } } {
+    return { warmRuns: this.warmRuns, coldRuns: this.coldRuns, pool: this.pool.stats };
+  }
+
+  async run(job: Parameters<JobSandbox["run"]>[0]): Promise<ContainerExit> {
+    const warm = sameContainer(job.limits, POOLED_LIMITS) ? this.pool.take() : undefined;
+    const bootStarted = performance.now();
+    const booted = warm ?? (await this.boot(job.jobId, job.limits));
+    if (warm) this.warmRuns += 1;
+    else this.coldRuns += 1;
+    const log = this.logger.child({
+      jobId: job.jobId,
+      container: booted.container.id.slice(0, 12),
+    });
+    log.debug(
+      { warm: Boolean(warm), bootMs: Math.round(performance.now() - bootStarted) },
+      "job container ready",
+    );
+    try {
+      const exit = await booted.run({
+        stdin: job.stdin,
+        nonce: job.nonce,
+        caps: job.caps,
+        timeoutMs: job.limits.timeoutMs,
+        signal: job.signal,
+      });
+      log.debug(
+        {
+          ms: Math.round(exit.durationMs),
+          exitCode: exit.exitCode,
+          oom: exit.oomKilled,
+          killedFor: exit.killedFor,
+        },
+        "job container done",
+      );
+      return exit;
+    } finally {
+      this.retire(booted);
+    }
+  }
+
+  /** Empties the pool and waits until every container of this sandbox is removed. */
+  async close(): Promise<void> {
+    await this.pool.close();
+    while (this.removals.size > 0) await Promise.all(this.removals);
+  }
+
+  private boot(jobId: string, limits: JobLimits): Promise<BootedContainer> {
+    return BootedContainer.boot(
+      this.docker,
+      containerOptions({
         image: this.image,
-        jobId: job.jobId,
+        jobId,
         agentName: this.agentName,
-        limits: job.limits,
+        limits,
         sandbox: this.settings,
       }),
-      stdin: job.stdin,
-      nonce: job.nonce,
-      caps: job.caps,
-      timeoutMs: job.limits.timeoutMs,
-      signal: job.signal,
-    });
+    );
   }
+
+  private retire(container: BootedContainer): void {
+    const removal = container
+      .destroy()
+      .catch((error: unknown) => {
+        // The reaper removes it on the agent's next start; the job is unaffected.
+        this.logger.warn(
+          { err: error, container: container.container.id },
+          "could not remove a job container",
+        );
+      })
+      .finally(() => this.removals.delete(removal));
+    this.removals.add(removal);
+  }
+}
+
+/** Jobs with these equal can share a container booted ahead of time. */
+function sameContainer(a: JobLimits, b: JobLimits): boolean {
+  return a.memoryMb === b.memoryMb && a.cpus === b.cpus;
 }

@@ -75,4 +75,58 @@ describe("OutputCollector", () => {
     expect(out.envelope).toBe("1");
     expect(out.logs).toBe("out\nerr\n");
   });
+
+  describe("completion (envelope on stdout + the nonce on stderr)", () => {
+    function completion(steps: Array<["stdout" | "stderr", string]>) {
+      let completions = 0;
+      const collector = new OutputCollector(NONCE, CAPS, undefined, () => completions++);
+      const seen: boolean[] = [];
+      for (const [stream, text] of steps) {
+        collector[stream](Buffer.from(text));
+        seen.push(collector.complete);
+      }
+      return { seen, completions, ...collector.finish() };
+    }
+
+    it("completes once both the envelope and the stderr marker are in, in either order", () => {
+      const a = completion([
+        ["stderr", `warn\n${NONCE}`],
+        ["stdout", frame("1")],
+      ]);
+      expect(a.seen).toEqual([false, true]);
+      const b = completion([
+        ["stdout", frame("1")],
+        ["stderr", `warn\n${NONCE}`],
+      ]);
+      expect(b.seen).toEqual([false, true]);
+      expect(a.completions + b.completions).toBe(2);
+      expect(a.logs).toBe("warn\n");
+      expect(b.logs).toBe("warn\n");
+    });
+
+    it("finds the stderr marker split at every chunk boundary and keeps the logs before it", () => {
+      const text = `oops: ${"x".repeat(30)}\n${NONCE}`;
+      for (let cut = 1; cut < text.length; cut++) {
+        const out = completion([
+          ["stdout", frame("2")],
+          ["stderr", text.slice(0, cut)],
+          ["stderr", text.slice(cut)],
+        ]);
+        expect(out.completions, `cut at ${cut}`).toBe(1);
+        expect(out.logs, `cut at ${cut}`).toBe(`oops: ${"x".repeat(30)}\n`);
+      }
+    });
+
+    it("does not complete on the envelope alone (stderr may still be in flight)", () => {
+      const out = completion([["stdout", frame("3")]]);
+      expect(out.completions).toBe(0);
+      expect(out.envelope).toBe("3");
+    });
+
+    it("keeps a stderr tail that looks like the start of a nonce when the run ends", () => {
+      const out = completion([["stderr", `tail ${NONCE.slice(0, 5)}`]]);
+      expect(out.logs).toBe(`tail ${NONCE.slice(0, 5)}`);
+      expect(out.completions).toBe(0);
+    });
+  });
 });

@@ -8,6 +8,10 @@
  * and dropped. A program that prints more than `maxOutputBytes` in all, or an
  * envelope larger than `maxResultBytes`, trips `overflow` so the caller can
  * kill the container: the agent's memory never grows with the program's output.
+ *
+ * Just before the envelope the runner writes the nonce alone on stderr: once
+ * both are seen the output is complete (`onComplete`), and the agent need not
+ * wait for the container to exit to have every byte of the job's output.
  */
 export interface OutputCaps {
   logCapBytes: number;
@@ -44,11 +48,16 @@ export class OutputCollector {
   /** The newline the runner writes after the closing nonce is not part of the logs. */
   private skipNewline = false;
   private overflowReason: OverflowReason | null = null;
+  /** The runner's end-of-stderr marker (the nonce) has been seen. */
+  private stderrDone = false;
+  private stderrCarry: Buffer = Buffer.alloc(0);
+  private completed = false;
 
   constructor(
     nonce: string,
     private readonly caps: OutputCaps,
     private readonly onOverflow: (reason: OverflowReason) => void = () => {},
+    private readonly onComplete: () => void = () => {},
   ) {
     this.nonce = Buffer.from(nonce, "utf8");
   }
@@ -57,14 +66,26 @@ export class OutputCollector {
     return this.overflowReason;
   }
 
-  /** Output the program wrote to stderr: logs only. */
+  /** Both the envelope and the end-of-stderr marker have arrived. */
+  get complete(): boolean {
+    return this.completed;
+  }
+
+  /** Output on stderr: logs, ended by the runner's marker (nothing after it is kept). */
   stderr(chunk: Buffer): void {
-    // Keep the order the program printed in: a newline held back on stdout goes first.
-    if (this.heldNewline && chunk.length > 0) {
-      this.appendLog(Buffer.from([NEWLINE]));
-      this.heldNewline = false;
+    if (this.stderrDone) return;
+    const data = this.stderrCarry.length > 0 ? Buffer.concat([this.stderrCarry, chunk]) : chunk;
+    this.stderrCarry = Buffer.alloc(0);
+    const at = data.indexOf(this.nonce);
+    if (at === -1) {
+      const keep = this.noncePrefixAtEnd(data);
+      this.stderrCarry = Buffer.from(data.subarray(data.length - keep));
+      this.stderrLogs(data.subarray(0, data.length - keep));
+      return;
     }
-    this.appendLog(chunk);
+    this.stderrLogs(data.subarray(0, at));
+    this.stderrDone = true;
+    this.checkComplete();
   }
 
   /** Output on stdout: logs, and somewhere in it the framed envelope. */
@@ -94,6 +115,7 @@ export class OutputCollector {
         this.appendEnvelope(before);
         this.phase = "done";
         this.skipNewline = true;
+        this.checkComplete();
       }
       data = data.subarray(at + this.nonce.length);
     }
@@ -103,6 +125,8 @@ export class OutputCollector {
   /** Called once the streams have ended. */
   finish(): CollectedOutput {
     if (this.phase === "outside" && this.carry.length > 0) this.stdoutLogs(this.carry);
+    if (!this.stderrDone && this.stderrCarry.length > 0) this.stderrLogs(this.stderrCarry);
+    this.stderrCarry = Buffer.alloc(0);
     if (this.heldNewline) this.appendLog(Buffer.from([NEWLINE]));
     this.heldNewline = false;
     this.carry = Buffer.alloc(0);
@@ -124,6 +148,21 @@ export class OutputCollector {
       if (data.subarray(data.length - k).equals(this.nonce.subarray(0, k))) return k;
     }
     return 0;
+  }
+
+  private checkComplete(): void {
+    if (this.completed || this.phase !== "done" || !this.stderrDone) return;
+    this.completed = true;
+    this.onComplete();
+  }
+
+  private stderrLogs(chunk: Buffer): void {
+    // Keep the order the program printed in: a newline held back on stdout goes first.
+    if (this.heldNewline && chunk.length > 0) {
+      this.appendLog(Buffer.from([NEWLINE]));
+      this.heldNewline = false;
+    }
+    this.appendLog(chunk);
   }
 
   private stdoutLogs(chunk: Buffer, beforeFrame = false): void {

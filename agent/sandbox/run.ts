@@ -3,18 +3,20 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type Dockerode from "dockerode";
 import { type CollectedOutput, type OutputCaps, OutputCollector } from "./output.js";
 
-/** How one container run ended; every path ends in exactly one of these. */
+/** How one job's run ended; every path ends in exactly one of these. */
 export interface ContainerExit {
+  /** null when the result arrived before the container exited (the agent does not wait for it). */
   exitCode: number | null;
   oomKilled: boolean;
   /** Why the agent killed it, if it did. */
   killedFor: "timeout" | "cancel" | "output" | null;
   output: CollectedOutput;
+  /** From the moment the job reached the runner's stdin. */
   durationMs: number;
 }
 
-export interface ContainerRun {
-  options: Dockerode.ContainerCreateOptions;
+/** One job for a booted container. */
+export interface JobRun {
   /** Written to the container's stdin, then stdin is closed. */
   stdin: string;
   nonce: string;
@@ -37,102 +39,188 @@ export class SandboxError extends Error {
 
 /** How long to wait for the output streams to drain after the container exits. */
 const STREAM_DRAIN_MS = 2_000;
+/** Output a runner prints before its job arrives (node warnings): kept up to this, replayed as logs. */
+const EARLY_OUTPUT_CAP = 64 * 1024;
+
+type Sink = { stdout(chunk: Buffer): void; stderr(chunk: Buffer): void };
 
 /**
- * Runs one job container: create → attach → start → feed stdin → wait (or kill
- * on timeout, cancel or runaway output) → inspect → remove. The container is
- * removed on every path, including errors.
+ * A job container that is created, attached and started: its runner has booted
+ * node and waits for its one job on stdin. The warm pool keeps some of these
+ * ready; the cold path boots one per job. Either way a container runs exactly
+ * one job and is then removed (`run` once, `destroy` always).
+ *
+ * @example
+ * const booted = await BootedContainer.boot(docker, options);
+ * try { exit = await booted.run(job); } finally { void booted.destroy(); }
  */
-export async function runContainer(docker: Dockerode, run: ContainerRun): Promise<ContainerExit> {
-  let container: Dockerode.Container;
-  try {
-    container = await docker.createContainer(run.options);
-  } catch (error) {
-    throw new SandboxError(`could not create the job container: ${describe(error)}`, error);
-  }
-  try {
-    return await superviseContainer(docker, container, run);
-  } finally {
-    await removeContainer(container);
-  }
-}
+export class BootedContainer {
+  readonly bootedAt = Date.now();
+  private sink: Sink;
+  private readonly early: Array<{ fd: 1 | 2; chunk: Buffer }> = [];
+  private earlyBytes = 0;
+  private exitedFlag = false;
+  private used = false;
+  private destroyed: Promise<void> | null = null;
 
-async function superviseContainer(
-  docker: Dockerode,
-  container: Dockerode.Container,
-  run: ContainerRun,
-): Promise<ContainerExit> {
-  let killedFor: ContainerExit["killedFor"] = null;
-  const kill = (reason: NonNullable<ContainerExit["killedFor"]>) => {
-    if (killedFor) return;
-    killedFor = reason;
-    container.kill().catch(() => {
-      // Already stopped: the wait below returns all the same.
-    });
-  };
-  const collector = new OutputCollector(run.nonce, run.caps, () => kill("output"));
-
-  let stream: Duplex;
-  try {
-    stream = (await container.attach({
-      stream: true,
-      stdin: true,
-      stdout: true,
-      stderr: true,
-      hijack: true,
-    })) as Duplex;
-  } catch (error) {
-    throw new SandboxError(`could not attach to the job container: ${describe(error)}`, error);
-  }
-  const drained = new Promise<void>((resolve) => {
-    stream.once("end", resolve);
-    stream.once("close", resolve);
-    stream.once("error", () => resolve());
-  });
-  docker.modem.demuxStream(stream, sink(collector, "stdout"), sink(collector, "stderr"));
-
-  const started = performance.now();
-  const timer = setTimeout(() => kill("timeout"), run.timeoutMs);
-  const onAbort = () => kill("cancel");
-  run.signal?.addEventListener("abort", onAbort, { once: true });
-  try {
-    try {
-      await container.start();
-    } catch (error) {
-      throw new SandboxError(`could not start the job container: ${describe(error)}`, error);
-    }
-    if (run.signal?.aborted) kill("cancel");
-    stream.end(run.stdin);
-
-    // Waited for only once started: Docker's default condition ("not-running")
-    // answers at once for a container that has not started yet, which would end
-    // the run early; once started it answers when the container stops (or at
-    // once, with the exit code, if it already has).
-    const status = (await container.wait()) as { StatusCode?: number };
-    const durationMs = performance.now() - started;
-    await Promise.race([drained, sleep(STREAM_DRAIN_MS, undefined, { ref: false })]);
-    const state = await inspectState(container);
-    return {
-      exitCode: typeof status.StatusCode === "number" ? status.StatusCode : null,
-      oomKilled: state.OOMKilled === true,
-      killedFor,
-      output: collector.finish(),
-      durationMs,
+  private constructor(
+    readonly container: Dockerode.Container,
+    private readonly stream: Duplex,
+    private readonly drained: Promise<void>,
+    private readonly exited: Promise<{ StatusCode?: number } | null>,
+  ) {
+    this.sink = {
+      stdout: (chunk) => this.keepEarly(1, chunk),
+      stderr: (chunk) => this.keepEarly(2, chunk),
     };
-  } finally {
-    clearTimeout(timer);
-    run.signal?.removeEventListener("abort", onAbort);
-    stream.destroy();
+    void this.exited.then(() => {
+      this.exitedFlag = true;
+    });
   }
-}
 
-function sink(collector: OutputCollector, which: "stdout" | "stderr"): Writable {
-  return new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      collector[which](chunk);
-      done();
-    },
-  });
+  /** create → attach → start; a failure removes what was created and throws SandboxError. */
+  static async boot(
+    docker: Dockerode,
+    options: Dockerode.ContainerCreateOptions,
+  ): Promise<BootedContainer> {
+    let container: Dockerode.Container;
+    try {
+      container = await docker.createContainer(options);
+    } catch (error) {
+      throw new SandboxError(`could not create the job container: ${describe(error)}`, error);
+    }
+    let stream: Duplex | undefined;
+    try {
+      try {
+        stream = (await container.attach({
+          stream: true,
+          stdin: true,
+          stdout: true,
+          stderr: true,
+          hijack: true,
+        })) as Duplex;
+      } catch (error) {
+        throw new SandboxError(`could not attach to the job container: ${describe(error)}`, error);
+      }
+      const attached = stream;
+      const drained = new Promise<void>((resolve) => {
+        attached.once("end", resolve);
+        attached.once("close", resolve);
+        attached.once("error", () => resolve());
+      });
+      let booted: BootedContainer | undefined;
+      const route = (which: keyof Sink) =>
+        new Writable({
+          write(chunk: Buffer, _encoding, done) {
+            booted?.sink[which](chunk);
+            done();
+          },
+        });
+      docker.modem.demuxStream(attached, route("stdout"), route("stderr"));
+      try {
+        await container.start();
+      } catch (error) {
+        throw new SandboxError(`could not start the job container: ${describe(error)}`, error);
+      }
+      // Waited for only once started: Docker's default condition ("not-running")
+      // answers at once for a container that has not started yet.
+      const exited = (container.wait() as Promise<{ StatusCode?: number }>).catch(() => null);
+      booted = new BootedContainer(container, attached, drained, exited);
+      return booted;
+    } catch (error) {
+      stream?.destroy();
+      await removeContainer(container).catch(() => {});
+      throw error;
+    }
+  }
+
+  /** The runner is gone (crashed, killed, removed). */
+  get hasExited(): boolean {
+    return this.exitedFlag;
+  }
+
+  /** Settles when the container stops, whatever the reason. */
+  whenExited(): Promise<void> {
+    return this.exited.then(() => {});
+  }
+
+  /**
+   * Feeds the job to the runner and supervises it: the wall timeout, a cancel
+   * and runaway output kill the container. Ends as soon as the runner's output
+   * is complete (envelope + end-of-stderr marker), or when the container exits.
+   */
+  async run(job: JobRun): Promise<ContainerExit> {
+    if (this.used) throw new SandboxError("a job container runs only one job");
+    this.used = true;
+
+    let killedFor: ContainerExit["killedFor"] = null;
+    const kill = (reason: NonNullable<ContainerExit["killedFor"]>) => {
+      if (killedFor) return;
+      killedFor = reason;
+      this.container.kill().catch(() => {
+        // Already stopped: the wait returns all the same.
+      });
+    };
+    let onComplete = () => {};
+    const complete = new Promise<"complete">((resolve) => {
+      onComplete = () => resolve("complete");
+    });
+    const collector = new OutputCollector(job.nonce, job.caps, () => kill("output"), onComplete);
+    for (const { fd, chunk } of this.early.splice(0)) {
+      if (fd === 1) collector.stdout(chunk);
+      else collector.stderr(chunk);
+    }
+    this.sink = collector;
+
+    const started = performance.now();
+    const timer = setTimeout(() => kill("timeout"), job.timeoutMs);
+    const onAbort = () => kill("cancel");
+    job.signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      if (job.signal?.aborted) kill("cancel");
+      this.stream.end(job.stdin);
+      const ended = await Promise.race([complete, this.exited]);
+      const durationMs = performance.now() - started;
+      if (ended === "complete" && killedFor === null) {
+        return {
+          exitCode: null,
+          oomKilled: false,
+          killedFor,
+          output: collector.finish(),
+          durationMs,
+        };
+      }
+      await Promise.race([this.drained, sleep(STREAM_DRAIN_MS, undefined, { ref: false })]);
+      const state = await inspectState(this.container);
+      const status = ended === "complete" ? null : ended;
+      return {
+        exitCode: typeof status?.StatusCode === "number" ? status.StatusCode : null,
+        oomKilled: state.OOMKilled === true,
+        killedFor,
+        output: collector.finish(),
+        durationMs,
+      };
+    } finally {
+      clearTimeout(timer);
+      job.signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  /** Kills and removes the container; safe to call more than once. */
+  destroy(): Promise<void> {
+    this.destroyed ??= (async () => {
+      this.stream.destroy();
+      await removeContainer(this.container);
+    })();
+    return this.destroyed;
+  }
+
+  private keepEarly(fd: 1 | 2, chunk: Buffer): void {
+    if (this.earlyBytes >= EARLY_OUTPUT_CAP) return;
+    const kept = chunk.subarray(0, EARLY_OUTPUT_CAP - this.earlyBytes);
+    this.early.push({ fd, chunk: Buffer.from(kept) });
+    this.earlyBytes += kept.length;
+  }
 }
 
 async function inspectState(container: Dockerode.Container): Promise<{ OOMKilled?: boolean }> {

@@ -10,6 +10,11 @@ import { configPath, defaultDataDir, writeClientConfig } from "../settings.js";
 const Port = z.coerce.number().int().min(0).max(65535);
 const Slots = z.coerce.number().int().min(1).max(256);
 const NoPositionals = z.tuple([], { message: "takes no positional arguments" });
+const Warm = z.coerce
+  .number({ message: "--warm must be a number of containers (0 turns the warm pool off)" })
+  .int()
+  .min(0)
+  .max(256);
 
 const ServerArgs = {
   port: Port.default(() => Number(process.env.LABRUN_PORT ?? DEFAULT_PORT)),
@@ -75,6 +80,7 @@ const AgentArgs = z.object({
   slots: Slots.optional(),
   name: z.string().optional(),
   runtime: z.string().optional(),
+  warm: Warm.optional(),
   positionals: NoPositionals,
 });
 
@@ -89,6 +95,7 @@ export async function agent(argv: string[]): Promise<number> {
       slots: { type: "string" },
       name: { type: "string" },
       runtime: { type: "string" },
+      warm: { type: "string" },
     },
     AgentArgs,
   );
@@ -100,6 +107,7 @@ export async function agent(argv: string[]): Promise<number> {
       ...(args.slots ? { slots: args.slots } : {}),
       ...(args.name ? { name: args.name } : {}),
       ...(args.runtime ? { runtime: args.runtime } : {}),
+      ...(args.warm !== undefined ? { warmPool: args.warm } : {}),
     },
     logger,
   );
@@ -111,8 +119,13 @@ export async function up(argv: string[]): Promise<number> {
   const args = parseCommand(
     "up",
     argv,
-    { ...SERVER_OPTIONS, slots: { type: "string" } },
-    z.object({ ...ServerArgs, slots: Slots.optional(), positionals: NoPositionals }),
+    { ...SERVER_OPTIONS, slots: { type: "string" }, warm: { type: "string" } },
+    z.object({
+      ...ServerArgs,
+      slots: Slots.optional(),
+      warm: Warm.optional(),
+      positionals: NoPositionals,
+    }),
   );
   const logger = createLogger();
   const running = await startCoordinator(
@@ -126,6 +139,7 @@ export async function up(argv: string[]): Promise<number> {
         server: running.url,
         token: running.tokens.agent,
         ...(args.slots ? { slots: args.slots } : {}),
+        ...(args.warm !== undefined ? { warmPool: args.warm } : {}),
       },
       logger,
     );

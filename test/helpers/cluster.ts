@@ -2,7 +2,9 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import pino from "pino";
+import type { AgentConfigInput } from "../../agent/config.js";
 import { connectDocker } from "../../agent/docker.js";
 import { type RunningAgent, startAgent } from "../../agent/main.js";
 import { AGENT_LABEL, JOB_LABEL } from "../../agent/sandbox/options.js";
@@ -30,7 +32,11 @@ export interface TestCluster {
  * engine, all in this process. Agent names are unique per cluster so test
  * files running in parallel never reap each other's containers.
  */
-export async function startTestCluster(options: { agents: number[] }): Promise<TestCluster> {
+export async function startTestCluster(options: {
+  agents: number[];
+  /** Extra agent settings for every agent, e.g. `{ warmPool: 0 }`. */
+  agent?: Partial<AgentConfigInput>;
+}): Promise<TestCluster> {
   const dataDir = mkdtempSync(join(tmpdir(), "labrun-test-"));
   const coordinator = await startCoordinator(
     { host: "127.0.0.1", port: 0, dataDir, heartbeatMs: 500 },
@@ -45,6 +51,7 @@ export async function startTestCluster(options: { agents: number[] }): Promise<T
         token: coordinator.tokens.agent,
         name: `${prefix}-${agents.length + 1}`,
         slots,
+        ...options.agent,
       },
       testLogger,
     );
@@ -62,11 +69,14 @@ export async function startTestCluster(options: { agents: number[] }): Promise<T
     admin: new LabrunClient({ server: coordinator.url, token: coordinator.tokens.admin }),
     addAgent,
     async leftoverContainers() {
-      const names = new Set(agents.map((agent) => agent.name));
-      const list = await docker.listContainers({ all: true, filters: { label: [JOB_LABEL] } });
-      return list
-        .filter((container) => names.has(container.Labels[AGENT_LABEL] ?? ""))
-        .map((container) => container.Id);
+      // Containers are removed in the background once a result is known, so
+      // allow a moment; the warm containers the pools still hold are not leftovers.
+      const deadline = Date.now() + 5_000;
+      for (;;) {
+        const leftovers = await jobContainersBeyondPools(docker, agents);
+        if (leftovers.length === 0 || Date.now() > deadline) return leftovers;
+        await sleep(100);
+      }
     },
     async close() {
       await Promise.all(agents.map((agent) => agent.close()));
@@ -74,6 +84,28 @@ export async function startTestCluster(options: { agents: number[] }): Promise<T
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Per agent: containers labelled with a job (cold runs) that still exist, plus
+ * unlabelled (warm) ones beyond what its pool holds idle or is booting.
+ */
+async function jobContainersBeyondPools(
+  docker: Awaited<ReturnType<typeof connectDocker>>,
+  agents: RunningAgent[],
+): Promise<string[]> {
+  const list = await docker.listContainers({ all: true, filters: { label: [JOB_LABEL] } });
+  const leftovers: string[] = [];
+  for (const agent of agents) {
+    const mine = list.filter((container) => container.Labels[AGENT_LABEL] === agent.name);
+    const warm = mine.filter((container) => container.Labels[JOB_LABEL] === "");
+    const pooled = agent.stats.pool.idle + agent.stats.pool.booting;
+    leftovers.push(
+      ...mine.filter((container) => container.Labels[JOB_LABEL] !== "").map((c) => c.Id),
+      ...(warm.length > pooled ? warm.map((c) => c.Id) : []),
+    );
+  }
+  return leftovers;
 }
 
 /** Submits a program and waits for its terminal job record. */

@@ -27,20 +27,20 @@ export const HOSTILE: HostileProgram[] = [
   {
     name: "memory bomb (array growth)",
     source: `exports.main = () => { const a = []; for (;;) a.push({ x: Math.random(), y: [1, 2, 3] }); };`,
-    limits: { memoryMb: 128, timeoutMs: 20_000 },
+    limits: { memoryMb: 128, timeoutMs: 30_000 },
     expect: "OUT_OF_MEMORY",
   },
   {
     name: "memory bomb (Buffer growth)",
     source: `exports.main = () => { const a = []; for (;;) a.push(Buffer.alloc(1 << 20, 1)); };`,
-    limits: { memoryMb: 64, timeoutMs: 20_000 },
+    limits: { memoryMb: 64, timeoutMs: 30_000 },
     expect: "OUT_OF_MEMORY",
   },
   {
     // Filled, so its pages are really touched (a zeroed one is lazily mapped and harmless).
     name: "Buffer.alloc of 4 GB, filled",
     source: `exports.main = () => Buffer.alloc(4 * 1024 ** 3, 1).length;`,
-    limits: { timeoutMs: 20_000 },
+    limits: { timeoutMs: 30_000 },
     expect: "OUT_OF_MEMORY",
   },
   {
@@ -66,19 +66,19 @@ export const HOSTILE: HostileProgram[] = [
   {
     name: "1 GB to stdout",
     source: `exports.main = () => { const line = "x".repeat(1 << 20) + "\\n"; for (let i = 0; i < 1024; i++) process.stdout.write(line); return 1; };`,
-    limits: { timeoutMs: 20_000 },
+    limits: { timeoutMs: 30_000 },
     expect: "OUTPUT_TOO_LARGE",
   },
   {
     name: "20 MB result (over the 8 MiB result cap)",
     source: `exports.main = () => "r".repeat(20 * 1024 * 1024);`,
-    limits: { memoryMb: 512 },
+    limits: { memoryMb: 512, timeoutMs: 30_000 },
     expect: "OUTPUT_TOO_LARGE",
   },
   {
     name: "50 MB log line without a newline",
     source: `exports.main = () => { process.stderr.write("y".repeat(50 * 1024 * 1024)); return 1; };`,
-    limits: { memoryMb: 512, timeoutMs: 20_000 },
+    limits: { memoryMb: 512, timeoutMs: 30_000 },
     expect: "OUTPUT_TOO_LARGE",
   },
   {

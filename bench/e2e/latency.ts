@@ -1,0 +1,90 @@
+import { spawn } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { performance } from "node:perf_hooks";
+import { setTimeout as sleep } from "node:timers/promises";
+import { LabrunClient } from "../../client/api.js";
+import { type Distribution, distribution } from "../stats.js";
+import { runCommand, trivialRequest } from "./baselines.js";
+import { CLI, type ClusterProcesses } from "./processes.js";
+
+export const TRIVIAL_SOURCE = "exports.main = () => 1";
+
+/**
+ * A job arrives at an idle machine every PAUSE_MS: long enough for the warm
+ * pool to boot the replacement of the container the last job used (each
+ * container runs one job), so a latency row measures one job on an idle
+ * agent. Sustained rates are the throughput rows' business. Every row gets
+ * the same pause.
+ */
+const PAUSE_MS = 600;
+
+/** Times `count` runs of `once`, one at a time (latency, not throughput). */
+async function sample(count: number, once: () => Promise<void>): Promise<Distribution> {
+  await once(); // warm-up: first-run costs (page cache, JIT) are not what is compared
+  const times: number[] = [];
+  for (let i = 0; i < count; i++) {
+    await sleep(PAUSE_MS);
+    const started = performance.now();
+    await once();
+    times.push(performance.now() - started);
+  }
+  return distribution(times);
+}
+
+/** `node -e 1`: the cost of starting node at all. */
+export function bareNode(count: number): Promise<Distribution> {
+  return sample(count, async () => {
+    await runCommand(process.execPath, ["-e", "1"]);
+  });
+}
+
+/** `docker run --rm -i` of the runner image with the agent's sandbox flags, the job on stdin. */
+export function dockerRun(count: number, flags: string[], image: string): Promise<Distribution> {
+  return sample(count, async () => {
+    const { stdin, nonce } = trivialRequest(TRIVIAL_SOURCE);
+    const out = await runCommand("docker", [...flags, image], stdin);
+    if (!out.includes(`${nonce}{"ok":true,"result":1}${nonce}`)) {
+      throw new Error(`docker run gave an unexpected answer: ${out.slice(0, 200)}`);
+    }
+  });
+}
+
+/** Typed HTTP client: submit, then long-poll the job until it is terminal. */
+export function labrunHttp(cluster: ClusterProcesses, count: number): Promise<Distribution> {
+  const client = new LabrunClient({ server: cluster.url, token: cluster.tokens.client });
+  return sample(count, async () => {
+    const { id } = await client.submit({ source: TRIVIAL_SOURCE });
+    const job = await client.wait(id, { timeoutMs: 60_000 });
+    if (!job.outcome?.ok || job.outcome.result !== 1) {
+      throw new Error(`job ${id} did not return 1: ${JSON.stringify(job.outcome)}`);
+    }
+  });
+}
+
+/** `labrun submit prog.js` as a user types it: a whole CLI process per job. */
+export function labrunCli(
+  cluster: ClusterProcesses,
+  count: number,
+  workDir: string,
+): Promise<Distribution> {
+  const program = join(workDir, "trivial.js");
+  writeFileSync(program, `${TRIVIAL_SOURCE}\n`);
+  return sample(count, async () => {
+    const out = await new Promise<string>((resolve, reject) => {
+      const child = spawn(process.execPath, [CLI, "submit", program], {
+        env: cluster.cliEnv,
+        stdio: ["ignore", "pipe", "inherit"],
+      });
+      let text = "";
+      child.stdout.on("data", (chunk: Buffer) => {
+        text += chunk;
+      });
+      child.once("error", reject);
+      child.once("close", (code) =>
+        code === 0 ? resolve(text) : reject(new Error(`labrun submit exited ${code}`)),
+      );
+    });
+    if (out.trim() !== "1") throw new Error(`labrun submit printed ${out.trim()}`);
+  });
+}

@@ -1,0 +1,167 @@
+import type { CoordinatorCapacityResult } from "./coordinator-capacity.js";
+import type { Throughput } from "./e2e/throughput.js";
+import { type Distribution, round } from "./stats.js";
+
+/** Everything one `npm run bench` measured (bench/results/latest.json). */
+export interface BenchResults {
+  date: string;
+  machine: {
+    cpu: string;
+    cores: number;
+    memoryGb: number;
+    kernel: string;
+    node: string;
+    docker: string;
+  };
+  samples: number;
+  latencyMs: {
+    nodeE: Distribution;
+    dockerRun: Distribution;
+    labrunColdHttp: Distribution;
+    labrunWarmHttp: Distribution;
+    labrunWarmCli: Distribution;
+  };
+  throughput: { labrunWarm: Throughput; dockerChurn: Throughput };
+  memoryMb: {
+    agentIdle: number;
+    agentWithFullPool: number;
+    warmContainers: { containers: number; totalMb: number };
+  };
+  coordinator: CoordinatorCapacityResult | null;
+  elapsedSeconds: number;
+}
+
+interface TargetRow {
+  what: string;
+  target: string;
+  measured: string;
+  met: boolean;
+}
+
+/** The targets of issue 6, each judged on this run's own numbers. */
+export function targets(r: BenchResults): TargetRow[] {
+  const l = r.latencyMs;
+  const ratio = (a: number, b: number) => round(a / b, 3);
+  const rows: TargetRow[] = [
+    {
+      what: "warm e2e p50 (HTTP) ÷ `node -e 1` p50",
+      target: "≤ 0.2",
+      measured: String(ratio(l.labrunWarmHttp.p50, l.nodeE.p50)),
+      met: l.labrunWarmHttp.p50 / l.nodeE.p50 <= 0.2,
+    },
+    {
+      what: "warm e2e p50 (HTTP) ÷ `docker run` p50",
+      target: "≤ 0.06",
+      measured: String(ratio(l.labrunWarmHttp.p50, l.dockerRun.p50)),
+      met: l.labrunWarmHttp.p50 / l.dockerRun.p50 <= 0.06,
+    },
+    {
+      what: "cold e2e p50 (HTTP) ÷ `docker run` p50",
+      target: "≤ 1.1",
+      measured: String(ratio(l.labrunColdHttp.p50, l.dockerRun.p50)),
+      met: l.labrunColdHttp.p50 / l.dockerRun.p50 <= 1.1,
+    },
+    {
+      what: "burst jobs/s ÷ `docker run` churn jobs/s",
+      target: "≥ 1.0",
+      measured: String(
+        ratio(r.throughput.labrunWarm.jobsPerSecond, r.throughput.dockerChurn.jobsPerSecond),
+      ),
+      met: r.throughput.labrunWarm.jobsPerSecond >= r.throughput.dockerChurn.jobsPerSecond,
+    },
+    {
+      what: "idle agent RSS",
+      target: "≤ 80 MB",
+      measured: `${r.memoryMb.agentIdle} MB`,
+      met: r.memoryMb.agentIdle <= 80,
+    },
+  ];
+  const c = r.coordinator;
+  if (c) {
+    rows.push(
+      {
+        what: "coordinator bookkeeping (1k queued)",
+        target: "≥ 5,000 jobs/s",
+        measured: `${c.throughputQueued1k.jobsPerSecond} jobs/s`,
+        met: c.targets.jobsPerSecond.met,
+      },
+      {
+        what: "p99 queue latency at half load",
+        target: "≤ 10 ms",
+        measured: `${c.latencyAtHalfLoad.queueMs.p99} ms`,
+        met: c.targets.p99QueueMs.met,
+      },
+      {
+        what: "coordinator RSS with 100k queued",
+        target: "≤ 200 MB",
+        measured: `${c.memory.bigQueueQueued.rssMb} MB`,
+        met: c.targets.rssMbBigQueue.met,
+      },
+    );
+  }
+  return rows;
+}
+
+/** The readable table (bench/results/latest.md, quoted by the README). */
+export function renderMarkdown(r: BenchResults): string {
+  const l = r.latencyMs;
+  const lines: string[] = [];
+  const m = r.machine;
+  lines.push(
+    `Measured ${r.date.slice(0, 10)} on ${m.cpu}, ${m.cores} cores, ${m.memoryGb} GB, Linux ${m.kernel}, Node ${m.node}, Docker ${m.docker}; ${r.samples} sequential jobs per latency row.`,
+    "",
+    "| Trivial job (`exports.main = () => 1`) | p50 ms | p95 ms | ÷ `node -e 1` | ÷ `docker run` |",
+    "|---|---:|---:|---:|---:|",
+  );
+  const row = (name: string, d: Distribution) =>
+    lines.push(
+      `| ${name} | ${d.p50} | ${d.p95} | ${round(d.p50 / l.nodeE.p50, 3)} | ${round(d.p50 / l.dockerRun.p50, 3)} |`,
+    );
+  row("bare `node -e 1`", l.nodeE);
+  row("`docker run --rm -i` (same image and sandbox flags)", l.dockerRun);
+  row("labrun cold (pool off), HTTP client submit → result", l.labrunColdHttp);
+  row("labrun warm, HTTP client submit → result", l.labrunWarmHttp);
+  row("labrun warm, `labrun submit` CLI → result", l.labrunWarmCli);
+
+  const t = r.throughput;
+  lines.push(
+    "",
+    `| Burst of ${t.labrunWarm.jobs} trivial jobs, parallelism ${t.labrunWarm.parallelism} | seconds | jobs/s |`,
+    "|---|---:|---:|",
+    `| labrun (one agent, ${t.labrunWarm.parallelism} slots, warm pool) | ${t.labrunWarm.seconds} | ${t.labrunWarm.jobsPerSecond} |`,
+    `| \`docker run --rm\` × ${t.dockerChurn.jobs} | ${t.dockerChurn.seconds} | ${t.dockerChurn.jobsPerSecond} |`,
+  );
+
+  const c = r.coordinator;
+  if (c) {
+    lines.push(
+      "",
+      `| Coordinator alone (${c.setup.agents} simulated agents × ${c.setup.slots} slots, loopback HTTP) | value |`,
+      "|---|---:|",
+      `| jobs/s, 1k queued (submit → lease → result) | ${c.throughputQueued1k.jobsPerSecond} |`,
+      `| jobs/s, ${c.throughputQueuedBig.queuedAtStart.toLocaleString("en")} queued | ${c.throughputQueuedBig.jobsPerSecond} |`,
+      `| queue latency at ${c.latencyAtHalfLoad.achievedPerSecond} jobs/s: p50 / p99 ms | ${c.latencyAtHalfLoad.queueMs.p50} / ${c.latencyAtHalfLoad.queueMs.p99} |`,
+      `| enqueue rate (${c.enqueueBigQueue.accepted.toLocaleString("en")} jobs) | ${c.enqueueBigQueue.perSecond}/s |`,
+      `| bare node:http ceiling, same client | ${c.httpCeiling.requestsPerSecond} req/s |`,
+      `| RSS idle / with ${c.memory.bigQueueQueued.queued.toLocaleString("en")} queued | ${c.memory.idle.rssMb} / ${c.memory.bigQueueQueued.rssMb} MB |`,
+    );
+  }
+
+  const mem = r.memoryMb;
+  lines.push(
+    "",
+    "| Agent memory | MB |",
+    "|---|---:|",
+    `| agent RSS idle (pool off) | ${mem.agentIdle} |`,
+    `| agent RSS with a full warm pool | ${mem.agentWithFullPool} |`,
+    `| the pool's ${mem.warmContainers.containers} idle containers (cgroup usage, total) | ${mem.warmContainers.totalMb} |`,
+    "",
+    "| Target | wanted | measured | met |",
+    "|---|---|---|---|",
+    ...targets(r).map(
+      (x) => `| ${x.what} | ${x.target} | ${x.measured} | ${x.met ? "yes" : "**no**"} |`,
+    ),
+    "",
+  );
+  return lines.join("\n");
+}

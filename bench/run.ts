@@ -1,0 +1,137 @@
+/**
+ * `npm run bench`: everything side by side in one run on this machine, so the
+ * ratios compare like with like. Writes bench/results/latest.json and
+ * bench/results/latest.md (the table the README quotes) and prints the table.
+ *
+ * Environment: BENCH_SAMPLES (latency jobs per measure, default 30),
+ * BENCH_BURST (burst jobs, default 200), BENCH_PARALLELISM (default 4),
+ * BENCH_SKIP_COORDINATOR=1 to leave out the Docker-free coordinator part.
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, release, tmpdir, totalmem } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { fileURLToPath } from "node:url";
+import pino from "pino";
+import { connectDocker } from "../agent/docker.js";
+import { ensureRunnerImage } from "../agent/sandbox/image.js";
+import { containerOptions, DEFAULT_SANDBOX } from "../agent/sandbox/options.js";
+import { DEFAULT_LIMITS } from "../protocol/index.js";
+import { benchCoordinatorCapacity } from "./coordinator-capacity.js";
+import { dockerRunFlags } from "./e2e/baselines.js";
+import { bareNode, dockerRun, labrunCli, labrunHttp } from "./e2e/latency.js";
+import { warmContainersMemory } from "./e2e/pool-memory.js";
+import { launchCluster, rssMb } from "./e2e/processes.js";
+import { dockerChurn, labrunBurst } from "./e2e/throughput.js";
+import { type BenchResults, renderMarkdown } from "./report.js";
+
+const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 30);
+const BURST = Number(process.env.BENCH_BURST ?? 200);
+const PARALLELISM = Number(process.env.BENCH_PARALLELISM ?? 4);
+const RESULTS_DIR = fileURLToPath(new URL("../../bench/results/", import.meta.url));
+
+function step(text: string): void {
+  process.stderr.write(`bench: ${text}\n`);
+}
+
+async function main(): Promise<void> {
+  const began = Date.now();
+  const docker = await connectDocker();
+  const image = await ensureRunnerImage(docker, pino({ level: "silent" }));
+  const flags = dockerRunFlags(
+    containerOptions({
+      image,
+      jobId: "bench",
+      agentName: "bench",
+      limits: DEFAULT_LIMITS,
+      sandbox: DEFAULT_SANDBOX,
+    }),
+  );
+  const version = (await docker.version()) as { Version?: string };
+  const workDir = mkdtempSync(join(tmpdir(), "labrun-bench-"));
+
+  step(`latency: node -e 1 × ${SAMPLES}`);
+  const nodeE = await bareNode(SAMPLES);
+  step(`latency: docker run × ${SAMPLES}`);
+  const docker1 = await dockerRun(SAMPLES, flags, image);
+
+  step(`latency: labrun cold (warm pool off) × ${SAMPLES}`);
+  const cold = await launchCluster({ slots: 1, warm: 0 });
+  let coldHttp: Awaited<ReturnType<typeof labrunHttp>>;
+  let agentIdleRssMb: number;
+  try {
+    await sleep(1_000);
+    agentIdleRssMb = rssMb(cold.agentPid);
+    coldHttp = await labrunHttp(cold, SAMPLES);
+  } finally {
+    await cold.stop();
+  }
+
+  step(`latency: labrun warm × ${SAMPLES} (HTTP client, then CLI); burst of ${BURST}`);
+  const warm = await launchCluster({ slots: PARALLELISM, warm: PARALLELISM });
+  let warmHttp: Awaited<ReturnType<typeof labrunHttp>>;
+  let warmCli: Awaited<ReturnType<typeof labrunCli>>;
+  let burst: Awaited<ReturnType<typeof labrunBurst>>;
+  let agentWarmRssMb: number;
+  let pool: Awaited<ReturnType<typeof warmContainersMemory>>;
+  try {
+    await sleep(3_000); // the pool fills
+    agentWarmRssMb = rssMb(warm.agentPid);
+    pool = await warmContainersMemory(docker, warm.agentName);
+    warmHttp = await labrunHttp(warm, SAMPLES);
+    warmCli = await labrunCli(warm, SAMPLES, workDir);
+    await sleep(1_000);
+    burst = await labrunBurst(warm, BURST, PARALLELISM);
+  } finally {
+    await warm.stop();
+  }
+
+  step(`throughput: ${BURST} × docker run at parallelism ${PARALLELISM}`);
+  const churn = await dockerChurn(flags, image, BURST, PARALLELISM);
+
+  let coordinator: Awaited<ReturnType<typeof benchCoordinatorCapacity>> | null = null;
+  if (process.env.BENCH_SKIP_COORDINATOR !== "1") {
+    step("coordinator capacity (simulated agents over loopback HTTP, no Docker)");
+    coordinator = await benchCoordinatorCapacity();
+  }
+  rmSync(workDir, { recursive: true, force: true });
+
+  const results: BenchResults = {
+    date: new Date().toISOString(),
+    machine: {
+      cpu: cpus()[0]?.model ?? "unknown",
+      cores: cpus().length,
+      memoryGb: Math.round(totalmem() / 2 ** 30),
+      kernel: release(),
+      node: process.version,
+      docker: version.Version ?? "unknown",
+    },
+    samples: SAMPLES,
+    latencyMs: {
+      nodeE,
+      dockerRun: docker1,
+      labrunColdHttp: coldHttp,
+      labrunWarmHttp: warmHttp,
+      labrunWarmCli: warmCli,
+    },
+    throughput: { labrunWarm: burst, dockerChurn: churn },
+    memoryMb: {
+      agentIdle: agentIdleRssMb,
+      agentWithFullPool: agentWarmRssMb,
+      warmContainers: pool,
+    },
+    coordinator,
+    elapsedSeconds: Math.round((Date.now() - began) / 1000),
+  };
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  const markdown = renderMarkdown(results);
+  writeFileSync(join(RESULTS_DIR, "latest.json"), `${JSON.stringify(results, null, 2)}\n`);
+  writeFileSync(join(RESULTS_DIR, "latest.md"), markdown);
+  process.stdout.write(markdown);
+  step(`wrote ${join(RESULTS_DIR, "latest.json")} and latest.md (${results.elapsedSeconds} s)`);
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`bench failed: ${error instanceof Error ? error.stack : String(error)}\n`);
+  process.exit(1);
+});
