@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { DEFAULT_LIMITS } from "../protocol/index.js";
+import { DEFAULT_LIMITS, MAX_JSON_DEPTH } from "../protocol/index.js";
 import { DEFAULT_OUTPUT_CAPS, executeJob, type JobSandbox, judge } from "./executor.js";
 import type { ContainerExit } from "./sandbox/run.js";
 
@@ -27,6 +27,19 @@ describe("judge", () => {
     );
     expect(outcome).toMatchObject({ ok: true, result: { a: 1 }, logs: "printed\n" });
     expect(outcome.stats.durationMs).toBe(12);
+  });
+
+  it("fails a result nested deeper than the coordinator takes with RESULT_NOT_JSON", () => {
+    const nested = (depth: number) => `${"[".repeat(depth)}${"]".repeat(depth)}`;
+    // Regression: a 600-deep result was refused by the coordinator (400) and
+    // the job sat until its lease expired, then failed as NODE_LOST.
+    expect(codeOf(withEnvelope(`{"ok":true,"result":${nested(600)}}`))).toBe("RESULT_NOT_JSON");
+    // As deep as the coordinator takes: the envelope's result goes through.
+    const deepest = MAX_JSON_DEPTH - 2;
+    expect(codeOf(withEnvelope(`{"ok":true,"result":${nested(deepest)}}`))).toBe("ok");
+    expect(codeOf(withEnvelope(`{"ok":true,"result":${nested(deepest + 1)}}`))).toBe(
+      "RESULT_NOT_JSON",
+    );
   });
 
   it("passes the runner's error through", () => {

@@ -7,7 +7,7 @@ import type {
   RunnerEnvelope as RunnerEnvelopeType,
   RunnerRequest,
 } from "../protocol/index.js";
-import { RunnerEnvelope } from "../protocol/index.js";
+import { MAX_JSON_DEPTH, nestsDeeperThan, RunnerEnvelope } from "../protocol/index.js";
 import type { OutputCaps } from "./sandbox/output.js";
 import type { ContainerExit } from "./sandbox/run.js";
 
@@ -109,6 +109,14 @@ export function judge(exit: ContainerExit, limits: JobLimits, caps: OutputCaps):
     return fail({
       code: "OUT_OF_MEMORY",
       message: `the program used more than its ${limits.memoryMb} MiB memory limit`,
+    });
+  }
+  // The coordinator refuses JSON nested deeper than MAX_JSON_DEPTH: a result
+  // that deep is the program's to fix, not a lease to lose.
+  if (exit.output.envelope !== null && nestsDeeperThan(exit.output.envelope, MAX_JSON_DEPTH - 1)) {
+    return fail({
+      code: "RESULT_NOT_JSON",
+      message: `the result nests arrays and objects deeper than ${MAX_JSON_DEPTH - 2} levels`,
     });
   }
   const envelope = parseEnvelope(exit.output.envelope);

@@ -3,8 +3,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
-import { ApiErrorBody, Job, LeaseResponse, type Outcome } from "../protocol/index.js";
+import {
+  ApiErrorBody,
+  Job,
+  LeaseResponse,
+  MAX_INPUT_BYTES,
+  MAX_SOURCE_BYTES,
+  type Outcome,
+} from "../protocol/index.js";
 import { createApp } from "./app.js";
+import { BODY_LIMITS } from "./bodyLimits.js";
 import { parseCoordinatorConfig } from "./config.js";
 import { Notifier } from "./notifier.js";
 import { openStore, type Store } from "./store/index.js";
@@ -245,7 +253,7 @@ describe("size limits", () => {
 
   it("answers 413 to a body over the route's limit, with or without a content length", async () => {
     const c = setup();
-    const huge = JSON.stringify({ source: "x".repeat(5 * 1024 * 1024) });
+    const huge = JSON.stringify({ source: "x".repeat(BODY_LIMITS.submit) });
     const withLength = await c.call("POST", "/v1/jobs", c.tokens.client, huge, {
       headers: { "content-length": String(Buffer.byteLength(huge)) },
     });
@@ -264,6 +272,152 @@ describe("size limits", () => {
     // A 2 MB result is fine (refused only because the lease is unknown).
     const result = await agent.result("l_unknown", { ...OK, logs: "y".repeat(2_000_000) });
     expect(result.status).toBe(409);
+  });
+});
+
+describe("body size limits per route", () => {
+  type Setup = ReturnType<typeof setup>;
+  type Agent = Awaited<ReturnType<Setup["register"]>>;
+  interface LimitCase {
+    route: string;
+    method: string;
+    limit: number;
+    /** Status of a valid request whose body is exactly at the limit. */
+    ok: number;
+    path: (c: Setup, agent: Agent) => string | Promise<string>;
+    token: (c: Setup, agent: Agent) => string;
+    body: (c: Setup, agent: Agent) => unknown;
+  }
+  const cases: LimitCase[] = [
+    {
+      route: "POST /v1/jobs",
+      method: "POST",
+      limit: BODY_LIMITS.submit,
+      ok: 201,
+      path: () => "/v1/jobs",
+      token: (c) => c.tokens.client,
+      body: () => PROGRAM,
+    },
+    {
+      route: "POST /v1/jobs/:id/cancel",
+      method: "POST",
+      limit: BODY_LIMITS.small,
+      ok: 200,
+      path: async (c) => `/v1/jobs/${(await c.submit()).body.id}/cancel`,
+      token: (c) => c.tokens.client,
+      body: () => ({}),
+    },
+    {
+      route: "POST /v1/agents/register",
+      method: "POST",
+      limit: BODY_LIMITS.small,
+      ok: 200,
+      path: () => "/v1/agents/register",
+      token: (c) => c.tokens.agent,
+      body: () => ({ name: "n", hostname: "h", slots: 1, version: "v" }),
+    },
+    {
+      route: "POST /v1/agents/:id/lease",
+      method: "POST",
+      limit: BODY_LIMITS.small,
+      ok: 200,
+      path: (_, agent) => `/v1/agents/${agent.agentId}/lease`,
+      token: (_, agent) => agent.token,
+      body: () => ({ free: 0, waitMs: 0 }),
+    },
+    {
+      route: "POST /v1/agents/:id/heartbeat",
+      method: "POST",
+      limit: BODY_LIMITS.small,
+      ok: 200,
+      path: (_, agent) => `/v1/agents/${agent.agentId}/heartbeat`,
+      token: (_, agent) => agent.token,
+      body: () => ({ running: [] }),
+    },
+    {
+      route: "POST /v1/agents/:id/results",
+      method: "POST",
+      limit: BODY_LIMITS.result,
+      ok: 200,
+      path: (_, agent) => `/v1/agents/${agent.agentId}/results`,
+      token: (_, agent) => agent.token,
+      body: async (c: Setup, agent: Agent) => {
+        await c.submit();
+        const [leased] = (await agent.lease()).body.jobs;
+        return { leaseId: leased.leaseId, outcome: OK };
+      },
+    },
+    ...(["drain", "resume"] as const).map(
+      (verb): LimitCase => ({
+        route: `POST /v1/admin/nodes/:id/${verb}`,
+        method: "POST",
+        limit: BODY_LIMITS.small,
+        ok: 200,
+        path: (_, agent) => `/v1/admin/nodes/${agent.agentId}/${verb}`,
+        token: (c) => c.tokens.admin,
+        body: () => ({}),
+      }),
+    ),
+    {
+      route: "DELETE /v1/admin/nodes/:id",
+      method: "DELETE",
+      limit: BODY_LIMITS.small,
+      ok: 204,
+      path: (_, agent) => `/v1/admin/nodes/${agent.agentId}`,
+      token: (c) => c.tokens.admin,
+      body: () => ({}),
+    },
+  ];
+  /** Valid JSON of exactly `bytes` bytes: trailing whitespace is allowed JSON. */
+  const padded = (value: unknown, bytes: number) => {
+    const text = JSON.stringify(value);
+    return text + " ".repeat(bytes - Buffer.byteLength(text));
+  };
+
+  it.each(cases)("$route takes $limit bytes and answers 413 to one more", async (limitCase) => {
+    const c = setup();
+    const agent = await c.register();
+    const send = async (bytes: number, withLength: boolean) => {
+      const body = padded(await limitCase.body(c, agent), bytes);
+      const headers: Record<string, string> = withLength ? { "content-length": String(bytes) } : {};
+      const path = await limitCase.path(c, agent);
+      return c.call(limitCase.method, path, limitCase.token(c, agent), body, { headers });
+    };
+    expect((await send(limitCase.limit, false)).status).toBe(limitCase.ok);
+    for (const withLength of [true, false]) {
+      const over = await send(limitCase.limit + 1, withLength);
+      expect(over.status, `content-length: ${withLength}`).toBe(413);
+      expect(over.body.error.code).toBe("PAYLOAD_TOO_LARGE");
+      expect(over.body.error.message).toContain(String(limitCase.limit));
+    }
+  });
+
+  it("takes a 1 MiB program whose every byte JSON escapes to six, with a 1 MiB input", async () => {
+    // Was 413 under a 4 MiB body limit, though the program is within MAX_SOURCE_BYTES.
+    const c = setup();
+    const source = "\u0001".repeat(MAX_SOURCE_BYTES);
+    const input = "\u0002".repeat(Math.floor(MAX_INPUT_BYTES / 6) - 2);
+    const body = JSON.stringify({ source, input });
+    expect(Buffer.byteLength(body)).toBeGreaterThan(6 * MAX_SOURCE_BYTES);
+    const submitted = await c.submit(body);
+    expect(submitted.status).toBe(201);
+    const agent = await c.register();
+    const [leased] = (await agent.lease()).body.jobs;
+    expect(leased.spec.source).toBe(source);
+  });
+
+  it("takes the agent's largest result: 8 MiB of result and 64 KiB of logs that escape sixfold", async () => {
+    const c = setup();
+    await c.submit();
+    const agent = await c.register();
+    const [leased] = (await agent.lease()).body.jobs;
+    const outcome: Outcome = {
+      ok: true,
+      result: "r".repeat(8 * 1024 * 1024 - 2),
+      logs: "\u0000".repeat(64 * 1024),
+      stats: { durationMs: 1, logBytes: 64 * 1024 },
+    };
+    expect((await agent.result(leased.leaseId, outcome)).status).toBe(200);
   });
 });
 

@@ -1,5 +1,6 @@
 import type { Context } from "hono";
 import type { z } from "zod";
+import { MAX_JSON_DEPTH, nestsDeeperThan } from "../protocol/index.js";
 import { ApiError, validationError } from "./errors.js";
 
 /** `application/json`, or any `…+json` media type, with or without parameters. */
@@ -18,7 +19,8 @@ export function parseWith<T extends z.ZodType>(schema: T, value: unknown, where:
 /**
  * The request body as JSON, not yet checked against a schema. A body sent
  * with a content type other than JSON is refused with 415; a missing content
- * type is tolerated (curl without -H, simple scripts).
+ * type is tolerated (curl without -H, simple scripts); JSON nested deeper
+ * than MAX_JSON_DEPTH is refused with 400.
  */
 export async function readJson(c: Context): Promise<unknown> {
   const contentType = c.req.header("content-type");
@@ -32,12 +34,20 @@ export async function readJson(c: Context): Promise<unknown> {
   if (text.trim() === "") {
     throw new ApiError("VALIDATION_ERROR", "the request body is empty; send a JSON object");
   }
+  let body: unknown;
   try {
-    return JSON.parse(text) as unknown;
+    body = JSON.parse(text);
   } catch (error) {
     const reason = error instanceof SyntaxError ? `: ${error.message}` : "";
     throw new ApiError("VALIDATION_ERROR", `the request body is not valid JSON${reason}`);
   }
+  if (nestsDeeperThan(text, MAX_JSON_DEPTH)) {
+    throw new ApiError(
+      "VALIDATION_ERROR",
+      `the request body nests arrays and objects deeper than ${MAX_JSON_DEPTH} levels; flatten it`,
+    );
+  }
+  return body;
 }
 
 /**

@@ -18,6 +18,7 @@ export * from "./admin.js";
 export * from "./agents.js";
 export * from "./errors.js";
 export * from "./jobs.js";
+export * from "./json-depth.js";
 export * from "./limits.js";
 
 /** Path prefix of every versioned route. */

@@ -1,23 +1,13 @@
 import { Hono } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import type { NodeInfo, NodeList } from "../../protocol/index.js";
 import type { RouteDeps } from "../app.js";
 import type { AuthEnv } from "../auth.js";
-import { payloadTooLarge } from "../errors.js";
-
-const SMALL_BODY_BYTES = 64 * 1024;
+import { BODY_LIMITS, limitBody } from "../bodyLimits.js";
 
 /** Admin routes (admin token): the nodes, and draining, resuming or forgetting one. */
 export function adminRoutes({ store, notifier, clock, logger, auth }: RouteDeps) {
   const app = new Hono<AuthEnv>();
-  app.use(
-    "*",
-    auth("admin"),
-    bodyLimit({
-      maxSize: SMALL_BODY_BYTES,
-      onError: payloadTooLarge(SMALL_BODY_BYTES),
-    }),
-  );
+  app.use("*", auth("admin"), limitBody(BODY_LIMITS.small));
 
   app.get("/nodes", (c) => c.json({ nodes: store.listNodes(clock()) } satisfies NodeList));
 

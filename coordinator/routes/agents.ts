@@ -1,5 +1,4 @@
 import { Hono } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import {
   HeartbeatRequest,
   type HeartbeatResponse,
@@ -12,21 +11,12 @@ import {
 } from "../../protocol/index.js";
 import type { RouteDeps } from "../app.js";
 import { type AuthEnv, callingAgent } from "../auth.js";
-import { payloadTooLarge } from "../errors.js";
+import { BODY_LIMITS, limitBody } from "../bodyLimits.js";
 import { hashToken, newToken } from "../tokens.js";
 import { jsonBody } from "../validate.js";
 
-const SMALL_BODY_BYTES = 64 * 1024;
-/** A result carries the program's JSON result and its capped logs, escaped. */
-const RESULT_BODY_BYTES = 16 * 1024 * 1024;
-const smallBody = bodyLimit({
-  maxSize: SMALL_BODY_BYTES,
-  onError: payloadTooLarge(SMALL_BODY_BYTES),
-});
-const resultBody = bodyLimit({
-  maxSize: RESULT_BODY_BYTES,
-  onError: payloadTooLarge(RESULT_BODY_BYTES),
-});
+const smallBody = limitBody(BODY_LIMITS.small);
+const resultBody = limitBody(BODY_LIMITS.result);
 
 /**
  * Agent routes: register with the join token, then lease, heartbeat and

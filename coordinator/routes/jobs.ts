@@ -1,5 +1,4 @@
 import { Hono } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import {
   GetJobQuery,
   isTerminal,
@@ -14,12 +13,9 @@ import {
 } from "../../protocol/index.js";
 import type { RouteDeps } from "../app.js";
 import type { AuthEnv } from "../auth.js";
-import { ApiError, payloadTooLarge } from "../errors.js";
+import { BODY_LIMITS, limitBody } from "../bodyLimits.js";
+import { ApiError } from "../errors.js";
 import { param, parseWith, query, readJson } from "../validate.js";
-
-/** A 1 MiB program and a 1 MiB input, with room for JSON escaping. */
-const SUBMIT_BODY_BYTES = 4 * 1024 * 1024;
-const SMALL_BODY_BYTES = 64 * 1024;
 
 /**
  * Too large is 413 whichever part it is, checked before the schema so the
@@ -47,18 +43,14 @@ export function jobRoutes({ store, notifier, clock, auth }: RouteDeps) {
   const app = new Hono<AuthEnv>();
   app.use("*", auth("client"));
 
-  app.post(
-    "/",
-    bodyLimit({ maxSize: SUBMIT_BODY_BYTES, onError: payloadTooLarge(SUBMIT_BODY_BYTES) }),
-    async (c) => {
-      const body = await readJson(c);
-      refuseOversized(body);
-      const request = parseWith(SubmitJobRequest, body, "job");
-      const job = store.enqueue(request, clock());
-      notifier.workAvailable();
-      return c.json({ id: job.id, state: job.state } satisfies SubmitJobResponse, 201);
-    },
-  );
+  app.post("/", limitBody(BODY_LIMITS.submit), async (c) => {
+    const body = await readJson(c);
+    refuseOversized(body);
+    const request = parseWith(SubmitJobRequest, body, "job");
+    const job = store.enqueue(request, clock());
+    notifier.workAvailable();
+    return c.json({ id: job.id, state: job.state } satisfies SubmitJobResponse, 201);
+  });
 
   app.get("/", (c) => c.json(store.listJobs(query(c, ListJobsQuery)) satisfies JobPage));
 
@@ -79,15 +71,11 @@ export function jobRoutes({ store, notifier, clock, auth }: RouteDeps) {
     return c.json(job satisfies Job);
   });
 
-  app.post(
-    "/:id/cancel",
-    bodyLimit({ maxSize: SMALL_BODY_BYTES, onError: payloadTooLarge(SMALL_BODY_BYTES) }),
-    (c) => {
-      const { value: job, changed } = store.cancel(param(c, "id", JobId), clock());
-      if (changed) notifier.jobFinished(job.id);
-      return c.json(job satisfies Job);
-    },
-  );
+  app.post("/:id/cancel", limitBody(BODY_LIMITS.small), (c) => {
+    const { value: job, changed } = store.cancel(param(c, "id", JobId), clock());
+    if (changed) notifier.jobFinished(job.id);
+    return c.json(job satisfies Job);
+  });
 
   return app;
 }

@@ -1,0 +1,39 @@
+import { bodyLimit } from "hono/body-limit";
+import { MAX_INPUT_BYTES, MAX_SOURCE_BYTES } from "../protocol/index.js";
+import { payloadTooLarge } from "./errors.js";
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+/**
+ * The largest request body each kind of route reads, in bytes. A larger one
+ * is answered 413 PAYLOAD_TOO_LARGE before it is parsed, so no route buffers
+ * more than it can use.
+ */
+export const BODY_LIMITS = {
+  /**
+   * `POST /v1/jobs`: any program and input within the protocol's limits, as
+   * JSON.stringify sends them. A control character of the program (1 byte)
+   * is escaped to 6 (`\u0001`), so a valid program can take 6 × its size;
+   * the input is measured as JSON already; labels and the rest fit in 64 KiB.
+   */
+  submit: 6 * MAX_SOURCE_BYTES + MAX_INPUT_BYTES + 64 * KiB,
+  /**
+   * `POST /v1/agents/:id/results`: the agent's largest outcome
+   * (agent/executor.ts DEFAULT_OUTPUT_CAPS: an 8 MiB result, 64 KiB of logs
+   * that escape to at most 384 KiB), with room to spare.
+   */
+  result: 16 * MiB,
+  /** Everything else (register, lease, heartbeat, cancel, admin): small fixed shapes. */
+  small: 64 * KiB,
+} as const;
+
+/**
+ * Refuses bodies over `maxBytes` with 413 PAYLOAD_TOO_LARGE, by Content-Length
+ * when there is one, else by counting the bytes as they arrive.
+ *
+ * @example
+ * app.post("/:id/heartbeat", auth("agent"), limitBody(BODY_LIMITS.small), handler);
+ */
+export const limitBody = (maxBytes: number) =>
+  bodyLimit({ maxSize: maxBytes, onError: payloadTooLarge(maxBytes) });
