@@ -37,6 +37,8 @@ export const AgentConfig = z.object({
   warmPool: z.number().int().min(0).max(256).optional(),
   /** A warm container idle for longer than this is replaced by a fresh one. */
   warmMaxIdleMs: z.number().int().min(1_000).max(86_400_000).default(300_000),
+  /** On shutdown, how long running jobs may take to finish before they are stopped and requeued. */
+  drainGraceMs: z.number().int().min(0).max(3_600_000).default(60_000),
   /** Use this runner image instead of building the bundled one. */
   image: z.string().min(1).optional(),
 });

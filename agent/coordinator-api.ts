@@ -1,4 +1,4 @@
-import type { z } from "zod";
+import { z } from "zod";
 import {
   API_PREFIX,
   HeartbeatResponse,
@@ -78,17 +78,30 @@ export class CoordinatorApi {
     return answer.accepted;
   }
 
+  /** Leaves the cluster: the token stops working, leases still held are queued again at once. */
+  async deregister(): Promise<void> {
+    await this.post(
+      `/agents/${this.agentId}`,
+      undefined,
+      z.unknown(),
+      this.agentToken,
+      undefined,
+      "DELETE",
+    );
+  }
+
   private async post<T extends z.ZodType>(
     path: string,
     body: unknown,
     schema: T,
     token: string,
     signal?: AbortSignal,
+    method: "POST" | "DELETE" = "POST",
   ): Promise<z.infer<T>> {
     const response = await fetch(`${this.server}${API_PREFIX}${path}`, {
-      method: "POST",
+      method,
       headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
-      body: JSON.stringify(body),
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       ...(signal ? { signal } : {}),
     });
     const text = await response.text();

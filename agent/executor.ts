@@ -58,7 +58,8 @@ export async function executeJob(
     exit = await sandbox.run({
       jobId: job.id,
       limits: job.spec.limits,
-      stdin: JSON.stringify(request),
+      // One line: the runner starts at the newline, before Docker passes on the EOF.
+      stdin: `${JSON.stringify(request)}\n`,
       nonce,
       caps,
       signal,

@@ -92,4 +92,46 @@ describe("AgentLoop", () => {
     await loop.stop();
     expect(api.postResult.mock.calls.map((call) => call[0]).sort()).toEqual(["l1", "l2"]);
   });
+
+  it("reports why when the coordinator refuses a result (413), instead of losing the job", async () => {
+    const api = fakeApi([job(1)], async (_leaseId, outcome) => {
+      if (outcome.ok) throw new CoordinatorError(413, "PAYLOAD_TOO_LARGE", "too large");
+      return true;
+    });
+    const loop = new AgentLoop(api, sandbox, settings, logger);
+    loop.start();
+    await vi.waitFor(() => expect(api.postResult).toHaveBeenCalledTimes(2));
+    await loop.stop();
+    expect(api.postResult).toHaveBeenLastCalledWith(
+      "l1",
+      expect.objectContaining({
+        ok: false,
+        error: expect.objectContaining({ code: "SANDBOX_ERROR" }),
+      }),
+    );
+  });
+
+  it("on stop, lets jobs finish within the grace period, then stops the rest unreported", async () => {
+    // Job 1 finishes after 50 ms; job 2 runs until it is aborted.
+    const slow: JobSandbox = {
+      async run(request) {
+        if (request.jobId === "j1") {
+          await new Promise((resolve) => setTimeout(resolve, 50));
+          return sandbox.run(request);
+        }
+        await new Promise((resolve) => request.signal.addEventListener("abort", resolve));
+        return { ...(await sandbox.run(request)), killedFor: "cancel" };
+      },
+    };
+    const api = fakeApi([job(1), job(2)], async () => true);
+    const loop = new AgentLoop(api, slow, settings, logger);
+    loop.start();
+    await vi.waitFor(() => expect(loop.busy).toBe(2));
+    const started = Date.now();
+    await loop.stop(300);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(250);
+    expect(Date.now() - started).toBeLessThan(2_000);
+    expect(api.postResult.mock.calls.map((call) => call[0])).toEqual(["l1"]);
+    expect(loop.busy).toBe(0);
+  });
 });

@@ -16,6 +16,8 @@ export interface LoopSettings {
 interface RunningJob {
   jobId: string;
   abort: AbortController;
+  /** Stopped by the agent's own shutdown: nothing to report, the lease goes back. */
+  abandoned: boolean;
 }
 
 const BACKOFF_MIN_MS = 100;
@@ -52,13 +54,39 @@ export class AgentLoop {
     this.loopDone = this.leaseLoop();
   }
 
-  /** Stops leasing; lets running jobs finish (their results are reported), then returns. */
-  async stop(): Promise<void> {
+  /**
+   * Stops leasing and lets running jobs finish for up to `graceMs` (their
+   * results are reported); jobs still running then are stopped and not
+   * reported, so their leases can go back to the queue (the caller
+   * deregisters). Result deliveries get the same grace.
+   */
+  async stop(graceMs = Number.POSITIVE_INFINITY): Promise<void> {
+    const deadline = Date.now() + graceMs;
     this.stopLeasing.abort();
     this.slotFreed.emit("slot");
     await this.loopDone;
-    while (this.running.size > 0) await once(this.slotFreed, "slot");
-    await Promise.all(this.deliveries);
+    const graceOver = Number.isFinite(graceMs)
+      ? sleep(graceMs, "grace over" as const, { ref: false })
+      : new Promise<never>(() => {});
+    while (this.running.size > 0) {
+      const woke = await Promise.race([once(this.slotFreed, "slot"), graceOver]);
+      if (woke === "grace over") {
+        this.logger.warn(
+          { jobs: [...this.running.values()].map((job) => job.jobId) },
+          "shutdown grace over: stopping the jobs still running; they will run again elsewhere",
+        );
+        for (const job of this.running.values()) {
+          job.abandoned = true;
+          job.abort.abort();
+        }
+        while (this.running.size > 0) await once(this.slotFreed, "slot");
+      }
+    }
+    const left = Math.max(0, deadline - Date.now());
+    await Promise.race([
+      Promise.all(this.deliveries),
+      Number.isFinite(left) ? sleep(left, undefined, { ref: false }) : new Promise<never>(() => {}),
+    ]);
     clearInterval(this.heartbeatTimer);
   }
 
@@ -97,11 +125,13 @@ export class AgentLoop {
 
   private startJob(job: LeasedJob): void {
     const abort = new AbortController();
-    this.running.set(job.leaseId, { jobId: job.id, abort });
+    const running: RunningJob = { jobId: job.id, abort, abandoned: false };
+    this.running.set(job.leaseId, running);
     const log = this.logger.child({ jobId: job.id, leaseId: job.leaseId });
     log.debug("job started");
     void executeJob(this.sandbox, job, abort.signal)
       .then((outcome) => {
+        if (running.abandoned) return;
         log.info(
           { ok: outcome.ok, code: outcome.ok ? undefined : outcome.error.code },
           "job finished",
@@ -119,11 +149,24 @@ export class AgentLoop {
     const delivery = (async () => {
       const giveUpAt = Date.now() + DELIVERY_GIVE_UP_MS;
       let backoff = BACKOFF_MIN_MS;
+      let report = outcome;
       for (;;) {
         try {
-          await this.api.postResult(leaseId, outcome);
+          await this.api.postResult(leaseId, report);
           return;
         } catch (error) {
+          if (
+            error instanceof CoordinatorError &&
+            REFUSED_RESULT.has(error.status) &&
+            report === outcome
+          ) {
+            // The coordinator cannot take this result (too large, or a shape it
+            // refuses): report that instead (once), or the job would wait for
+            // its lease to expire and fail as NODE_LOST.
+            log.warn({ status: error.status, code: error.code }, "result refused; reporting why");
+            report = refusedResult(outcome, error);
+            continue;
+          }
           if (error instanceof CoordinatorError && error.status < 500) {
             // 409: the lease is stale (cancelled, expired and re-leased); nothing to report.
             log.info({ status: error.status, code: error.code }, "result not taken");
@@ -160,6 +203,26 @@ export class AgentLoop {
       this.logger.debug({ err: describe(error) }, "heartbeat failed");
     }
   }
+}
+
+/** Statuses that refuse a result for what it is (not for the lease): 400, 413. */
+const REFUSED_RESULT = new Set([400, 413]);
+
+/** The outcome that replaces one the coordinator refused: small and always valid. */
+function refusedResult(refused: Outcome, error: CoordinatorError): Outcome {
+  return {
+    ok: false,
+    error: {
+      code: "SANDBOX_ERROR",
+      message:
+        `the coordinator refused the job's result (${error.status} ${error.code}): ${error.message}`.slice(
+          0,
+          1000,
+        ),
+    },
+    logs: "",
+    stats: { durationMs: refused.stats.durationMs },
+  };
 }
 
 function describe(error: unknown): string {

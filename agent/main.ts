@@ -16,7 +16,10 @@ export interface RunningAgent {
   slots: number;
   /** Jobs run on warm and cold containers so far, and the pool's state. */
   readonly stats: DockerSandbox["stats"];
-  /** Graceful: stop leasing, finish and report running jobs. */
+  /**
+   * Graceful: stop leasing, let running jobs finish and report them (up to the
+   * drain grace), empty the warm pool, leave the cluster.
+   */
   close(): Promise<void>;
 }
 
@@ -78,8 +81,12 @@ export async function startAgent(input: AgentConfigInput, logger: Logger): Promi
       return sandbox.stats;
     },
     async close() {
-      await loop.stop();
+      await loop.stop(config.drainGraceMs);
       await sandbox.close();
+      // Leaving at once requeues anything still leased now, not a lease TTL later.
+      await api.deregister().catch((error: unknown) => {
+        log.warn({ err: error }, "could not deregister; the coordinator will see this node lost");
+      });
       await reapOrphans(docker, config.name, log);
       log.info("agent stopped");
     },

@@ -32,7 +32,7 @@ const COMMANDS: Record<string, Command> = {
 const USAGE = `labrun — run JavaScript programs in throwaway containers on a lab's machines
 
 Usage:
-  labrun up [--port 7878] [--host 127.0.0.1] [--data-dir DIR] [--slots N]
+  labrun up [--port 7878] [--host 127.0.0.1] [--data-dir DIR] [--slots N] [--warm N] [--grace 60s]
   labrun submit FILE [--input JSON | --input-file F] [--timeout 10s] [--memory 256m]
                      [--cpus N] [--detach] [--json]
   labrun status|wait|cancel|logs ID [--json]
@@ -40,6 +40,7 @@ Usage:
   labrun nodes [--json]
   labrun coordinator [--port 7878] [--host 127.0.0.1] [--data-dir DIR]
   labrun agent --server URL --token JOIN_TOKEN [--slots N] [--name NAME] [--runtime R]
+               [--warm N (containers booted ahead; 0 = off; default: slots)] [--grace 60s]
   labrun image build
 
 Every command that talks to a coordinator takes --server URL and --token T

@@ -755,6 +755,24 @@ describe("admin", () => {
     expect((await agent.heartbeat([])).status).toBe(401);
     expect((await c.job(body.id)).state).toBe("queued");
   });
+
+  it("lets an agent leave on its own: its leased job is queued again and wakes another agent", async () => {
+    const c = setup();
+    const { body } = await c.submit();
+    const leaving = await c.register("leaving");
+    const other = await c.register("other");
+    await leaving.lease();
+    const waiting = other.lease(1, 5_000);
+    const started = Date.now();
+    const left = await c.call("DELETE", `/v1/agents/${leaving.agentId}`, leaving.token);
+    expect(left.status).toBe(204);
+    expect((await waiting).body.jobs.map((j: { id: string }) => j.id)).toEqual([body.id]);
+    expect(Date.now() - started).toBeLessThan(1_000);
+    expect((await leaving.heartbeat([])).status).toBe(401);
+    // Another agent's token may not remove it.
+    const forbidden = await c.call("DELETE", `/v1/agents/${leaving.agentId}`, other.token);
+    expect(forbidden.status).toBe(403);
+  });
 });
 
 describe("unexpected errors", () => {

@@ -13,6 +13,23 @@ describe("Notifier", () => {
     expect(notifier.waiting.lease).toBe(0);
   });
 
+  it("wakes at most `count` lease waiters, the longest-waiting first", async () => {
+    const notifier = new Notifier();
+    const woken: number[] = [];
+    const waits = [1, 2, 3].map((n) =>
+      notifier.waitForWork(10_000).then(() => {
+        woken.push(n);
+      }),
+    );
+    notifier.workAvailable(1);
+    await waits[0];
+    expect(woken).toEqual([1]);
+    expect(notifier.waiting.lease).toBe(2);
+    notifier.workAvailable(5);
+    await Promise.all(waits);
+    expect(woken).toEqual([1, 2, 3]);
+  });
+
   it("wakes only the readers of the job that finished", async () => {
     const notifier = new Notifier();
     let otherWoken = false;

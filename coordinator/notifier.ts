@@ -30,9 +30,20 @@ export class Notifier {
     return { lease: this.#leaseWaiters.size, jobs };
   }
 
-  /** A job was queued (or queued again), or a node may lease again: lease waiters retry. */
-  workAvailable(): void {
-    for (const wake of [...this.#leaseWaiters]) wake();
+  /**
+   * A job was queued (or queued again), or a node may lease again: lease
+   * waiters retry, the longest-waiting first. `count` bounds how many: one
+   * queued job wakes one waiter, not every agent of the lab (a herd of empty
+   * lease transactions per submit). A waiter that finds nothing it may take
+   * (its node is draining or full) costs at most one sweep interval: the
+   * sweeper wakes everyone while jobs sit queued.
+   */
+  workAvailable(count = Number.POSITIVE_INFINITY): void {
+    let woken = 0;
+    for (const wake of [...this.#leaseWaiters]) {
+      if (woken++ >= count) break;
+      wake();
+    }
   }
 
   /** A job reached a terminal state: its readers answer. */

@@ -51,6 +51,23 @@ describe("startLeaseSweeper", () => {
     expect(woken).toBe(true);
   });
 
+  it("wakes every lease waiter while a job sits queued (a bounded wake may have missed)", async () => {
+    vi.useFakeTimers();
+    const { store } = leasedJob();
+    store.enqueue({ source: "y", filename: "main.js" }, T0);
+    const notifier = new Notifier();
+    const stop = startLeaseSweeper(store, notifier, pino({ level: "silent" }), 500, () => T0);
+    cleanups.push(stop);
+    const woken: number[] = [];
+    for (const n of [1, 2]) {
+      void notifier.waitForWork(60_000).then(() => {
+        woken.push(n);
+      });
+    }
+    await vi.advanceTimersByTimeAsync(500);
+    expect(woken).toEqual([1, 2]);
+  });
+
   it("logs a failed sweep and keeps sweeping", async () => {
     vi.useFakeTimers();
     const { store } = leasedJob();

@@ -10,8 +10,10 @@ export function sweepLeases(store: Store, notifier: Notifier, logger: Logger, no
   const { requeued, failed } = store.expireLeases(now);
   if (requeued.length > 0) {
     logger.warn({ jobs: requeued }, "leases expired; jobs queued again");
-    notifier.workAvailable();
   }
+  // Wakes are bounded per job (see Notifier.workAvailable): if work sits queued
+  // while agents wait, one of them may have been woken for nothing; try all.
+  if (notifier.waiting.lease > 0 && store.hasQueued()) notifier.workAvailable();
   for (const id of failed) {
     logger.warn(
       { jobId: id },

@@ -241,9 +241,39 @@ function withoutProgramDir(text, program) {
 
 // --- the steps of a run -------------------------------------------------------
 
+/**
+ * The request is one line of JSON (JSON.stringify never writes a raw
+ * newline). Reading up to the newline, not to EOF, starts the job as soon as
+ * its bytes arrive: Docker takes several ms to pass on the close of stdin.
+ */
+function readRequestLine() {
+  const chunks = [];
+  const buffer = Buffer.allocUnsafe(64 * 1024);
+  for (;;) {
+    let n;
+    try {
+      n = fs.readSync(0, buffer, 0, buffer.length, null);
+    } catch (error) {
+      if (error?.code === "EAGAIN") {
+        apply(atomicsWait, Atomics, [sleepCell, 0, 0, 1]);
+        continue;
+      }
+      if (error?.code === "EOF") break;
+      throw error;
+    }
+    if (n === 0) break;
+    const chunk = Buffer.from(buffer.subarray(0, n));
+    chunks.push(chunk);
+    if (chunk.indexOf(0x0a) !== -1) break;
+  }
+  const text = Buffer.concat(chunks).toString("utf8");
+  const end = text.indexOf("\n");
+  return end === -1 ? text : text.slice(0, end);
+}
+
 /** Reads and validates the request; a request without a usable nonce cannot be answered. */
 function readRequest() {
-  const text = fs.readFileSync(0, "utf8");
+  const text = readRequestLine();
   let request = null;
   try {
     request = parseJson(text);
@@ -285,13 +315,18 @@ function requestProblem(request) {
 }
 
 /**
- * Writes the program into a fresh private directory under the tmpfs. The
+ * A fresh private directory under the tmpfs for the program. The
  * package.json pins `.js` to CommonJS on every Node version (22+ would
  * otherwise guess the module type itself); ESM syntax is detected below.
  */
-function writeProgram(source, filename) {
+function makeJobDir() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "labrun-job-"));
   fs.writeFileSync(path.join(dir, "package.json"), '{"type":"commonjs"}\n', { mode: 0o400 });
+  return dir;
+}
+
+/** Writes the program into the job directory. */
+function writeProgram(dir, source, filename) {
   const file = path.join(dir, filename);
   fs.writeFileSync(file, source, { mode: 0o400 });
   return { dir, dirUrl: pathToFileURL(dir).href, file, filename, source };
@@ -527,11 +562,24 @@ function resultEnvelope(value) {
 // --- the run -----------------------------------------------------------------
 
 async function run() {
+  // Made before the job arrives (a warm container waits here), not after; a
+  // failure is answered once the request's nonce is known.
+  let dir = "";
+  let dirError = null;
+  try {
+    dir = makeJobDir();
+  } catch (error) {
+    dirError = error;
+  }
   const request = readRequest();
+  if (dirError) {
+    const { message } = describeThrown(dirError);
+    return fail("SANDBOX_ERROR", `the runner could not prepare the job directory: ${message}`);
+  }
   if (request.problem) {
     return fail("SANDBOX_ERROR", `the runner's request is malformed: ${request.problem}`);
   }
-  const program = writeProgram(request.source, request.filename);
+  const program = writeProgram(dir, request.source, request.filename);
   installGuards(program);
 
   // Every await below starts before any of the program runs, so a program

@@ -1,15 +1,22 @@
 import { z } from "zod";
-import { startAgent } from "../../agent/main.js";
-import { startCoordinator } from "../../coordinator/main.js";
 import { DEFAULT_HOST, DEFAULT_PORT } from "../../protocol/index.js";
 import { parseCommand } from "../args.js";
 import { EXIT } from "../errors.js";
 import { createLogger } from "../logger.js";
 import { configPath, defaultDataDir, writeClientConfig } from "../settings.js";
+import { parseDuration } from "../units.js";
 
 const Port = z.coerce.number().int().min(0).max(65535);
 const Slots = z.coerce.number().int().min(1).max(256);
 const NoPositionals = z.tuple([], { message: "takes no positional arguments" });
+const Grace = z.string().transform((text, ctx) => {
+  const ms = parseDuration(text);
+  if (ms === undefined) {
+    ctx.addIssue({ code: "custom", message: "--grace: use e.g. 60s, 5m, 0s" });
+    return z.NEVER;
+  }
+  return ms;
+});
 const Warm = z.coerce
   .number({ message: "--warm must be a number of containers (0 turns the warm pool off)" })
   .int()
@@ -63,6 +70,7 @@ export async function coordinator(argv: string[]): Promise<number> {
     z.object({ ...ServerArgs, positionals: NoPositionals }),
   );
   const logger = createLogger();
+  const { startCoordinator } = await import("../../coordinator/main.js");
   const running = await startCoordinator(
     { host: args.host, port: args.port, dataDir: args["data-dir"] },
     logger,
@@ -81,6 +89,7 @@ const AgentArgs = z.object({
   name: z.string().optional(),
   runtime: z.string().optional(),
   warm: Warm.optional(),
+  grace: Grace.optional(),
   positionals: NoPositionals,
 });
 
@@ -96,10 +105,13 @@ export async function agent(argv: string[]): Promise<number> {
       name: { type: "string" },
       runtime: { type: "string" },
       warm: { type: "string" },
+      grace: { type: "string" },
     },
     AgentArgs,
   );
   const logger = createLogger();
+  // Only what this role needs is loaded: an agent never loads SQLite or Hono.
+  const { startAgent } = await import("../../agent/main.js");
   const running = await startAgent(
     {
       server: args.server,
@@ -108,6 +120,7 @@ export async function agent(argv: string[]): Promise<number> {
       ...(args.name ? { name: args.name } : {}),
       ...(args.runtime ? { runtime: args.runtime } : {}),
       ...(args.warm !== undefined ? { warmPool: args.warm } : {}),
+      ...(args.grace !== undefined ? { drainGraceMs: args.grace } : {}),
     },
     logger,
   );
@@ -119,15 +132,25 @@ export async function up(argv: string[]): Promise<number> {
   const args = parseCommand(
     "up",
     argv,
-    { ...SERVER_OPTIONS, slots: { type: "string" }, warm: { type: "string" } },
+    {
+      ...SERVER_OPTIONS,
+      slots: { type: "string" },
+      warm: { type: "string" },
+      grace: { type: "string" },
+    },
     z.object({
       ...ServerArgs,
       slots: Slots.optional(),
       warm: Warm.optional(),
+      grace: Grace.optional(),
       positionals: NoPositionals,
     }),
   );
   const logger = createLogger();
+  const [{ startCoordinator }, { startAgent }] = await Promise.all([
+    import("../../coordinator/main.js"),
+    import("../../agent/main.js"),
+  ]);
   const running = await startCoordinator(
     { host: args.host, port: args.port, dataDir: args["data-dir"] },
     logger,
@@ -140,6 +163,7 @@ export async function up(argv: string[]): Promise<number> {
         token: running.tokens.agent,
         ...(args.slots ? { slots: args.slots } : {}),
         ...(args.warm !== undefined ? { warmPool: args.warm } : {}),
+        ...(args.grace !== undefined ? { drainGraceMs: args.grace } : {}),
       },
       logger,
     );

@@ -71,5 +71,17 @@ export function agentRoutes({ store, notifier, config, clock, logger, auth }: Ro
     return c.json({ accepted: true } satisfies ResultResponse);
   });
 
+  // An agent leaving on its own (graceful shutdown): as an admin's remove,
+  // its token stops working and the leases it still holds are queued again now
+  // rather than after the lease TTL.
+  app.delete("/:id", auth("agent"), (c) => {
+    const agent = callingAgent(c);
+    const { requeued, failed } = store.removeAgent(agent.id, clock());
+    logger.info({ agentId: agent.id, requeued: requeued.length }, "agent left the cluster");
+    if (requeued.length > 0) notifier.workAvailable(requeued.length);
+    for (const id of failed) notifier.jobFinished(id);
+    return c.body(null, 204);
+  });
+
   return app;
 }

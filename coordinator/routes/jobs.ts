@@ -48,7 +48,7 @@ export function jobRoutes({ store, notifier, clock, auth }: RouteDeps) {
     refuseOversized(body);
     const request = parseWith(SubmitJobRequest, body, "job");
     const job = store.enqueue(request, clock());
-    notifier.workAvailable();
+    notifier.workAvailable(1);
     return c.json({ id: job.id, state: job.state } satisfies SubmitJobResponse, 201);
   });
 

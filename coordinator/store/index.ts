@@ -34,6 +34,8 @@ export function openStore(dataDir: string, settings: StoreSettings): Store {
   const expireLeases = prepareExpireLeases(context);
   const { listNodes, getNode } = prepareListNodes(context);
   const ping = db.prepare("SELECT 1");
+  const anyQueued = db.prepare("SELECT 1 FROM jobs WHERE state = 'queued' LIMIT 1").pluck();
+  const hasQueued = () => anyQueued.get() !== undefined;
   return {
     enqueue: prepareEnqueue(context, getJob),
     getJob,
@@ -43,10 +45,11 @@ export function openStore(dataDir: string, settings: StoreSettings): Store {
     agentByTokenHash: prepareAgentByTokenHash(context),
     setAgentState: prepareSetAgentState(context, getNode),
     removeAgent: prepareRemoveAgent(context, expireLeases),
-    lease: prepareLease(context),
+    lease: prepareLease(context, hasQueued),
     heartbeat: prepareHeartbeat(context),
     complete: prepareComplete(context, getJob),
     expireLeases,
+    hasQueued,
     listNodes,
     ping: () => void ping.get(),
     close: () => db.close(),

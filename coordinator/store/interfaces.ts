@@ -62,6 +62,8 @@ export interface Store {
   /** Leases past their deadline: queued again, or failed with NODE_LOST. */
   expireLeases(now: number): ExpiredLeases;
 
+  /** Whether any job is queued (cheap: one index probe). */
+  hasQueued(): boolean;
   /** Every registered agent, `lost` when silent for longer than the lease TTL. */
   listNodes(now: number): NodeInfo[];
   /** Throws when the database cannot answer (readiness). */

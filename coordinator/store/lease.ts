@@ -2,7 +2,7 @@ import type { JobLimits, LeasedJob } from "../../protocol/index.js";
 import { type StoreContext, writeTransaction } from "./database.js";
 import { newId } from "./rows.js";
 
-export function prepareLease({ db, settings }: StoreContext) {
+export function prepareLease({ db, settings }: StoreContext, hasQueued: () => boolean) {
   const agent = db.prepare<[string], { name: string; state: string; slots: number; held: number }>(
     `SELECT name, state, slots,
        (SELECT COUNT(*) FROM jobs WHERE agent_id = agents.id AND state IN ('leased', 'running')) AS held
@@ -30,7 +30,7 @@ export function prepareLease({ db, settings }: StoreContext) {
   );
   const seen = db.prepare("UPDATE agents SET last_heartbeat_at = ? WHERE id = ?");
 
-  return writeTransaction(
+  const leaseInTransaction = writeTransaction(
     db,
     function lease(agentId: string, free: number, now: number): LeasedJob[] {
       const self = agent.get(agentId);
@@ -64,4 +64,9 @@ export function prepareLease({ db, settings }: StoreContext) {
       });
     },
   );
+  // Nothing queued: answer without a write transaction. Long-polls ask again
+  // on every wake-up, and an empty BEGIN IMMEDIATE … COMMIT per ask was most of
+  // the coordinator's work at moderate load. (Heartbeats keep last-seen fresh.)
+  return (agentId: string, free: number, now: number): LeasedJob[] =>
+    hasQueued() ? leaseInTransaction(agentId, free, now) : [];
 }
