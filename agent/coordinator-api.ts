@@ -2,6 +2,7 @@ import { z } from "zod";
 import {
   API_PREFIX,
   HeartbeatResponse,
+  type HeartbeatStats,
   type LeasedJob,
   LeaseResponse,
   type Outcome,
@@ -58,10 +59,10 @@ export class CoordinatorApi {
     return answer.jobs;
   }
 
-  async heartbeat(running: string[]): Promise<string[]> {
+  async heartbeat(running: string[], stats?: HeartbeatStats): Promise<string[]> {
     const answer = await this.post(
       `/agents/${this.agentId}/heartbeat`,
-      { running },
+      stats ? { running, stats } : { running },
       HeartbeatResponse,
       this.agentToken,
     );

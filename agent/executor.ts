@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type {
+  HeartbeatStats,
   JobLimits,
   JobSpec,
   Outcome,
@@ -25,6 +26,10 @@ export interface JobSandbox {
     caps: OutputCaps;
     signal: AbortSignal;
   }): Promise<ContainerExit>;
+  /** Figures gathered since the last call, for the next heartbeat (metrics). */
+  takeStats?(): HeartbeatStats;
+  /** Gives back figures a heartbeat could not deliver, to be sent with the next one. */
+  returnStats?(stats: HeartbeatStats): void;
 }
 
 export const DEFAULT_OUTPUT_CAPS: OutputCaps = {

@@ -32,6 +32,14 @@ const DELIVERY_GIVE_UP_MS = 10 * 60_000;
 export class AgentLoop {
   private readonly running = new Map<string, RunningJob>();
   private readonly deliveries = new Set<Promise<void>>();
+  /**
+   * Leases whose job has ended but whose result is not delivered yet. They
+   * stay in every heartbeat, so the coordinator keeps them alive through an
+   * outage instead of expiring them and running the job again.
+   */
+  private readonly undelivered = new Set<string>();
+  /** Fires when a heartbeat gets through: pending deliveries retry at once. */
+  private readonly coordinatorBack = new EventEmitter().setMaxListeners(0);
   private readonly slotFreed = new EventEmitter();
   private readonly stopLeasing = new AbortController();
   private heartbeatTimer: NodeJS.Timeout | undefined;
@@ -177,18 +185,36 @@ export class AgentLoop {
             return;
           }
           log.warn({ err: describe(error), retryInMs: backoff }, "result delivery failed");
-          await sleep(backoff);
+          const waiting = new AbortController();
+          await Promise.race([
+            sleep(backoff, undefined, { ref: false, signal: waiting.signal }),
+            once(this.coordinatorBack, "up", { signal: waiting.signal }),
+          ]).catch(() => {});
+          waiting.abort(); // the loser's listener or timer goes away
           backoff = Math.min(backoff * 2, BACKOFF_MAX_MS);
         }
       }
     })();
     this.deliveries.add(delivery);
-    void delivery.finally(() => this.deliveries.delete(delivery));
+    this.undelivered.add(leaseId);
+    void delivery.finally(() => {
+      this.deliveries.delete(delivery);
+      this.undelivered.delete(leaseId);
+    });
   }
 
   private async heartbeat(): Promise<void> {
     try {
-      const cancel = await this.api.heartbeat([...this.running.keys()]);
+      const stats = this.sandbox.takeStats?.();
+      let cancel: string[];
+      try {
+        cancel = await this.api.heartbeat([...this.running.keys(), ...this.undelivered], stats);
+      } catch (error) {
+        // Not delivered (no answer at all): send these figures next time.
+        if (stats && !(error instanceof CoordinatorError)) this.sandbox.returnStats?.(stats);
+        throw error;
+      }
+      if (this.undelivered.size > 0) this.coordinatorBack.emit("up");
       for (const leaseId of cancel) {
         const job = this.running.get(leaseId);
         if (job) {

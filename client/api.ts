@@ -1,11 +1,11 @@
-import type { z } from "zod";
+import { z } from "zod";
 import {
   API_PREFIX,
   isTerminal,
   Job,
   JobPage,
   type ListJobsQuery,
-  type NodeInfo,
+  NodeInfo,
   NodeList,
   type SubmitJobRequest,
   SubmitJobResponse,
@@ -95,8 +95,35 @@ export class LabrunClient {
     return (await this.call("GET", "/admin/nodes", NodeList)).nodes;
   }
 
+  /** A draining node takes no new jobs and finishes the ones it has (admin token). */
+  drain(nodeId: string): Promise<NodeInfo> {
+    return this.call("POST", `/admin/nodes/${encodeURIComponent(nodeId)}/drain`, NodeInfo);
+  }
+
+  resume(nodeId: string): Promise<NodeInfo> {
+    return this.call("POST", `/admin/nodes/${encodeURIComponent(nodeId)}/resume`, NodeInfo);
+  }
+
+  /** Forgets a node: its token stops working, its jobs are queued again (admin token). */
+  async removeNode(nodeId: string): Promise<void> {
+    await this.call("DELETE", `/admin/nodes/${encodeURIComponent(nodeId)}`, z.unknown());
+  }
+
+  /** `GET /healthz` (no token): the server's answer and its clock (the Date header). */
+  async health(): Promise<{ ok: boolean; serverDate: Date | null }> {
+    let response: Response;
+    try {
+      response = await fetch(`${this.server}/healthz`);
+    } catch (error) {
+      throw new ServerUnreachableError(this.server, error);
+    }
+    const date = response.headers.get("date");
+    await response.body?.cancel();
+    return { ok: response.ok, serverDate: date ? new Date(date) : null };
+  }
+
   private async call<T extends z.ZodType>(
-    method: "GET" | "POST",
+    method: "GET" | "POST" | "DELETE",
     path: string,
     schema: T,
     body?: unknown,

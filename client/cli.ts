@@ -23,9 +23,14 @@ const COMMANDS: Record<string, Command> = {
   logs: jobCommand("logs"),
   jobs: jobCommand("jobs"),
   nodes: async (argv) => (await import("./commands/nodes.js")).nodes(argv),
+  doctor: async (argv) => (await import("./commands/doctor.js")).doctor(argv),
   up: serveCommand("up"),
   coordinator: serveCommand("coordinator"),
-  agent: serveCommand("agent"),
+  agent: async (argv) => {
+    if (argv[0] === "install") return (await import("./commands/install.js")).install(argv);
+    if (argv[0] === "uninstall") return (await import("./commands/install.js")).uninstall(argv);
+    return serveCommand("agent")(argv);
+  },
   image: async (argv) => (await import("./commands/image.js")).image(argv),
 };
 
@@ -37,10 +42,15 @@ Usage:
                      [--cpus N] [--detach] [--json]
   labrun status|wait|cancel|logs ID [--json]
   labrun jobs [--state S] [--limit N] [--json]
-  labrun nodes [--json]
+  labrun nodes [--json]                       the lab's machines (admin token)
+  labrun nodes drain|resume|rm NAME [--json]  take a node out of service, back, or forget it
+  labrun doctor [--json]                      check Docker, runner image, server, tokens, clock
   labrun coordinator [--port 7878] [--host 127.0.0.1] [--data-dir DIR]
   labrun agent --server URL --token JOIN_TOKEN [--slots N] [--name NAME] [--runtime R]
                [--warm N (containers booted ahead; 0 = off; default: slots)] [--grace 60s]
+  labrun agent install --server URL --token JOIN_TOKEN [--slots N] [--name NAME] [--no-enable]
+                                              a systemd unit + env file (0600) for this machine
+  labrun agent uninstall
   labrun image build
 
 Every command that talks to a coordinator takes --server URL and --token T

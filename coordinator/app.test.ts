@@ -5,6 +5,7 @@ import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import {
   ApiErrorBody,
+  ClusterStats,
   Job,
   LeaseResponse,
   MAX_INPUT_BYTES,
@@ -726,6 +727,30 @@ describe("admin", () => {
     ]);
     c.time.now += 1001;
     expect((await nodes())[0].state).toBe("lost");
+  });
+
+  it("answers GET /v1/admin/stats to the admin token: jobs, recent throughput, nodes", async () => {
+    const c = setup();
+    const agent = await c.register("busy", 3);
+    await c.register("idle");
+    for (let i = 0; i < 3; i++) await c.submit();
+    const [leased] = (await agent.lease(1)).body.jobs;
+    expect((await agent.result(leased.leaseId, OK)).status).toBe(200);
+    expect((await c.call("GET", "/v1/admin/stats", c.tokens.client)).status).toBe(403);
+    expect((await c.call("GET", "/v1/admin/stats", undefined)).status).toBe(401);
+
+    const answer = await c.call("GET", "/v1/admin/stats", c.tokens.admin);
+    expect(answer.status).toBe(200);
+    expect(ClusterStats.parse(answer.body)).toEqual({
+      at: new Date(c.time.now).toISOString(),
+      jobs: { queued: 2, leased: 0, running: 0, succeeded: 1, failed: 0, cancelled: 0 },
+      finished: { lastMinute: 1, lastHour: 1 },
+      nodes: { ready: 2, draining: 0, lost: 0 },
+    });
+    c.time.now += 61_000;
+    const later = (await c.call("GET", "/v1/admin/stats", c.tokens.admin)).body;
+    expect(later.finished).toEqual({ lastMinute: 0, lastHour: 1 });
+    expect(later.nodes).toEqual({ ready: 0, draining: 0, lost: 2 });
   });
 
   it("drains a node (no new leases) and resumes it (a waiting lease wakes)", async () => {

@@ -3,8 +3,16 @@ import type { Logger } from "pino";
 import { API_PREFIX } from "../protocol/index.js";
 import { type AuthEnv, bearerAuth, type Role } from "./auth.js";
 import type { CoordinatorConfig } from "./config.js";
+import { dashboardRoutes } from "./dashboard/index.js";
 import { ApiError, errorBody, onError } from "./errors.js";
+import {
+  type CoordinatorMetrics,
+  createMetrics,
+  metricsRoutes,
+  requestMetrics,
+} from "./metrics/index.js";
 import type { Notifier } from "./notifier.js";
+import { openApiRoutes } from "./openapi.js";
 import { adminRoutes } from "./routes/admin.js";
 import { agentRoutes } from "./routes/agents.js";
 import { jobRoutes } from "./routes/jobs.js";
@@ -19,6 +27,8 @@ export interface CreateAppOptions {
   logger: Logger;
   /** Time for the store's records (epoch ms); tests move it by hand. Default Date.now. */
   clock?: () => number;
+  /** Where routes record events; main.ts shares one with the sweeper. Default: a new registry. */
+  metrics?: CoordinatorMetrics;
 }
 
 /** What the route modules are built from. */
@@ -41,9 +51,11 @@ export function createApp(options: CreateAppOptions) {
     ...options,
     clock: options.clock ?? Date.now,
     auth: bearerAuth(tokens, store),
+    metrics: options.metrics ?? createMetrics({ store, notifier, clock: options.clock }),
   };
   const app = new Hono<AuthEnv>();
 
+  app.use("*", requestMetrics(deps.metrics));
   app.use("*", async (c, next) => {
     const started = performance.now();
     await next();
@@ -69,6 +81,9 @@ export function createApp(options: CreateAppOptions) {
   app.route(`${API_PREFIX}/jobs`, jobRoutes(deps));
   app.route(`${API_PREFIX}/agents`, agentRoutes(deps));
   app.route(`${API_PREFIX}/admin`, adminRoutes(deps));
+  app.route("/", metricsRoutes(deps));
+  app.route("/", openApiRoutes());
+  app.route("/", dashboardRoutes());
 
   app.notFound((c) =>
     c.json(errorBody("NOT_FOUND", `there is no route ${c.req.method} ${c.req.path}`), 404),

@@ -395,6 +395,21 @@ const leaseBodies = bodiesOf({
 });
 const heartbeatBodies = bodiesOf({
   running: fc.array(fc.string({ maxLength: 64 }), { maxLength: 40 }),
+  // Optional agent stats: valid samples, or anything in their place.
+  stats: fc.oneof(
+    fc.record(
+      {
+        containerStartMs: fc.array(fc.double({ min: 0, max: 1e6, noNaN: true }), {
+          maxLength: 20,
+        }),
+        warmRuns: fc.nat(),
+        coldRuns: fc.nat(),
+        future: extremeValue,
+      },
+      { requiredKeys: [] },
+    ),
+    extremeValue,
+  ),
 });
 const stats = fc.record(
   {
@@ -634,6 +649,9 @@ const ROUTES: Route[] = [
     expected: 200,
   },
   { name: "nodes", method: "GET", path: "/v1/admin/nodes", allowed: ["admin"], expected: 200 },
+  { name: "stats", method: "GET", path: "/v1/admin/stats", allowed: ["admin"], expected: 200 },
+  { name: "metrics", method: "GET", path: "/metrics", allowed: ["admin"], expected: 200 },
+  { name: "openapi", method: "GET", path: "/openapi.json", expected: 200 },
   {
     name: "drain",
     method: "POST",
@@ -881,7 +899,17 @@ describe("path parameters", () => {
 
   it("unknown paths and methods under every prefix are 404 JSON, never 5xx", async () => {
     const world = await openWorld();
-    const prefixes = ["", "/v1", "/v1/jobs", "/v1/agents", "/v1/admin", "/v1/admin/nodes"];
+    const prefixes = [
+      "",
+      "/v1",
+      "/v1/jobs",
+      "/v1/agents",
+      "/v1/admin",
+      "/v1/admin/nodes",
+      "/v1/admin/stats",
+      "/metrics",
+      "/openapi.json",
+    ];
     await fc.assert(
       fc.asyncProperty(
         fc.constantFrom(...prefixes),

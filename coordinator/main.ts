@@ -1,6 +1,7 @@
 import type { Logger } from "pino";
 import { createApp } from "./app.js";
 import { type CoordinatorConfigInput, parseCoordinatorConfig } from "./config.js";
+import { createMetrics } from "./metrics/index.js";
 import { Notifier } from "./notifier.js";
 import { type HttpServer, listen } from "./server.js";
 import { openStore } from "./store/index.js";
@@ -36,6 +37,8 @@ export async function startCoordinator(
   const config = parseCoordinatorConfig(input);
   const store = openStore(config.dataDir, config);
   const notifier = new Notifier();
+  // One registry for the routes and the sweeper, with the process's own metrics.
+  const metrics = createMetrics({ store, notifier, processMetrics: true });
   let server: HttpServer;
   let tokens: Tokens;
   try {
@@ -43,7 +46,7 @@ export async function startCoordinator(
     tokens = loaded.tokens;
     if (loaded.created)
       logger.info({ path: loaded.path }, "created client, admin and agent tokens");
-    const app = createApp({ store, notifier, tokens, config, logger });
+    const app = createApp({ store, notifier, tokens, config, logger, metrics });
     server = await listen(app.fetch, config.host, config.port, (error) =>
       logger.error({ err: error }, "HTTP server error"),
     );
@@ -51,7 +54,15 @@ export async function startCoordinator(
     store.close();
     throw error;
   }
-  const stopSweeper = startLeaseSweeper(store, notifier, logger, config.sweepMs);
+  const stopSweeper = startLeaseSweeper(
+    store,
+    notifier,
+    logger,
+    config.sweepMs,
+    Date.now,
+    metrics,
+    config.leaseTtlMs,
+  );
   const url = `http://${reachableHost(config.host)}:${server.port}`;
   logger.info({ url, dataDir: config.dataDir }, "coordinator listening");
 

@@ -68,6 +68,50 @@ describe("startLeaseSweeper", () => {
     expect(woken).toEqual([1, 2]);
   });
 
+  it("gives live leases a full TTL when it starts, so a restart expires nothing at once", async () => {
+    vi.useFakeTimers();
+    const { store, id } = leasedJob();
+    const notifier = new Notifier();
+    // The coordinator comes back 5 s after the lease's deadline (TTL 1 s).
+    const time = { now: T0 + 5_000 };
+    const log = pino({ level: "silent" });
+    const stop = startLeaseSweeper(store, notifier, log, 500, () => time.now, undefined, 1_000);
+    cleanups.push(stop);
+    await vi.advanceTimersByTimeAsync(500);
+    expect(store.getJob(id).state).toBe("leased");
+    // Not renewed within the TTL after the restart: now it goes back to the queue.
+    time.now += 1_001;
+    await vi.advanceTimersByTimeAsync(500);
+    expect(store.getJob(id).state).toBe("queued");
+  });
+
+  it("gives live leases a full TTL after a tick that came far too late (a stalled process)", async () => {
+    vi.useFakeTimers();
+    const { store, id } = leasedJob();
+    const time = { now: T0 };
+    const log = pino({ level: "silent" });
+    const stop = startLeaseSweeper(
+      store,
+      new Notifier(),
+      log,
+      500,
+      () => time.now,
+      undefined,
+      1_000,
+    );
+    cleanups.push(stop);
+    // SIGSTOP for 10 s: the next tick sees the clock 10 s on.
+    time.now += 10_000;
+    await vi.advanceTimersByTimeAsync(500);
+    expect(store.getJob(id).state).toBe("leased");
+    time.now += 500;
+    await vi.advanceTimersByTimeAsync(500);
+    expect(store.getJob(id).state).toBe("leased");
+    time.now += 600;
+    await vi.advanceTimersByTimeAsync(500);
+    expect(store.getJob(id).state).toBe("queued");
+  });
+
   it("logs a failed sweep and keeps sweeping", async () => {
     vi.useFakeTimers();
     const { store } = leasedJob();

@@ -22,3 +22,27 @@ export type NodeInfo = z.infer<typeof NodeInfo>;
 
 export const NodeList = z.object({ nodes: z.array(NodeInfo) });
 export type NodeList = z.infer<typeof NodeList>;
+
+const Count = z.number().int().nonnegative();
+
+/**
+ * `GET /v1/admin/stats`: the cluster at one moment, read in one snapshot.
+ * `finished` counts jobs that reached a terminal state in the trailing
+ * minute and hour (their throughput); `nodes` uses the same states as
+ * `GET /v1/admin/nodes` (lost = silent for longer than the lease TTL).
+ */
+export const ClusterStats = z.object({
+  /** When the snapshot was taken (ISO 8601). */
+  at: z.string(),
+  jobs: z.object({
+    queued: Count,
+    leased: Count,
+    running: Count,
+    succeeded: Count,
+    failed: Count,
+    cancelled: Count,
+  }),
+  finished: z.object({ lastMinute: Count, lastHour: Count }),
+  nodes: z.object({ ready: Count, draining: Count, lost: Count }),
+});
+export type ClusterStats = z.infer<typeof ClusterStats>;

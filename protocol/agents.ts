@@ -54,9 +54,29 @@ export type LeasedJob = z.infer<typeof LeasedJob>;
 export const LeaseResponse = z.object({ jobs: z.array(LeasedJob) });
 export type LeaseResponse = z.infer<typeof LeaseResponse>;
 
+/**
+ * What an agent measured since its previous heartbeat (each heartbeat sends
+ * only the new samples; the coordinator adds them to its metrics). Unknown
+ * keys are dropped rather than refused, so an agent that measures more never
+ * has its heartbeat (its lease renewal) refused by an older coordinator.
+ */
+export const HeartbeatStats = z.object({
+  /** How long each container took to boot, warm-pool and cold alike (ms). */
+  containerStartMs: z.array(z.number().nonnegative()).max(1024).optional(),
+  /** Jobs started on a container the warm pool had booted ahead. */
+  warmRuns: z.number().int().nonnegative().optional(),
+  /** Jobs that had to boot a container of their own. */
+  coldRuns: z.number().int().nonnegative().optional(),
+});
+export type HeartbeatStats = z.infer<typeof HeartbeatStats>;
+
 /** `POST /v1/agents/:id/heartbeat` body: the leases this agent is running. */
 export const HeartbeatRequest = z
-  .object({ running: z.array(z.string().max(64)).max(1024) })
+  .object({
+    running: z.array(z.string().max(64)).max(1024),
+    /** Optional (added after 0.1): agents that send none keep working. */
+    stats: HeartbeatStats.optional(),
+  })
   .strict();
 export type HeartbeatRequest = z.infer<typeof HeartbeatRequest>;
 

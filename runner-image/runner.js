@@ -571,6 +571,13 @@ async function run() {
   } catch (error) {
     dirError = error;
   }
+  // Node is up: the agent starts the job's clock here (a cold container spends
+  // a while booting node first). Written before any program code exists.
+  try {
+    writeAll(2, "LABRUN_RUNNER_READY\n");
+  } catch {
+    // No stderr before any program ran: the agent reports the runner as not starting.
+  }
   const request = readRequest();
   if (dirError) {
     const { message } = describeThrown(dirError);

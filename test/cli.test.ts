@@ -166,3 +166,40 @@ describe.concurrent("labrun CLI exit codes", () => {
     expect(out.stderr).toContain("FORBIDDEN");
   });
 });
+
+// Not concurrent with the jobs above: draining the only node would hold them.
+describe("labrun nodes drain|resume and doctor", () => {
+  it("drains a node by name, resumes it, and says so", async () => {
+    const name = cluster.agents[0]?.name ?? "?";
+    const drained = await labrun(["nodes", "drain", name], env);
+    expect(drained.code).toBe(0);
+    expect(drained.stdout).toContain(`${name} (`);
+    expect(drained.stdout).toContain("is draining");
+    expect((await cluster.admin.nodes())[0]?.state).toBe("draining");
+    const resumed = await labrun(["nodes", "resume", name, "--json"], env);
+    expect(resumed.code).toBe(0);
+    expect(JSON.parse(resumed.stdout).state).toBe("ready");
+    const unknown = await labrun(["nodes", "drain", "no-such-node"], env);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('no node named or with id "no-such-node"');
+  });
+
+  it("doctor passes every check against a working cluster, and fails one with a wrong token", async () => {
+    const healthy = await labrun(["doctor", "--json"], env);
+    expect(healthy.code).toBe(0);
+    const checks = JSON.parse(healthy.stdout).checks as Array<{ name: string; status: string }>;
+    expect(checks.map((check) => check.name)).toEqual([
+      "docker",
+      "runner image",
+      "coordinator",
+      "clock",
+      "client token",
+      "admin token",
+      "nodes",
+    ]);
+    expect(checks.filter((check) => check.status === "fail")).toEqual([]);
+    const wrong = await labrun(["doctor"], { ...env, LABRUN_TOKEN: "not-the-token" });
+    expect(wrong.code).toBe(3);
+    expect(wrong.stdout).toMatch(/FAIL\s+client token\s+refused \(UNAUTHORIZED\)/);
+  });
+});

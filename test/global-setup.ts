@@ -1,7 +1,9 @@
+import { randomBytes } from "node:crypto";
 import pino from "pino";
 import { connectDocker } from "../agent/docker.js";
 import { ensureRunnerImage } from "../agent/sandbox/image.js";
-import { JOB_LABEL } from "../agent/sandbox/options.js";
+import { AGENT_LABEL, JOB_LABEL } from "../agent/sandbox/options.js";
+import { TEST_RUN_ENV } from "./helpers/run-id.js";
 
 /**
  * Integration tests run on a real Docker engine: check it answers and build
@@ -9,13 +11,20 @@ import { JOB_LABEL } from "../agent/sandbox/options.js";
  * no job container may be left behind.
  */
 export async function setup(): Promise<void> {
+  // Every agent of this run is named after it (workers inherit the env), so
+  // the check below counts this run's containers, not another run's on the
+  // same engine.
+  process.env[TEST_RUN_ENV] ??= `r${randomBytes(2).toString("hex")}`;
   const docker = await connectDocker();
   await ensureRunnerImage(docker, pino({ level: "warn" }));
 }
 
 export async function teardown(): Promise<void> {
   const docker = await connectDocker();
-  const left = await docker.listContainers({ all: true, filters: { label: [JOB_LABEL] } });
+  const run = process.env[TEST_RUN_ENV] ?? "";
+  const left = (await docker.listContainers({ all: true, filters: { label: [JOB_LABEL] } })).filter(
+    (container) => (container.Labels[AGENT_LABEL] ?? "").startsWith(run),
+  );
   if (left.length > 0) {
     // Vitest only logs an error thrown here; the run must fail, so set the exit code too.
     process.exitCode = 1;

@@ -1,10 +1,13 @@
 import type Dockerode from "dockerode";
 import type { Logger } from "pino";
-import { DEFAULT_LIMITS, type JobLimits } from "../../protocol/index.js";
+import { DEFAULT_LIMITS, type HeartbeatStats, type JobLimits } from "../../protocol/index.js";
 import type { JobSandbox } from "../executor.js";
 import { containerOptions, type SandboxSettings } from "./options.js";
 import { WarmPool, type WarmPoolSettings } from "./pool.js";
 import { BootedContainer, type ContainerExit } from "./run.js";
+
+/** Boot times kept for the next heartbeat at most (the protocol's bound). */
+const MAX_START_SAMPLES = 1024;
 
 /** The limits warm containers are created with: the defaults most jobs run under. */
 const POOLED_LIMITS: JobLimits = DEFAULT_LIMITS;
@@ -21,6 +24,8 @@ export class DockerSandbox implements JobSandbox {
   private readonly removals = new Set<Promise<void>>();
   private warmRuns = 0;
   private coldRuns = 0;
+  /** Not yet reported in a heartbeat. */
+  private pending = { starts: [] as number[], warm: 0, cold: 0 };
 
   constructor(
     private readonly docker: Dockerode,
@@ -52,8 +57,13 @@ export class DockerSandbox implements JobSandbox {
     const warm = sameContainer(job.limits, POOLED_LIMITS) ? this.pool.take() : undefined;
     const bootStarted = performance.now();
     const booted = warm ?? (await this.boot(job.jobId, job.limits));
-    if (warm) this.warmRuns += 1;
-    else this.coldRuns += 1;
+    if (warm) {
+      this.warmRuns += 1;
+      this.pending.warm += 1;
+    } else {
+      this.coldRuns += 1;
+      this.pending.cold += 1;
+    }
     const log = this.logger.child({
       jobId: job.jobId,
       container: booted.container.id.slice(0, 12),
@@ -85,14 +95,30 @@ export class DockerSandbox implements JobSandbox {
     }
   }
 
+  takeStats(): HeartbeatStats {
+    const { starts, warm, cold } = this.pending;
+    this.pending = { starts: [], warm: 0, cold: 0 };
+    return { containerStartMs: starts, warmRuns: warm, coldRuns: cold };
+  }
+
+  returnStats(stats: HeartbeatStats): void {
+    const starts = [...(stats.containerStartMs ?? []), ...this.pending.starts];
+    this.pending = {
+      starts: starts.slice(-MAX_START_SAMPLES),
+      warm: this.pending.warm + (stats.warmRuns ?? 0),
+      cold: this.pending.cold + (stats.coldRuns ?? 0),
+    };
+  }
+
   /** Empties the pool and waits until every container of this sandbox is removed. */
   async close(): Promise<void> {
     await this.pool.close();
     while (this.removals.size > 0) await Promise.all(this.removals);
   }
 
-  private boot(jobId: string, limits: JobLimits): Promise<BootedContainer> {
-    return BootedContainer.boot(
+  private async boot(jobId: string, limits: JobLimits): Promise<BootedContainer> {
+    const started = performance.now();
+    const booted = await BootedContainer.boot(
       this.docker,
       containerOptions({
         image: this.image,
@@ -102,6 +128,12 @@ export class DockerSandbox implements JobSandbox {
         sandbox: this.settings,
       }),
     );
+    // Create → the runner waiting on stdin (the ready marker), for the metrics.
+    void booted.whenReady().then(() => {
+      this.pending.starts.push(Math.round(performance.now() - started));
+      if (this.pending.starts.length > MAX_START_SAMPLES) this.pending.starts.shift();
+    });
+    return booted;
   }
 
   private retire(container: BootedContainer): void {

@@ -2,6 +2,7 @@ import { type Duplex, Writable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import type Dockerode from "dockerode";
 import { type CollectedOutput, type OutputCaps, OutputCollector } from "./output.js";
+import { OutputRouter } from "./router.js";
 
 /** How one job's run ended; every path ends in exactly one of these. */
 export interface ContainerExit {
@@ -39,10 +40,8 @@ export class SandboxError extends Error {
 
 /** How long to wait for the output streams to drain after the container exits. */
 const STREAM_DRAIN_MS = 2_000;
-/** Output a runner prints before its job arrives (node warnings): kept up to this, replayed as logs. */
-const EARLY_OUTPUT_CAP = 64 * 1024;
-
-type Sink = { stdout(chunk: Buffer): void; stderr(chunk: Buffer): void };
+/** A runner that has not booted node after this long is a sandbox failure (an overloaded machine). */
+const BOOT_TIMEOUT_MS = 120_000;
 
 /**
  * A job container that is created, attached and started: its runner has booted
@@ -56,9 +55,6 @@ type Sink = { stdout(chunk: Buffer): void; stderr(chunk: Buffer): void };
  */
 export class BootedContainer {
   readonly bootedAt = Date.now();
-  private sink: Sink;
-  private readonly early: Array<{ fd: 1 | 2; chunk: Buffer }> = [];
-  private earlyBytes = 0;
   private exitedFlag = false;
   private used = false;
   private destroyed: Promise<void> | null = null;
@@ -68,11 +64,8 @@ export class BootedContainer {
     private readonly stream: Duplex,
     private readonly drained: Promise<void>,
     private readonly exited: Promise<{ StatusCode?: number } | null>,
+    private readonly router: OutputRouter,
   ) {
-    this.sink = {
-      stdout: (chunk) => this.keepEarly(1, chunk),
-      stderr: (chunk) => this.keepEarly(2, chunk),
-    };
     void this.exited.then(() => {
       this.exitedFlag = true;
     });
@@ -108,15 +101,15 @@ export class BootedContainer {
         attached.once("close", resolve);
         attached.once("error", () => resolve());
       });
-      let booted: BootedContainer | undefined;
-      const route = (which: keyof Sink) =>
+      const router = new OutputRouter();
+      const route = (fd: 1 | 2) =>
         new Writable({
           write(chunk: Buffer, _encoding, done) {
-            booted?.sink[which](chunk);
+            router.write(fd, chunk);
             done();
           },
         });
-      docker.modem.demuxStream(attached, route("stdout"), route("stderr"));
+      docker.modem.demuxStream(attached, route(1), route(2));
       try {
         await container.start();
       } catch (error) {
@@ -125,8 +118,7 @@ export class BootedContainer {
       // Waited for only once started: Docker's default condition ("not-running")
       // answers at once for a container that has not started yet.
       const exited = (container.wait() as Promise<{ StatusCode?: number }>).catch(() => null);
-      booted = new BootedContainer(container, attached, drained, exited);
-      return booted;
+      return new BootedContainer(container, attached, drained, exited, router);
     } catch (error) {
       stream?.destroy();
       await removeContainer(container).catch(() => {});
@@ -137,6 +129,11 @@ export class BootedContainer {
   /** The runner is gone (crashed, killed, removed). */
   get hasExited(): boolean {
     return this.exitedFlag;
+  }
+
+  /** Settles when the runner has booted node and waits for its job (never, if it dies first). */
+  whenReady(): Promise<void> {
+    return this.router.ready;
   }
 
   /** Settles when the container stops, whatever the reason. */
@@ -166,19 +163,29 @@ export class BootedContainer {
       onComplete = () => resolve("complete");
     });
     const collector = new OutputCollector(job.nonce, job.caps, () => kill("output"), onComplete);
-    for (const { fd, chunk } of this.early.splice(0)) {
-      if (fd === 1) collector.stdout(chunk);
-      else collector.stderr(chunk);
-    }
-    this.sink = collector;
+    this.router.attach(collector);
 
-    const started = performance.now();
-    const timer = setTimeout(() => kill("timeout"), job.timeoutMs);
+    let timer: NodeJS.Timeout | undefined;
     const onAbort = () => kill("cancel");
     job.signal?.addEventListener("abort", onAbort, { once: true });
     try {
       if (job.signal?.aborted) kill("cancel");
       this.stream.end(job.stdin);
+      // The clock starts when the runner is up: a cold container may still be
+      // booting node (seconds on a busy machine), which is not the program's time.
+      const up = await Promise.race([
+        this.router.ready.then(() => "ready" as const),
+        this.exited.then(() => "exited" as const),
+        sleep(BOOT_TIMEOUT_MS, "slow" as const, { ref: false }),
+      ]);
+      if (up === "slow") {
+        this.container.kill().catch(() => {});
+        throw new SandboxError(
+          `the runner did not start within ${BOOT_TIMEOUT_MS / 1000} s (is the machine overloaded?)`,
+        );
+      }
+      const started = performance.now();
+      timer = setTimeout(() => kill("timeout"), job.timeoutMs);
       const ended = await Promise.race([complete, this.exited]);
       const durationMs = performance.now() - started;
       if (ended === "complete" && killedFor === null) {
@@ -213,13 +220,6 @@ export class BootedContainer {
       await removeContainer(this.container);
     })();
     return this.destroyed;
-  }
-
-  private keepEarly(fd: 1 | 2, chunk: Buffer): void {
-    if (this.earlyBytes >= EARLY_OUTPUT_CAP) return;
-    const kept = chunk.subarray(0, EARLY_OUTPUT_CAP - this.earlyBytes);
-    this.early.push({ fd, chunk: Buffer.from(kept) });
-    this.earlyBytes += kept.length;
   }
 }
 

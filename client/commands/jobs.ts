@@ -12,6 +12,7 @@ import { LabrunClient } from "../api.js";
 import { CONNECTION_OPTIONS, parseCommand } from "../args.js";
 import { EXIT, UsageError } from "../errors.js";
 import { jobLine, jobsTable } from "../format.js";
+import { waitWithProgress } from "../progress.js";
 import { resolveConnection } from "../settings.js";
 import { parseDuration, parseMemoryMb } from "../units.js";
 
@@ -85,7 +86,10 @@ export async function submit(argv: string[]): Promise<number> {
     process.stdout.write(args.json ? `${JSON.stringify({ id })}\n` : `${id}\n`);
     return EXIT.ok;
   }
-  return printOutcome(await client.wait(id), args.json);
+  return printOutcome(
+    args.json ? await client.wait(id) : await waitWithProgress(client, id),
+    args.json,
+  );
 }
 
 /** Prints a finished job: result on stdout, logs on stderr; exit 1 when it failed. */
@@ -159,7 +163,12 @@ export async function status(argv: string[]): Promise<number> {
 /** `labrun wait ID`: blocks until the job ends, then prints it like `submit`. */
 export async function wait(argv: string[]): Promise<number> {
   const args = parseOneJob("wait", argv);
-  return printOutcome(await clientFor(args).wait(args.positionals[0]), args.json);
+  const client = clientFor(args);
+  const id = args.positionals[0];
+  return printOutcome(
+    args.json ? await client.wait(id) : await waitWithProgress(client, id),
+    args.json,
+  );
 }
 
 /** `labrun cancel ID`. */

@@ -38,27 +38,43 @@ const SERVER_OPTIONS = {
 } as const;
 
 /**
- * Runs until SIGINT/SIGTERM: the first signal stops gracefully, a second one
- * exits at once (graphile-worker's registerSignalHandlers).
+ * SIGINT/SIGTERM handling, installed before anything starts: a signal that
+ * arrives while the service is still starting (systemctl stop right after
+ * start) stops it as soon as it is up, instead of killing it half-started.
+ * The first signal stops gracefully; a second one exits at once
+ * (graphile-worker's registerSignalHandlers).
+ *
+ * @example
+ * const signals = catchSignals();
+ * const running = await startAgent(config, logger);
+ * return signals.untilStopped(() => running.close());
  */
-function untilSignalled(stop: () => Promise<void>): Promise<number> {
-  return new Promise((resolve) => {
-    let stopping = false;
-    const onSignal = (signal: NodeJS.Signals) => {
-      if (stopping) process.exit(130);
-      stopping = true;
-      process.stderr.write(`labrun: ${signal}: stopping (send it again to stop at once)\n`);
-      stop().then(
-        () => resolve(EXIT.ok),
-        (error: unknown) => {
-          process.stderr.write(`labrun: error while stopping: ${(error as Error).message}\n`);
-          resolve(EXIT.jobFailed);
-        },
-      );
-    };
-    process.on("SIGINT", onSignal);
-    process.on("SIGTERM", onSignal);
-  });
+function catchSignals(): { untilStopped(stop: () => Promise<void>): Promise<number> } {
+  let signalled: NodeJS.Signals | null = null;
+  let onStop: ((signal: NodeJS.Signals) => void) | null = null;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (signalled) process.exit(130);
+    signalled = signal;
+    process.stderr.write(`labrun: ${signal}: stopping (send it again to stop at once)\n`);
+    onStop?.(signal);
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  return {
+    untilStopped: (stop) =>
+      new Promise((resolve) => {
+        onStop = () => {
+          stop().then(
+            () => resolve(EXIT.ok),
+            (error: unknown) => {
+              process.stderr.write(`labrun: error while stopping: ${(error as Error).message}\n`);
+              resolve(EXIT.jobFailed);
+            },
+          );
+        };
+        if (signalled) onStop(signalled);
+      }),
+  };
 }
 
 /** `labrun coordinator`: the HTTP API, queue and store. */
@@ -70,6 +86,7 @@ export async function coordinator(argv: string[]): Promise<number> {
     z.object({ ...ServerArgs, positionals: NoPositionals }),
   );
   const logger = createLogger();
+  const signals = catchSignals();
   const { startCoordinator } = await import("../../coordinator/main.js");
   const running = await startCoordinator(
     { host: args.host, port: args.port, dataDir: args["data-dir"] },
@@ -79,12 +96,16 @@ export async function coordinator(argv: string[]): Promise<number> {
     { url: running.url, tokens: `${running.dataDir}/tokens.json` },
     "coordinator listening; tokens are in tokens.json",
   );
-  return untilSignalled(() => running.close());
+  return signals.untilStopped(() => running.close());
 }
 
 const AgentArgs = z.object({
-  server: z.string().url("--server must be a URL like http://127.0.0.1:7878"),
-  token: z.string().min(1, "--token is required"),
+  server: z
+    .string({ message: "--server is required (the coordinator's URL; or LABRUN_SERVER)" })
+    .url("--server must be a URL like http://127.0.0.1:7878"),
+  token: z
+    .string({ message: "--token is required (the agent join token; or LABRUN_AGENT_TOKEN)" })
+    .min(1, "--token is required"),
   slots: Slots.optional(),
   name: z.string().optional(),
   runtime: z.string().optional(),
@@ -110,6 +131,7 @@ export async function agent(argv: string[]): Promise<number> {
     AgentArgs,
   );
   const logger = createLogger();
+  const signals = catchSignals();
   // Only what this role needs is loaded: an agent never loads SQLite or Hono.
   const { startAgent } = await import("../../agent/main.js");
   const running = await startAgent(
@@ -124,7 +146,7 @@ export async function agent(argv: string[]): Promise<number> {
     },
     logger,
   );
-  return untilSignalled(() => running.close());
+  return signals.untilStopped(() => running.close());
 }
 
 /** `labrun up`: coordinator + one local agent in one process, client config written. */
@@ -147,6 +169,7 @@ export async function up(argv: string[]): Promise<number> {
     }),
   );
   const logger = createLogger();
+  const signals = catchSignals();
   const [{ startCoordinator }, { startAgent }] = await Promise.all([
     import("../../coordinator/main.js"),
     import("../../agent/main.js"),
@@ -180,7 +203,7 @@ export async function up(argv: string[]): Promise<number> {
     `labrun is up at ${running.url} with ${localAgent.slots} slots (agent ${localAgent.name}).\n` +
       `Client config written to ${configPath()}; try: labrun submit examples/hello.js\n`,
   );
-  return untilSignalled(async () => {
+  return signals.untilStopped(async () => {
     await localAgent.close();
     await running.close();
   });

@@ -1,13 +1,18 @@
 import { Hono } from "hono";
-import type { NodeInfo, NodeList } from "../../protocol/index.js";
+import type { ClusterStats, NodeInfo, NodeList } from "../../protocol/index.js";
 import type { RouteDeps } from "../app.js";
 import type { AuthEnv } from "../auth.js";
 import { BODY_LIMITS, limitBody } from "../bodyLimits.js";
 
-/** Admin routes (admin token): the nodes, and draining, resuming or forgetting one. */
-export function adminRoutes({ store, notifier, clock, logger, auth }: RouteDeps) {
+/**
+ * Admin routes (admin token): the cluster's numbers, the nodes, and draining,
+ * resuming or forgetting one.
+ */
+export function adminRoutes({ store, notifier, clock, logger, auth, metrics }: RouteDeps) {
   const app = new Hono<AuthEnv>();
   app.use("*", auth("admin"), limitBody(BODY_LIMITS.small));
+
+  app.get("/stats", (c) => c.json(store.stats(clock()) satisfies ClusterStats));
 
   app.get("/nodes", (c) => c.json({ nodes: store.listNodes(clock()) } satisfies NodeList));
 
@@ -31,6 +36,7 @@ export function adminRoutes({ store, notifier, clock, logger, auth }: RouteDeps)
     const { requeued, failed } = store.removeAgent(agentId, clock());
     logger.info({ agentId, requeued: requeued.length, failed: failed.length }, "node removed");
     if (requeued.length > 0) notifier.workAvailable();
+    metrics.jobsFinished("NODE_LOST", failed.length);
     for (const id of failed) notifier.jobFinished(id);
     return c.body(null, 204);
   });

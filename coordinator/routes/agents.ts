@@ -22,7 +22,7 @@ const resultBody = limitBody(BODY_LIMITS.result);
  * Agent routes: register with the join token, then lease, heartbeat and
  * results with the agent's own token, only under its own `/:id`.
  */
-export function agentRoutes({ store, notifier, config, clock, logger, auth }: RouteDeps) {
+export function agentRoutes({ store, notifier, config, clock, logger, auth, metrics }: RouteDeps) {
   const app = new Hono<AuthEnv>();
 
   app.post("/register", auth("join"), smallBody, async (c) => {
@@ -58,8 +58,9 @@ export function agentRoutes({ store, notifier, config, clock, logger, auth }: Ro
 
   app.post("/:id/heartbeat", auth("agent"), smallBody, async (c) => {
     const agent = callingAgent(c);
-    const { running } = await jsonBody(c, HeartbeatRequest);
+    const { running, stats } = await jsonBody(c, HeartbeatRequest);
     const cancel = store.heartbeat(agent.id, running, clock());
+    if (stats) metrics.agentReported(stats);
     return c.json({ cancel } satisfies HeartbeatResponse);
   });
 
@@ -67,7 +68,10 @@ export function agentRoutes({ store, notifier, config, clock, logger, auth }: Ro
     const agent = callingAgent(c);
     const { leaseId, outcome } = await jsonBody(c, ResultRequest);
     const { value: job, changed } = store.complete(agent.id, leaseId, outcome, clock());
-    if (changed) notifier.jobFinished(job.id);
+    if (changed) {
+      metrics.resultRecorded(outcome);
+      notifier.jobFinished(job.id);
+    }
     return c.json({ accepted: true } satisfies ResultResponse);
   });
 
@@ -79,6 +83,7 @@ export function agentRoutes({ store, notifier, config, clock, logger, auth }: Ro
     const { requeued, failed } = store.removeAgent(agent.id, clock());
     logger.info({ agentId: agent.id, requeued: requeued.length }, "agent left the cluster");
     if (requeued.length > 0) notifier.workAvailable(requeued.length);
+    metrics.jobsFinished("NODE_LOST", failed.length);
     for (const id of failed) notifier.jobFinished(id);
     return c.body(null, 204);
   });

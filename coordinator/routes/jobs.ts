@@ -39,7 +39,7 @@ function refuseOversized(body: unknown): void {
 }
 
 /** Client routes (client or admin token): submit, read with long-poll, list, cancel. */
-export function jobRoutes({ store, notifier, clock, auth }: RouteDeps) {
+export function jobRoutes({ store, notifier, clock, auth, metrics }: RouteDeps) {
   const app = new Hono<AuthEnv>();
   app.use("*", auth("client"));
 
@@ -73,7 +73,10 @@ export function jobRoutes({ store, notifier, clock, auth }: RouteDeps) {
 
   app.post("/:id/cancel", limitBody(BODY_LIMITS.small), (c) => {
     const { value: job, changed } = store.cancel(param(c, "id", JobId), clock());
-    if (changed) notifier.jobFinished(job.id);
+    if (changed) {
+      metrics.jobsFinished("CANCELLED");
+      notifier.jobFinished(job.id);
+    }
     return c.json(job satisfies Job);
   });
 

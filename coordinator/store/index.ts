@@ -9,12 +9,14 @@ import { prepareComplete } from "./complete.js";
 import { openDatabase, type StoreContext } from "./database.js";
 import { prepareEnqueue } from "./enqueue.js";
 import { prepareExpireLeases } from "./expireLeases.js";
+import { prepareExtendLeases } from "./extendLeases.js";
 import { prepareGetJob } from "./getJob.js";
 import { prepareHeartbeat } from "./heartbeat.js";
 import type { Store, StoreSettings } from "./interfaces.js";
 import { prepareLease } from "./lease.js";
 import { prepareListJobs } from "./listJobs.js";
 import { prepareListNodes } from "./listNodes.js";
+import { prepareStats } from "./stats.js";
 
 export { NODE_LOST_MESSAGE } from "./expireLeases.js";
 export type * from "./interfaces.js";
@@ -49,8 +51,10 @@ export function openStore(dataDir: string, settings: StoreSettings): Store {
     heartbeat: prepareHeartbeat(context),
     complete: prepareComplete(context, getJob),
     expireLeases,
+    extendLeases: prepareExtendLeases(context),
     hasQueued,
     listNodes,
+    stats: prepareStats(context),
     ping: () => void ping.get(),
     close: () => db.close(),
   };

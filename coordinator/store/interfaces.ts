@@ -1,5 +1,6 @@
 import type { z } from "zod";
 import type {
+  ClusterStats,
   Job,
   JobPage,
   JobState,
@@ -59,6 +60,8 @@ export interface Store {
    * any other lease throws STALE_LEASE (409) and changes nothing.
    */
   complete(agentId: string, leaseId: string, outcome: Outcome, now: number): Changed<Job>;
+  /** Pushes every live lease's deadline to at least `until`; returns how many moved. */
+  extendLeases(until: number): number;
   /** Leases past their deadline: queued again, or failed with NODE_LOST. */
   expireLeases(now: number): ExpiredLeases;
 
@@ -66,6 +69,11 @@ export interface Store {
   hasQueued(): boolean;
   /** Every registered agent, `lost` when silent for longer than the lease TTL. */
   listNodes(now: number): NodeInfo[];
+  /**
+   * Jobs by state, jobs finished in the last minute and hour, and nodes by
+   * state (as listNodes counts them), from one read snapshot.
+   */
+  stats(now: number): ClusterStats;
   /** Throws when the database cannot answer (readiness). */
   ping(): void;
   close(): void;

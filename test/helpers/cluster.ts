@@ -10,6 +10,7 @@ import { type RunningAgent, startAgent } from "../../agent/main.js";
 import { AGENT_LABEL, JOB_LABEL } from "../../agent/sandbox/options.js";
 import { LabrunClient } from "../../client/api.js";
 import { startCoordinator } from "../../coordinator/main.js";
+import { runPrefix } from "./run-id.js";
 
 /** Test logs stay quiet unless LABRUN_TEST_LOG=debug|info is set. */
 export const testLogger = pino({ level: process.env.LABRUN_TEST_LOG ?? "silent" });
@@ -42,7 +43,7 @@ export async function startTestCluster(options: {
     { host: "127.0.0.1", port: 0, dataDir, heartbeatMs: 500 },
     testLogger,
   );
-  const prefix = `t${randomBytes(3).toString("hex")}`;
+  const prefix = `${runPrefix()}t${randomBytes(3).toString("hex")}`;
   const agents: RunningAgent[] = [];
   const addAgent = async (slots: number) => {
     const agent = await startAgent(

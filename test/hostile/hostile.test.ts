@@ -16,6 +16,13 @@ const BENIGN = `exports.main = async (n) => { await new Promise((r) => setTimeou
 
 describe("hostile programs are contained", () => {
   it("gives every hostile program its exact code in time, while benign jobs still succeed", async () => {
+    // The agents run in this process: its RSS bounds theirs. A program that
+    // prints without end must not grow it (output is read through bounded buffers).
+    const baseline = process.memoryUsage().rss;
+    let peak = baseline;
+    const sampler = setInterval(() => {
+      peak = Math.max(peak, process.memoryUsage().rss);
+    }, 50);
     const hostile = HOSTILE.map(async (program) => {
       const started = Date.now();
       const job = await run(cluster.client, program.source, {
@@ -50,7 +57,11 @@ describe("hostile programs are contained", () => {
         logs: outcome?.logs ?? "",
       });
     }
+    clearInterval(sampler);
+    const grewMb = Math.round((peak - baseline) / 2 ** 20);
+    table.push(`test process RSS grew by at most ${grewMb} MB (2 agents + coordinator)`);
     if (process.env.LABRUN_HOSTILE_TABLE) console.log(table.join("\n"));
+    expect(grewMb).toBeLessThan(150);
   }, 180_000);
 
   it("rejects a 10 MB program and a 100 MB input at submit with 413, queueing nothing", async () => {

@@ -1,3 +1,5 @@
+import { networkInterfaces } from "node:os";
+
 /**
  * Hostile programs and the exact outcome each must get. Each runs in its own
  * container beside benign jobs; none may hurt the agent, the host or another
@@ -15,6 +17,16 @@ export interface HostileProgram {
 }
 
 const T = 3000; // wall timeout for programs that can only be stopped from outside
+
+/**
+ * An address of this machine on a real interface (a job must not reach it
+ * either). From a container without a network nothing is ever sent; a
+ * documentation address (TEST-NET-1) stands in on a machine with none.
+ */
+const HOST_ADDRESS =
+  Object.values(networkInterfaces())
+    .flat()
+    .find((net) => net && net.family === "IPv4" && !net.internal)?.address ?? "192.0.2.1";
 
 export const HOSTILE: HostileProgram[] = [
   {
@@ -147,6 +159,37 @@ export const HOSTILE: HostileProgram[] = [
     check: ({ result }) => {
       if (result !== "alive") throw new Error(`got ${result}`);
     },
+  },
+  {
+    name: "net.connect to the host's own address fails fast",
+    source: `const net = require("net");
+      exports.main = () => new Promise((resolve, reject) => {
+        const socket = net.connect(7878, ${JSON.stringify(HOST_ADDRESS)}, () => resolve("connected"));
+        socket.on("error", reject);
+      });`,
+    expect: "RUNTIME_ERROR",
+  },
+  {
+    name: "reading /proc/self/mountinfo shows no socket, no host data dir",
+    source: `exports.main = () => require("fs").readFileSync("/proc/self/mountinfo", "utf8");`,
+    expect: "ok",
+    check: ({ result }) => {
+      const text = String(result);
+      if (/docker\.sock|labrun-test-|\/root|\/home/.test(text))
+        throw new Error(`mounts leak: ${text}`);
+    },
+  },
+  {
+    name: "creating 100k files in /tmp (gone with the container)",
+    source: `const fs = require("fs");
+      exports.main = () => { let i = 0; for (; i < 100000; i++) fs.writeFileSync("/tmp/f" + i, ""); return i; };`,
+    limits: { timeoutMs: 60_000 },
+    expect: "ok",
+  },
+  {
+    name: "setgid(0)",
+    source: `exports.main = () => { process.setgid(0); return process.getgid(); };`,
+    expect: "RUNTIME_ERROR",
   },
   {
     name: "setuid(0)",

@@ -1,0 +1,39 @@
+import { isTerminal, type Job } from "../protocol/index.js";
+import type { LabrunClient } from "./api.js";
+
+const FRAMES = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
+
+/**
+ * Waits for a job like `client.wait`, showing a one-line spinner with its
+ * state and elapsed time on stderr — only when stderr is a terminal (piped
+ * output and scripts see nothing). The line is erased before returning.
+ *
+ * @example
+ * const job = await waitWithProgress(client, id, process.stderr);
+ */
+export async function waitWithProgress(
+  client: LabrunClient,
+  id: string,
+  stream: NodeJS.WriteStream = process.stderr,
+): Promise<Job> {
+  if (!stream.isTTY) return client.wait(id);
+  const started = Date.now();
+  let state = "queued";
+  let frame = 0;
+  const draw = () => {
+    const seconds = ((Date.now() - started) / 1000).toFixed(1);
+    stream.write(`\r\x1b[2K${FRAMES[frame++ % FRAMES.length]} ${id} ${state} ${seconds}s`);
+  };
+  const timer = setInterval(draw, 100);
+  try {
+    // Short long-polls so the state on the line stays fresh.
+    for (;;) {
+      const job = await client.get(id, 1);
+      state = job.state;
+      if (isTerminal(job.state)) return job;
+    }
+  } finally {
+    clearInterval(timer);
+    stream.write("\r\x1b[2K");
+  }
+}

@@ -1,0 +1,145 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import pino from "pino";
+import { afterEach, describe, expect, it } from "vitest";
+import type { ClusterStats } from "../../protocol/index.js";
+import { createApp } from "../app.js";
+import { parseCoordinatorConfig } from "../config.js";
+import { Notifier } from "../notifier.js";
+import { openStore } from "../store/index.js";
+import { loadOrCreateTokens } from "../tokens.js";
+import { DASHBOARD_CSP, dashboardAssetsDir, dashboardRoutes } from "./index.js";
+
+const cleanups: (() => void)[] = [];
+afterEach(() => {
+  for (const cleanup of cleanups.splice(0).reverse()) cleanup();
+});
+
+/** The whole coordinator app over a temp store, as main.ts builds it. */
+function coordinatorApp() {
+  const dataDir = mkdtempSync(join(tmpdir(), "labrun-dashboard-"));
+  const config = parseCoordinatorConfig({ dataDir });
+  const store = openStore(dataDir, config);
+  cleanups.push(() => {
+    store.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+  const { tokens } = loadOrCreateTokens(dataDir);
+  const logger = pino({ level: "silent" });
+  return { app: createApp({ store, notifier: new Notifier(), tokens, config, logger }), tokens };
+}
+
+describe("dashboard routes", () => {
+  it("serves the page at / without a token, with a strict CSP", async () => {
+    const { app, tokens } = coordinatorApp();
+    const response = await app.request("/");
+    expect(response.status).toBe(200);
+    expect(response.headers.get("content-type")).toBe("text/html; charset=utf-8");
+    expect(response.headers.get("content-security-policy")).toBe(DASHBOARD_CSP);
+    expect(DASHBOARD_CSP).toContain("default-src 'self'");
+    expect(response.headers.get("x-content-type-options")).toBe("nosniff");
+    const html = await response.text();
+    expect(html).toContain('<label for="token">Admin token</label>');
+    for (const token of Object.values(tokens)) expect(html).not.toContain(token);
+  });
+
+  it("serves every file the page links, each with its type and the CSP", async () => {
+    const { app } = coordinatorApp();
+    const html = await (await app.request("/")).text();
+    const linked = [...html.matchAll(/(?:src|href)="(\/[^"]*)"/g)].map((match) => match[1]);
+    expect(linked.sort()).toEqual([
+      "/dashboard/app.js",
+      "/dashboard/icon.svg",
+      "/dashboard/style.css",
+    ]);
+    const types: Record<string, string> = {
+      "/dashboard/app.js": "text/javascript; charset=utf-8",
+      "/dashboard/style.css": "text/css; charset=utf-8",
+      "/dashboard/icon.svg": "image/svg+xml",
+    };
+    for (const path of linked as string[]) {
+      const response = await app.request(path);
+      expect(response.status, path).toBe(200);
+      expect(response.headers.get("content-type"), path).toBe(types[path]);
+      expect(response.headers.get("content-security-policy"), path).toBe(DASHBOARD_CSP);
+    }
+  });
+
+  it("has no inline script, inline style or event handler attribute (CSP would block them)", async () => {
+    const { app } = coordinatorApp();
+    const html = await (await app.request("/")).text();
+    const scripts = [...html.matchAll(/<script\b[^>]*>([\s\S]*?)<\/script>/g)];
+    expect(scripts).toHaveLength(1);
+    for (const [tag, body] of scripts) {
+      expect(tag).toContain('src="/dashboard/app.js"');
+      expect(body?.trim()).toBe("");
+    }
+    expect(html).not.toMatch(/<style\b|\sstyle=|\son[a-z]+=/i);
+  });
+
+  it("leaves other paths to the API's JSON 404", async () => {
+    const { app } = coordinatorApp();
+    for (const path of ["/dashboard/", "/dashboard/missing.js", "/index.html"]) {
+      const response = await app.request(path);
+      expect(response.status, path).toBe(404);
+      expect(await response.json()).toMatchObject({ error: { code: "NOT_FOUND" } });
+    }
+  });
+
+  it("answers HEAD for the page", async () => {
+    const response = await dashboardRoutes().request("/", { method: "HEAD" });
+    expect(response.status).toBe(200);
+  });
+
+  it("refuses to start when the files are missing, naming the folder", () => {
+    expect(() => dashboardRoutes("/nonexistent/labrun-dashboard")).toThrow(
+      /labrun-dashboard.*index\.html|ENOENT/,
+    );
+  });
+});
+
+type QueueFromStats = (
+  stats: unknown,
+) => { counts: Record<string, { n: number; more: boolean }>; source: string } | null;
+
+/** The page script's pure helper, loaded in Node (the script only starts the page in a browser). */
+async function queueFromStats(): Promise<QueueFromStats> {
+  const url = pathToFileURL(join(dashboardAssetsDir(), "app.js")).href;
+  return ((await import(url)) as { queueFromStats: QueueFromStats }).queueFromStats;
+}
+
+describe("the page's reading of /v1/admin/stats", () => {
+  const jobs = { queued: 3, leased: 1, running: 2, succeeded: 7, failed: 1, cancelled: 0 };
+
+  it("takes the job counts by state and the recent throughput", async () => {
+    const read = await queueFromStats();
+    const stats = {
+      at: "2025-01-01T00:00:00.000Z",
+      jobs,
+      finished: { lastMinute: 4, lastHour: 8 },
+      nodes: { ready: 2, draining: 0, lost: 0 },
+    } satisfies ClusterStats;
+    const queue = read(stats);
+    expect(queue?.counts).toEqual({
+      queued: { n: 3, more: false },
+      leased: { n: 1, more: false },
+      running: { n: 2, more: false },
+      succeeded: { n: 7, more: false },
+      failed: { n: 1, more: false },
+      cancelled: { n: 0, more: false },
+    });
+    expect(queue?.source).toBe(
+      "From /v1/admin/stats. Finished in the last minute: 4; in the last hour: 8.",
+    );
+  });
+
+  it("gives null, so the page counts the job list, when the body has no job counts", async () => {
+    const read = await queueFromStats();
+    expect(read(null)).toBeNull();
+    expect(read({ nodes: { ready: 1 } })).toBeNull();
+    expect(read({ jobs: { ...jobs, failed: "1" } })).toBeNull();
+    expect(read({ jobs: { queued: 1 } })).toBeNull();
+  });
+});

@@ -1,0 +1,549 @@
+// The labrun dashboard: reads the admin JSON API every 2 s with the admin
+// token the user enters (kept in sessionStorage, so it ends with the tab).
+// No framework and no build step; every value from the API reaches the page
+// through textContent, never as HTML (node names, results and logs come from
+// untrusted programs and machines).
+
+const TOKEN_KEY = "labrun.adminToken";
+const POLL_MS = 2000;
+const RECENT_JOBS = 25;
+const JOB_STATES = ["queued", "leased", "running", "succeeded", "failed", "cancelled"];
+const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
+/** Without /v1/admin/stats the page counts job pages: this many per state at most. */
+const COUNT_LIMIT = { queued: 500, leased: 500, running: 500 };
+const COUNT_LIMIT_TERMINAL = 100;
+/** After a 404 from /v1/admin/stats, ask again only every this many refreshes. */
+const STATS_RETRY_EVERY = 15;
+
+const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
+
+/** The token was refused (401) or is not the admin token (403): ask for it again. */
+class AuthError extends Error {}
+
+class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+const view = {
+  selectedJob: /** @type {string | null} */ (null),
+  selectedJobTerminal: false,
+  statsSkip: 0,
+  timer: 0,
+  queue: Promise.resolve(),
+};
+
+// ---------------------------------------------------------------- API
+
+async function api(method, path) {
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (!token) throw new AuthError("Enter the admin token.");
+  let response;
+  try {
+    response = await fetch(path, {
+      method,
+      headers: { Authorization: `Bearer ${token}`, Accept: "application/json" },
+      cache: "no-store",
+    });
+  } catch (error) {
+    throw new ApiError(0, "UNREACHABLE", `cannot reach the coordinator (${error.message})`);
+  }
+  if (response.status === 204) return null;
+  const body = await response.json().catch(() => null);
+  if (response.ok) return body;
+  const code = body?.error?.code ?? `HTTP_${response.status}`;
+  const message = body?.error?.message ?? (response.statusText || "no message");
+  if (response.status === 401) {
+    throw new AuthError(`The coordinator refused the token (401 ${code}: ${message}).`);
+  }
+  if (response.status === 403) {
+    throw new AuthError(`This token is not the admin token (403 ${code}: ${message}).`);
+  }
+  throw new ApiError(response.status, code, `${path}: ${response.status} ${code}: ${message}`);
+}
+
+// ---------------------------------------------------------------- formatting
+
+function duration(ms) {
+  if (typeof ms !== "number" || !Number.isFinite(ms)) return "—";
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  // 2.7 s, 10 s: at most two decimals, none that are zero.
+  if (ms < 60_000) return `${Number((ms / 1000).toFixed(2))} s`;
+  return `${Math.floor(ms / 60_000)} min ${Math.round((ms % 60_000) / 1000)} s`;
+}
+
+function ago(iso) {
+  const seconds = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
+  if (!Number.isFinite(seconds)) return "—";
+  if (seconds < 90) return `${Math.round(seconds)} s ago`;
+  if (seconds < 90 * 60) return `${Math.round(seconds / 60)} min ago`;
+  return `${Math.round(seconds / 3600)} h ago`;
+}
+
+const pad = (n) => String(n).padStart(2, "0");
+
+function localTime(iso) {
+  if (!iso) return "—";
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return iso;
+  const time = `${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`;
+  const today = new Date().toDateString() === date.toDateString();
+  return today
+    ? time
+    : `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())} ${time}`;
+}
+
+/** What a job's outcome column says: ok, the error code, or that there is none yet. */
+function outcomeText(job) {
+  if (!job.outcome) return TERMINAL.has(job.state) ? "—" : "not yet";
+  return job.outcome.ok ? "ok" : job.outcome.error.code;
+}
+
+// ---------------------------------------------------------------- DOM helpers
+
+function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (key === "class") node.className = value;
+    else if (key === "dataset") Object.assign(node.dataset, value);
+    else if (key in node) node[key] = value;
+    else node.setAttribute(key, value);
+  }
+  node.append(...children);
+  return node;
+}
+
+const hidden = (text) => el("span", { class: "visually-hidden" }, text);
+
+function setText(node, text) {
+  if (node.textContent !== text) node.textContent = text;
+}
+
+/** A <time> cell: readable text, exact ISO time on hover and for machines. */
+function setTime(cell, iso, text) {
+  let time = cell.firstElementChild;
+  if (!time) {
+    time = el("time");
+    cell.replaceChildren(time);
+  }
+  if (iso) time.dateTime = iso;
+  time.title = iso ?? "";
+  setText(time, text);
+}
+
+/**
+ * Puts one row per item into the table body in order, keeping the rows (and
+ * the focused button in them) of items that stay, so a refresh never steals
+ * focus or a click.
+ */
+function syncRows(tbody, items, key, columns, update) {
+  const existing = new Map([...tbody.rows].map((row) => [row.dataset.key, row]));
+  items.forEach((item, index) => {
+    const id = key(item);
+    let row = existing.get(id);
+    existing.delete(id);
+    if (!row) {
+      row = el("tr", { dataset: { key: id } });
+      for (let i = 0; i < columns; i++)
+        row.append(el(i === 0 ? "th" : "td", i === 0 ? { scope: "row" } : {}));
+    }
+    update(row, item);
+    if (tbody.rows[index] !== row) tbody.insertBefore(row, tbody.rows[index] ?? null);
+  });
+  for (const row of existing.values()) row.remove();
+}
+
+// ---------------------------------------------------------------- nodes
+
+const NODE_ACTIONS = {
+  drain: { method: "POST", suffix: "/drain", label: "Drain", done: "is draining" },
+  resume: { method: "POST", suffix: "/resume", label: "Resume", done: "is ready again" },
+  remove: { method: "DELETE", suffix: "", label: "Remove", done: "was removed" },
+};
+
+function actionsFor(state) {
+  if (state === "ready") return ["drain", "remove"];
+  if (state === "draining") return ["resume", "remove"];
+  return ["remove"];
+}
+
+function renderNodes(nodes) {
+  const tbody = $("nodes").tBodies[0];
+  $("nodes-empty").hidden = nodes.length > 0;
+  syncRows(
+    tbody,
+    nodes,
+    (node) => node.id,
+    9,
+    (row, node) => {
+      const [name, state, slots, running, heartbeat, version, done, failed, actions] = row.cells;
+      setText(name, node.name);
+      name.title = `host ${node.hostname} · id ${node.id}`;
+      setText(state, node.state);
+      state.className = `state state-${node.state}`;
+      setText(slots, String(node.slots));
+      setText(running, String(node.running));
+      slots.className = running.className = "num";
+      setTime(heartbeat, node.lastHeartbeatAt, ago(node.lastHeartbeatAt));
+      setText(version, node.version);
+      setText(done, String(node.jobsDone));
+      setText(failed, String(node.jobsFailed));
+      done.className = failed.className = "num";
+      // Buttons are rebuilt only when the state (so the choice of actions) changes.
+      if (actions.dataset.state !== node.state || actions.dataset.name !== node.name) {
+        actions.dataset.state = node.state;
+        actions.dataset.name = node.name;
+        actions.replaceChildren(
+          ...actionsFor(node.state).map((action) =>
+            el(
+              "button",
+              { type: "button", dataset: { action, node: node.id, name: node.name } },
+              NODE_ACTIONS[action].label,
+              hidden(` node ${node.name}`),
+            ),
+          ),
+        );
+      }
+    },
+  );
+}
+
+async function nodeAction(button) {
+  const { action, node, name } = button.dataset;
+  const spec = NODE_ACTIONS[action];
+  if (!spec) return;
+  if (
+    action === "remove" &&
+    !window.confirm(
+      `Remove node ${name}? Its token stops working and the jobs it holds are queued again.`,
+    )
+  ) {
+    return;
+  }
+  button.disabled = true;
+  try {
+    await api(spec.method, `/v1/admin/nodes/${encodeURIComponent(node)}${spec.suffix}`);
+    setText($("nodes-status"), `Node ${name} ${spec.done}.`);
+    showBoardError("");
+  } catch (error) {
+    if (!handleAuth(error)) showBoardError(`${spec.label} node ${name} failed: ${error.message}`);
+  } finally {
+    button.disabled = false;
+    refreshSoon();
+  }
+}
+
+// ---------------------------------------------------------------- queue
+
+/**
+ * The queue from a `GET /v1/admin/stats` body (protocol ClusterStats): counts
+ * by state, and how many jobs finished lately when it says so. Null when the
+ * body does not hold the counts.
+ */
+export function queueFromStats(stats) {
+  const jobs = stats?.jobs;
+  if (!jobs || typeof jobs !== "object") return null;
+  if (!JOB_STATES.every((state) => Number.isInteger(jobs[state]))) return null;
+  const counts = Object.fromEntries(
+    JOB_STATES.map((state) => [state, { n: jobs[state], more: false }]),
+  );
+  const finished = stats.finished;
+  const lately =
+    Number.isInteger(finished?.lastMinute) && Number.isInteger(finished?.lastHour)
+      ? ` Finished in the last minute: ${finished.lastMinute}; in the last hour: ${finished.lastHour}.`
+      : "";
+  return { counts, source: `From /v1/admin/stats.${lately}` };
+}
+
+async function loadStats() {
+  if (view.statsSkip > 0) {
+    view.statsSkip--;
+    return null;
+  }
+  try {
+    return queueFromStats(await api("GET", "/v1/admin/stats"));
+  } catch (error) {
+    if (error instanceof AuthError) throw error;
+    if (error instanceof ApiError && error.status === 404) view.statsSkip = STATS_RETRY_EVERY;
+    return null;
+  }
+}
+
+async function countsFromJobList() {
+  const pages = await Promise.all(
+    JOB_STATES.map((state) =>
+      api("GET", `/v1/jobs?state=${state}&limit=${COUNT_LIMIT[state] ?? COUNT_LIMIT_TERMINAL}`),
+    ),
+  );
+  return Object.fromEntries(
+    JOB_STATES.map((state, i) => [
+      state,
+      { n: pages[i].jobs.length, more: Boolean(pages[i].nextCursor) },
+    ]),
+  );
+}
+
+async function loadQueue() {
+  const fromStats = await loadStats();
+  if (fromStats) return fromStats;
+  return {
+    counts: await countsFromJobList(),
+    source:
+      "Counted from the job list (/v1/admin/stats did not answer); a count ending in + means at least that many.",
+  };
+}
+
+function renderQueue({ counts, source }) {
+  syncRows(
+    $("queue").tBodies[0],
+    JOB_STATES,
+    (state) => state,
+    2,
+    (row, state) => {
+      const [name, count] = row.cells;
+      setText(name, state);
+      name.className = `state state-${state}`;
+      const { n, more } = counts[state];
+      setText(count, `${n}${more ? "+" : ""}`);
+      count.className = "num";
+    },
+  );
+  setText($("queue-source"), source);
+}
+
+// ---------------------------------------------------------------- jobs
+
+function renderJobs(jobs) {
+  $("jobs-empty").hidden = jobs.length > 0;
+  syncRows(
+    $("jobs").tBodies[0],
+    jobs,
+    (job) => job.id,
+    6,
+    (row, job) => {
+      const [id, state, outcome, took, node, created] = row.cells;
+      if (!id.firstElementChild) {
+        id.append(
+          el(
+            "button",
+            { type: "button", class: "link", dataset: { job: job.id }, "aria-controls": "detail" },
+            hidden("Job "),
+            job.id,
+          ),
+        );
+      }
+      setText(state, job.state);
+      state.className = `state state-${job.state}`;
+      setText(outcome, outcomeText(job));
+      outcome.className = job.outcome && !job.outcome.ok ? "code failed" : "code";
+      setText(took, duration(job.outcome?.stats?.durationMs));
+      took.className = "num";
+      setText(node, job.node ?? "—");
+      setTime(created, job.createdAt, localTime(job.createdAt));
+      if (job.id === view.selectedJob) row.setAttribute("aria-current", "true");
+      else row.removeAttribute("aria-current");
+    },
+  );
+}
+
+function renderDetail(job) {
+  view.selectedJobTerminal = TERMINAL.has(job.state);
+  setText($("detail-title"), `Job ${job.id}`);
+  const fields = [
+    ["State", job.state],
+    ["Outcome", outcomeText(job)],
+    ["Attempts", String(job.attempts)],
+    ["File", job.filename],
+    ["Node", job.node ?? "—"],
+    ["Created", job.createdAt],
+    ["Started", job.startedAt ?? "—"],
+    ["Finished", job.finishedAt ?? "—"],
+    ["Duration", duration(job.outcome?.stats?.durationMs)],
+    [
+      "Limits",
+      `timeout ${duration(job.limits.timeoutMs)}, memory ${job.limits.memoryMb} MB, ${job.limits.cpus} CPU`,
+    ],
+    [
+      "Labels",
+      Object.entries(job.labels)
+        .map(([key, value]) => `${key}=${value}`)
+        .join(", ") || "—",
+    ],
+  ];
+  $("detail-fields").replaceChildren(
+    ...fields.flatMap(([name, value]) => [el("dt", {}, name), el("dd", {}, value)]),
+  );
+
+  const outcome = job.outcome;
+  $("detail-result").hidden = !outcome?.ok;
+  $("detail-error").hidden = !outcome || outcome.ok;
+  if (outcome?.ok) {
+    setText($("detail-result-json"), JSON.stringify(outcome.result, null, 2) ?? "null");
+  } else if (outcome) {
+    setText($("detail-error-code"), outcome.error.code);
+    setText($("detail-error-message"), outcome.error.message);
+    $("detail-error-detail").hidden = !outcome.error.detail;
+    setText($("detail-error-detail"), outcome.error.detail ?? "");
+  }
+  let logs = outcome ? outcome.logs || "(no output)" : "(the job has not finished)";
+  if (outcome?.stats?.logsTruncated) logs += "\n[logs truncated]";
+  setText($("detail-logs"), logs);
+}
+
+async function openJob(id) {
+  view.selectedJob = id;
+  view.selectedJobTerminal = false;
+  for (const row of $("jobs").tBodies[0].rows) {
+    if (row.dataset.key === id) row.setAttribute("aria-current", "true");
+    else row.removeAttribute("aria-current");
+  }
+  try {
+    renderDetail(await api("GET", `/v1/jobs/${encodeURIComponent(id)}`));
+    $("detail").hidden = false;
+    $("detail").focus();
+  } catch (error) {
+    if (!handleAuth(error)) showBoardError(`Job ${id}: ${error.message}`);
+  }
+}
+
+function closeJob() {
+  const id = view.selectedJob;
+  view.selectedJob = null;
+  $("detail").hidden = true;
+  for (const row of $("jobs").tBodies[0].rows) row.removeAttribute("aria-current");
+  const button = [...document.querySelectorAll("button[data-job]")].find(
+    (b) => b.dataset.job === id,
+  );
+  button?.focus();
+}
+
+// ---------------------------------------------------------------- refresh loop
+
+function setStatus(text) {
+  setText($("status"), text);
+}
+
+function showBoardError(text) {
+  setText($("board-error"), text);
+}
+
+/** One refresh of every section; a section that fails keeps what it showed. */
+async function refresh() {
+  if (!sessionStorage.getItem(TOKEN_KEY)) return;
+  const state = /** @type {HTMLSelectElement} */ ($("jobs-state")).value;
+  const jobsPath = `/v1/jobs?limit=${RECENT_JOBS}${state ? `&state=${state}` : ""}`;
+  const tasks = [
+    api("GET", "/v1/admin/nodes").then((body) => renderNodes(body.nodes)),
+    api("GET", jobsPath).then((body) => renderJobs(body.jobs)),
+    loadQueue().then(renderQueue),
+  ];
+  const job = view.selectedJob;
+  if (job && !view.selectedJobTerminal) {
+    tasks.push(
+      api("GET", `/v1/jobs/${encodeURIComponent(job)}`).then((body) => {
+        if (view.selectedJob === job) renderDetail(body);
+      }),
+    );
+  }
+  const failures = (await Promise.allSettled(tasks))
+    .filter((result) => result.status === "rejected")
+    .map((result) => result.reason);
+  const auth = failures.find((error) => error instanceof AuthError);
+  if (auth) {
+    handleAuth(auth);
+    return;
+  }
+  if (failures.length > 0) {
+    showBoardError(
+      `Could not refresh: ${[...new Set(failures.map((error) => error.message))].join("; ")}. Retrying every ${POLL_MS / 1000} s.`,
+    );
+    setStatus(`Refresh failed at ${localTime(new Date().toISOString())}.`);
+  } else {
+    showBoardError("");
+    setStatus(
+      `Updated ${localTime(new Date().toISOString())}; refreshes every ${POLL_MS / 1000} s.`,
+    );
+  }
+}
+
+/** Refreshes now (after any refresh under way), then every POLL_MS while signed in. */
+function refreshSoon() {
+  clearTimeout(view.timer);
+  view.queue = view.queue.then(async () => {
+    if (!document.hidden) await refresh();
+    clearTimeout(view.timer);
+    if (sessionStorage.getItem(TOKEN_KEY)) view.timer = setTimeout(refreshSoon, POLL_MS);
+  });
+  return view.queue;
+}
+
+// ---------------------------------------------------------------- sign in / out
+
+function showLogin(message) {
+  clearTimeout(view.timer);
+  sessionStorage.removeItem(TOKEN_KEY);
+  $("board").hidden = true;
+  $("sign-out").hidden = true;
+  // Nothing the old token could read stays on the page.
+  for (const id of ["nodes", "queue", "jobs"]) $(id).tBodies[0].replaceChildren();
+  view.selectedJob = null;
+  $("detail").hidden = true;
+  $("login").hidden = false;
+  setText($("login-error"), message);
+  setText($("nodes-status"), "");
+  showBoardError("");
+  setStatus(message ? "Signed out: the token was not accepted." : "Not signed in.");
+  $("token").focus();
+}
+
+/** Sends the user back to the token form when the error says the token is wrong. */
+function handleAuth(error) {
+  if (!(error instanceof AuthError)) return false;
+  showLogin(`${error.message} Enter the admin token again.`);
+  return true;
+}
+
+function showBoard() {
+  $("login").hidden = true;
+  $("board").hidden = false;
+  $("sign-out").hidden = false;
+  setStatus("Loading…");
+  refreshSoon();
+}
+
+function main() {
+  $("login-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const input = /** @type {HTMLInputElement} */ ($("token"));
+    const token = input.value.trim();
+    if (!token) return;
+    sessionStorage.setItem(TOKEN_KEY, token);
+    input.value = "";
+    setText($("login-error"), "");
+    showBoard();
+  });
+  $("sign-out").addEventListener("click", () => showLogin(""));
+  $("nodes").addEventListener("click", (event) => {
+    const button = event.target.closest("button[data-action]");
+    if (button) nodeAction(button);
+  });
+  $("jobs").addEventListener("click", (event) => {
+    const button = event.target.closest("button[data-job]");
+    if (button) openJob(button.dataset.job);
+  });
+  $("detail-close").addEventListener("click", closeJob);
+  $("jobs-filter").addEventListener("submit", (event) => event.preventDefault());
+  $("jobs-state").addEventListener("change", () => refreshSoon());
+  document.addEventListener("visibilitychange", () => {
+    if (!document.hidden && sessionStorage.getItem(TOKEN_KEY)) refreshSoon();
+  });
+
+  if (sessionStorage.getItem(TOKEN_KEY)) showBoard();
+  else showLogin("");
+}
+
+// Also loaded by the unit test in Node, which only wants queueFromStats.
+if (typeof document !== "undefined") main();
