@@ -59,6 +59,14 @@ describe("judge", () => {
     expect(codeOf(exit({ exitCode: 137, oomKilled: true }))).toBe("OUT_OF_MEMORY");
   });
 
+  it("blames a SIGKILL nobody inside could send on the sandbox, not the program", () => {
+    // Regression (fault suite): a dockerd restart killed a running job's
+    // container and the job was reported as the program's RUNTIME_ERROR.
+    expect(codeOf(exit({ exitCode: 137 }))).toBe("SANDBOX_ERROR");
+    expect(codeOf(exit({ exitCode: 137, oomKilled: true }))).toBe("OUT_OF_MEMORY");
+    expect(codeOf(exit({ exitCode: 137, killedFor: "timeout" }))).toBe("TIMEOUT");
+  });
+
   it("reports an exit without an envelope as RUNTIME_ERROR", () => {
     expect(codeOf(exit({ exitCode: 1 }))).toBe("RUNTIME_ERROR");
   });

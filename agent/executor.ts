@@ -128,6 +128,15 @@ export function judge(exit: ContainerExit, limits: JobLimits, caps: OutputCaps):
   const envelope = parseEnvelope(exit.output.envelope);
   if (envelope?.ok) return { ok: true, result: envelope.result, logs, stats };
   if (envelope) return fail(envelope.error);
+  if (exit.exitCode === SIGKILLED) {
+    // Not the agent, not the kernel's OOM killer, and not the program: the
+    // runner is PID 1 of its namespace, which no process inside may SIGKILL.
+    // Someone outside did (dockerd shutting down, `docker kill`).
+    return fail({
+      code: "SANDBOX_ERROR",
+      message: "the job's container was killed from outside (was Docker restarted?)",
+    });
+  }
   return fail({
     code: "RUNTIME_ERROR",
     message: `the program ended (exit code ${exit.exitCode ?? "unknown"}) before main returned a result`,
@@ -143,6 +152,9 @@ function parseEnvelope(text: string | null): RunnerEnvelopeType | null {
     return null;
   }
 }
+
+/** Exit status of a process ended by SIGKILL (128 + 9). */
+const SIGKILLED = 137;
 
 const formatMs = (ms: number) => (ms % 1000 === 0 ? `${ms / 1000} s` : `${ms} ms`);
 const formatBytes = (bytes: number) =>

@@ -20,4 +20,4 @@ fi
 bash scripts/ensure-docker.sh
 
 export LABRUN_CHROMIUM="$chromium" LABRUN_REQUIRE_BROWSER=1
-exec npx vitest run --config test/dashboard/vitest.browser.config.ts "$@"
+exec npx vitest run --project browser "$@"

@@ -13,7 +13,7 @@ import { recordScenario } from "./helpers/report.js";
 // fail (SANDBOX_ERROR) or be retried, but it ends; the agent lives on and
 // serves the next jobs. It stops the engine every other Docker user shares,
 // so it runs only when asked (FAULTS_DOCKER_RESTART=1), alone, last (see
-// vitest.faults.config.ts), and it always leaves the engine running.
+// vitest.config.ts), and it always leaves the engine running.
 const ENABLED = process.env.FAULTS_DOCKER_RESTART === "1";
 const ENSURE_DOCKER = fileURLToPath(new URL("../../scripts/ensure-docker.sh", import.meta.url));
 const PID_FILE = process.env.LABRUN_DOCKERD_PIDFILE ?? "/var/run/labrun-dockerd.pid";
