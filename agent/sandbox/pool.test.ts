@@ -109,9 +109,11 @@ describe("WarmPool", () => {
     expect(first.id).toBe(1);
     await settle();
     // Container 2 dies while waiting: take() retires it and hands out the next live one.
-    const queue = [2, 3];
-    expect(h.pool.stats.idle).toBe(queue.length);
-    (h.pool as unknown as { idle: Array<{ id: number; dead: boolean }> }).idle[0]!.dead = true;
+    expect(h.pool.stats.idle).toBe(2);
+    const waiting = (h.pool as unknown as { idle: Array<{ id: number; dead: boolean }> }).idle;
+    const second = waiting[0];
+    if (!second) throw new Error("the pool should hold container 2");
+    second.dead = true;
     const taken = h.pool.take() as unknown as { id: number };
     expect(taken.id).toBe(3);
     expect(h.retired).toEqual([2]);
