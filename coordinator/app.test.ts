@@ -1,6 +1,3 @@
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import {
@@ -14,11 +11,10 @@ import {
 } from "../protocol/index.js";
 import { createApp } from "./app.js";
 import { BODY_LIMITS } from "./bodyLimits.js";
-import { parseCoordinatorConfig } from "./config.js";
 import { Notifier } from "./notifier.js";
-import { openStore, type Store } from "./store/index.js";
+import type { Store } from "./store/index.js";
 import { sweepLeases } from "./sweeper.js";
-import { loadOrCreateTokens } from "./tokens.js";
+import { openTempCoordinator } from "./test-support/temp-coordinator.js";
 
 const OK: Outcome = { ok: true, result: 42, logs: "", stats: { durationMs: 5 } };
 const FAILED: Outcome = {
@@ -40,19 +36,12 @@ type Json = Record<string, any>;
 
 /** The app over a store in a temp dir, with a clock the test moves by hand. */
 function setup(wrapStore: (store: Store) => Store = (store) => store) {
-  const dataDir = mkdtempSync(join(tmpdir(), "labrun-app-"));
-  const config = parseCoordinatorConfig({
-    dataDir,
+  const { config, store, tokens, close } = openTempCoordinator("app", {
     leaseTtlMs: 1000,
     heartbeatMs: 200,
     maxAttempts: 2,
   });
-  const store = openStore(dataDir, config);
-  cleanups.push(() => {
-    store.close();
-    rmSync(dataDir, { recursive: true, force: true });
-  });
-  const { tokens } = loadOrCreateTokens(dataDir);
+  cleanups.push(close);
   const notifier = new Notifier();
   const time = { now: 1_700_000_000_000 };
   const app = createApp({

@@ -1,17 +1,3 @@
-/**
- * Property-based fuzzing of every coordinator route (issue "API hardening"):
- * whatever arrives — bodies shaped like the protocol's schemas but with extreme
- * values, arbitrary JSON or bytes, odd content types, path parameters, query
- * strings and tokens — the answer is never 5xx, every error is
- * `{error: {code, message}}` without a stack, and valid requests still succeed.
- *
- * fast-check prints the seed and the shrunk input of a failure; rerun one with
- * `FUZZ_SEED=<seed> npx vitest run --project unit coordinator/fuzz`, or search
- * longer with `FUZZ_RUNS=2000`.
- */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import fc from "fast-check";
 import pino from "pino";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
@@ -33,10 +19,8 @@ import {
 } from "../protocol/index.js";
 import { createApp } from "./app.js";
 import { BODY_LIMITS } from "./bodyLimits.js";
-import { parseCoordinatorConfig } from "./config.js";
 import { Notifier } from "./notifier.js";
-import { openStore } from "./store/index.js";
-import { loadOrCreateTokens } from "./tokens.js";
+import { openTempCoordinator } from "./test-support/temp-coordinator.js";
 
 // A longer search (FUZZ_RUNS) must not trip the default 5 s per test.
 vi.setConfig({ testTimeout: 600_000 });
@@ -75,14 +59,8 @@ afterEach(() => {
 });
 
 async function openWorld() {
-  const dataDir = mkdtempSync(join(tmpdir(), "labrun-fuzz-"));
-  const config = parseCoordinatorConfig({ dataDir });
-  const store = openStore(dataDir, config);
-  cleanups.push(() => {
-    store.close();
-    rmSync(dataDir, { recursive: true, force: true });
-  });
-  const { tokens } = loadOrCreateTokens(dataDir);
+  const { config, store, tokens, close } = openTempCoordinator("fuzz");
+  cleanups.push(close);
   const notifier = new Notifier();
   const app = createApp({
     store,

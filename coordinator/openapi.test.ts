@@ -1,16 +1,11 @@
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { RegisterAgentResponse } from "../protocol/index.js";
 import { createApp } from "./app.js";
 import type { Role } from "./auth.js";
-import { parseCoordinatorConfig } from "./config.js";
 import { Notifier } from "./notifier.js";
 import { buildOpenApiDocument, OPERATIONS, openApiPath } from "./openapi.js";
-import { openStore } from "./store/index.js";
-import { loadOrCreateTokens } from "./tokens.js";
+import { openTempCoordinator } from "./test-support/temp-coordinator.js";
 
 const cleanups: (() => void)[] = [];
 afterEach(() => {
@@ -18,14 +13,8 @@ afterEach(() => {
 });
 
 function setup() {
-  const dataDir = mkdtempSync(join(tmpdir(), "labrun-openapi-"));
-  const config = parseCoordinatorConfig({ dataDir });
-  const store = openStore(dataDir, config);
-  cleanups.push(() => {
-    store.close();
-    rmSync(dataDir, { recursive: true, force: true });
-  });
-  const { tokens } = loadOrCreateTokens(dataDir);
+  const { config, store, tokens, close } = openTempCoordinator("openapi");
+  cleanups.push(close);
   const app = createApp({
     store,
     notifier: new Notifier(),

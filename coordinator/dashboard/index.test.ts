@@ -1,15 +1,11 @@
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import type { ClusterStats } from "../../protocol/index.js";
 import { createApp } from "../app.js";
-import { parseCoordinatorConfig } from "../config.js";
 import { Notifier } from "../notifier.js";
-import { openStore } from "../store/index.js";
-import { loadOrCreateTokens } from "../tokens.js";
+import { openTempCoordinator } from "../test-support/temp-coordinator.js";
 import { DASHBOARD_CSP, dashboardAssetsDir, dashboardRoutes } from "./index.js";
 
 const cleanups: (() => void)[] = [];
@@ -19,14 +15,8 @@ afterEach(() => {
 
 /** The whole coordinator app over a temp store, as main.ts builds it. */
 function coordinatorApp() {
-  const dataDir = mkdtempSync(join(tmpdir(), "labrun-dashboard-"));
-  const config = parseCoordinatorConfig({ dataDir });
-  const store = openStore(dataDir, config);
-  cleanups.push(() => {
-    store.close();
-    rmSync(dataDir, { recursive: true, force: true });
-  });
-  const { tokens } = loadOrCreateTokens(dataDir);
+  const { config, store, tokens, close } = openTempCoordinator("dashboard");
+  cleanups.push(close);
   const logger = pino({ level: "silent" });
   return { app: createApp({ store, notifier: new Notifier(), tokens, config, logger }), tokens };
 }

@@ -1,15 +1,10 @@
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Outcome } from "../../protocol/index.js";
 import { createApp } from "../app.js";
-import { parseCoordinatorConfig } from "../config.js";
 import { Notifier } from "../notifier.js";
-import { openStore } from "../store/index.js";
 import { sweepLeases } from "../sweeper.js";
-import { loadOrCreateTokens } from "../tokens.js";
+import { openTempCoordinator } from "../test-support/temp-coordinator.js";
 import { createMetrics } from "./index.js";
 
 const silent = pino({ level: "silent" });
@@ -29,19 +24,12 @@ afterEach(() => {
 
 /** An app with its metrics in reach, a hand-moved clock, and helpers to call it. */
 function setup() {
-  const dataDir = mkdtempSync(join(tmpdir(), "labrun-metrics-"));
-  const config = parseCoordinatorConfig({
-    dataDir,
+  const { config, store, tokens, close } = openTempCoordinator("metrics", {
     leaseTtlMs: 1000,
     heartbeatMs: 200,
     maxAttempts: 1,
   });
-  const store = openStore(dataDir, config);
-  cleanups.push(() => {
-    store.close();
-    rmSync(dataDir, { recursive: true, force: true });
-  });
-  const { tokens } = loadOrCreateTokens(dataDir);
+  cleanups.push(close);
   const notifier = new Notifier();
   const time = { now: 1_700_000_000_000 };
   const clock = () => time.now;
