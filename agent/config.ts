@@ -1,4 +1,4 @@
-import { availableParallelism, hostname } from "node:os";
+import { availableParallelism, hostname, totalmem } from "node:os";
 import { z } from "zod";
 import { DEFAULT_SANDBOX } from "./sandbox/options.js";
 
@@ -31,6 +31,23 @@ export const AgentConfig = z.object({
   leaseWaitMs: z.number().int().min(0).max(60_000).default(20_000),
   tmpfsMb: z.number().int().min(1).max(4096).default(DEFAULT_SANDBOX.tmpfsMb),
   pidsLimit: z.number().int().min(16).max(4096).default(DEFAULT_SANDBOX.pidsLimit),
+  /**
+   * The largest limits a job may ask of this machine; the coordinator leases
+   * it only jobs within them. Defaults: its memory less 512 MiB for the
+   * agent and the system, its cores, and the protocol's longest time.
+   */
+  maxMemoryMb: z
+    .number()
+    .int()
+    .min(16)
+    .max(65_536)
+    .default(() => Math.min(65_536, Math.max(256, Math.floor(totalmem() / 2 ** 20) - 512))),
+  maxCpus: z
+    .number()
+    .min(0.05)
+    .max(64)
+    .default(() => Math.min(64, availableParallelism())),
+  maxTimeoutMs: z.number().int().min(100).max(3_600_000).default(3_600_000),
   /** OCI runtime for job containers, e.g. runsc (gVisor). */
   runtime: z.string().min(1).optional(),
   /** Containers kept booted ahead of their jobs (0 = off); default: one per slot. */

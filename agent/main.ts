@@ -42,6 +42,11 @@ export async function startAgent(input: AgentConfigInput, logger: Logger): Promi
       slots: config.slots,
       version: AGENT_VERSION,
       labels: config.labels,
+      maxLimits: {
+        timeoutMs: config.maxTimeoutMs,
+        memoryMb: config.maxMemoryMb,
+        cpus: config.maxCpus,
+      },
     });
   const registration = await register();
   log.info(

@@ -45,9 +45,11 @@ Usage:
   labrun nodes [--json]                       the lab's machines (admin token)
   labrun nodes drain|resume|rm NAME [--json]  take a node out of service, back, or forget it
   labrun doctor [--json]                      check Docker, runner image, server, tokens, clock
-  labrun coordinator [--port 7878] [--host 127.0.0.1] [--data-dir DIR]
+  labrun coordinator [--port 7878] [--host 127.0.0.1] [--data-dir DIR] [--lease-ttl 10s]
+                     [--retention 7d (finished jobs are deleted after this)]
   labrun agent --server URL --token JOIN_TOKEN [--slots N] [--name NAME] [--runtime R]
                [--warm N (containers booted ahead; 0 = off; default: slots)] [--grace 60s]
+               [--max-memory 8g] [--max-cpus 4] [--max-timeout 1h] (largest job it takes)
   labrun agent install --server URL --token JOIN_TOKEN [--slots N] [--name NAME] [--no-enable]
                                               a systemd unit + env file (0600) for this machine
   labrun agent uninstall

@@ -8,6 +8,7 @@ describe("parseDuration", () => {
     ["2m", 120_000],
     ["1.5s", 1500],
     ["3", 3000],
+    ["7d", 604_800_000],
   ])("reads %s as %d ms", (text, ms) => expect(parseDuration(text)).toBe(ms));
 
   it.each(["", "soon", "-1s", "10 days"])("rejects %j", (text) =>

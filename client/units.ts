@@ -1,8 +1,9 @@
-/** Parses a duration like `500ms`, `10s`, `2m`, `1h` (a bare number is seconds) into ms. */
+/** Parses a duration like `500ms`, `10s`, `2m`, `1h`, `7d` (a bare number is seconds) into ms. */
 export function parseDuration(text: string): number | undefined {
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(text.trim());
   if (!match) return undefined;
-  const factor = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[match[2] ?? "s"] ?? 1000;
+  const factor =
+    { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[match[2] ?? "s"] ?? 1000;
   return Math.round(Number(match[1]) * factor);
 }
 

@@ -17,6 +17,13 @@ export const CoordinatorConfig = z
     maxAttempts: z.number().int().min(1).max(100).default(3),
     /** How often expired leases are looked for. */
     sweepMs: z.number().int().min(10).max(60_000).default(500),
+    /** Finished jobs (with their program, result and logs) are deleted this long after they ended. */
+    retentionMs: z
+      .number()
+      .int()
+      .min(60_000)
+      .max(10 * 365 * 86_400_000)
+      .default(7 * 86_400_000),
   })
   .strict()
   .refine((config) => config.heartbeatMs * 2 <= config.leaseTtlMs, {

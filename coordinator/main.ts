@@ -3,6 +3,7 @@ import { createApp } from "./app.js";
 import { type CoordinatorConfigInput, parseCoordinatorConfig } from "./config.js";
 import { createMetrics } from "./metrics/index.js";
 import { Notifier } from "./notifier.js";
+import { startRetention } from "./retention.js";
 import { type HttpServer, listen } from "./server.js";
 import { openStore } from "./store/index.js";
 import { startLeaseSweeper } from "./sweeper.js";
@@ -63,6 +64,7 @@ export async function startCoordinator(
     metrics,
     config.leaseTtlMs,
   );
+  const stopRetention = startRetention(store, logger, config.retentionMs);
   const url = `http://${reachableHost(config.host)}:${server.port}`;
   logger.info({ url, dataDir: config.dataDir }, "coordinator listening");
 
@@ -75,6 +77,7 @@ export async function startCoordinator(
     close() {
       closing ??= (async () => {
         stopSweeper();
+        stopRetention();
         notifier.close();
         await server.close();
         store.close();

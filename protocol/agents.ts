@@ -12,6 +12,11 @@ export const RegisterAgentRequest = z
     slots: z.number().int().min(1).max(256),
     version: z.string().min(1).max(64),
     labels: z.record(z.string().max(64), z.string().max(256)).default({}),
+    /**
+     * The largest limits this machine runs a job with (optional, added after
+     * 0.1): the coordinator leases it only jobs within them.
+     */
+    maxLimits: JobLimits.optional(),
   })
   .strict();
 export type RegisterAgentRequest = z.input<typeof RegisterAgentRequest>;

@@ -4,7 +4,7 @@ import { parseCommand } from "../args.js";
 import { EXIT } from "../errors.js";
 import { createLogger } from "../logger.js";
 import { configPath, defaultDataDir, writeClientConfig } from "../settings.js";
-import { parseDuration } from "../units.js";
+import { parseDuration, parseMemoryMb } from "../units.js";
 
 const Port = z.coerce.number().int().min(0).max(65535);
 const Slots = z.coerce.number().int().min(1).max(256);
@@ -17,13 +17,42 @@ const Grace = z.string().transform((text, ctx) => {
   }
   return ms;
 });
+const MaxMemory = z.string().transform((text, ctx) => {
+  const mb = parseMemoryMb(text);
+  if (mb === undefined) {
+    ctx.addIssue({ code: "custom", message: "--max-memory: use e.g. 8g, 4096m" });
+    return z.NEVER;
+  }
+  return mb;
+});
+const MaxTimeout = z.string().transform((text, ctx) => {
+  const ms = parseDuration(text);
+  if (ms === undefined) {
+    ctx.addIssue({ code: "custom", message: "--max-timeout: use e.g. 10m, 1h" });
+    return z.NEVER;
+  }
+  return ms;
+});
 const Warm = z.coerce
   .number({ message: "--warm must be a number of containers (0 turns the warm pool off)" })
   .int()
   .min(0)
   .max(256);
 
+/** A duration flag (`10s`, `7d`) as ms, with the flag's name in the error. */
+const durationFlag = (flag: string, example: string) =>
+  z.string().transform((text, ctx) => {
+    const ms = parseDuration(text);
+    if (ms === undefined) {
+      ctx.addIssue({ code: "custom", message: `--${flag}: use e.g. ${example}` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
 const ServerArgs = {
+  "lease-ttl": durationFlag("lease-ttl", "10s").optional(),
+  retention: durationFlag("retention", "7d").optional(),
   port: Port.default(() => Number(process.env.LABRUN_PORT ?? DEFAULT_PORT)),
   host: z.string().min(1).default(DEFAULT_HOST),
   "data-dir": z
@@ -35,7 +64,20 @@ const SERVER_OPTIONS = {
   port: { type: "string" },
   host: { type: "string" },
   "data-dir": { type: "string" },
+  "lease-ttl": { type: "string" },
+  retention: { type: "string" },
 } as const;
+
+/** Coordinator settings from the flags; the coordinator's own schema checks the ranges. */
+const coordinatorSettings = (args: { "lease-ttl"?: number; retention?: number }) => ({
+  ...(args["lease-ttl"] !== undefined
+    ? {
+        leaseTtlMs: args["lease-ttl"],
+        heartbeatMs: Math.min(1_000, Math.floor(args["lease-ttl"] / 3)),
+      }
+    : {}),
+  ...(args.retention !== undefined ? { retentionMs: args.retention } : {}),
+});
 
 /**
  * SIGINT/SIGTERM handling, installed before anything starts: a signal that
@@ -89,7 +131,12 @@ export async function coordinator(argv: string[]): Promise<number> {
   const signals = catchSignals();
   const { startCoordinator } = await import("../../coordinator/main.js");
   const running = await startCoordinator(
-    { host: args.host, port: args.port, dataDir: args["data-dir"] },
+    {
+      host: args.host,
+      port: args.port,
+      dataDir: args["data-dir"],
+      ...coordinatorSettings(args),
+    },
     logger,
   );
   logger.info(
@@ -111,6 +158,9 @@ const AgentArgs = z.object({
   runtime: z.string().optional(),
   warm: Warm.optional(),
   grace: Grace.optional(),
+  "max-memory": MaxMemory.optional(),
+  "max-cpus": z.coerce.number().min(0.05).max(64).optional(),
+  "max-timeout": MaxTimeout.optional(),
   positionals: NoPositionals,
 });
 
@@ -127,6 +177,9 @@ export async function agent(argv: string[]): Promise<number> {
       runtime: { type: "string" },
       warm: { type: "string" },
       grace: { type: "string" },
+      "max-memory": { type: "string" },
+      "max-cpus": { type: "string" },
+      "max-timeout": { type: "string" },
     },
     AgentArgs,
   );
@@ -143,6 +196,9 @@ export async function agent(argv: string[]): Promise<number> {
       ...(args.runtime ? { runtime: args.runtime } : {}),
       ...(args.warm !== undefined ? { warmPool: args.warm } : {}),
       ...(args.grace !== undefined ? { drainGraceMs: args.grace } : {}),
+      ...(args["max-memory"] !== undefined ? { maxMemoryMb: args["max-memory"] } : {}),
+      ...(args["max-cpus"] !== undefined ? { maxCpus: args["max-cpus"] } : {}),
+      ...(args["max-timeout"] !== undefined ? { maxTimeoutMs: args["max-timeout"] } : {}),
     },
     logger,
   );
@@ -175,7 +231,12 @@ export async function up(argv: string[]): Promise<number> {
     import("../../agent/main.js"),
   ]);
   const running = await startCoordinator(
-    { host: args.host, port: args.port, dataDir: args["data-dir"] },
+    {
+      host: args.host,
+      port: args.port,
+      dataDir: args["data-dir"],
+      ...coordinatorSettings(args),
+    },
     logger,
   );
   let localAgent: Awaited<ReturnType<typeof startAgent>>;

@@ -6,8 +6,8 @@ import { newId } from "./rows.js";
 
 export function prepareRegisterAgent({ db }: StoreContext) {
   const insert = db.prepare(
-    `INSERT INTO agents (id, name, hostname, slots, version, labels, token_hash, registered_at, last_heartbeat_at)
-     VALUES (@id, @name, @hostname, @slots, @version, @labels, @tokenHash, @now, @now)`,
+    `INSERT INTO agents (id, name, hostname, slots, version, labels, max_limits, token_hash, registered_at, last_heartbeat_at)
+     VALUES (@id, @name, @hostname, @slots, @version, @labels, @maxLimits, @tokenHash, @now, @now)`,
   );
 
   /** Every registration is a new agent id, even under a name seen before. */
@@ -20,6 +20,7 @@ export function prepareRegisterAgent({ db }: StoreContext) {
       slots: agent.slots,
       version: agent.version,
       labels: JSON.stringify(agent.labels),
+      maxLimits: agent.maxLimits ? JSON.stringify(agent.maxLimits) : null,
       tokenHash,
       now,
     });

@@ -16,6 +16,7 @@ import type { Store, StoreSettings } from "./interfaces.js";
 import { prepareLease } from "./lease.js";
 import { prepareListJobs } from "./listJobs.js";
 import { prepareListNodes } from "./listNodes.js";
+import { preparePruneFinished } from "./pruneFinished.js";
 import { prepareStats } from "./stats.js";
 
 export { NODE_LOST_MESSAGE } from "./expireLeases.js";
@@ -52,6 +53,7 @@ export function openStore(dataDir: string, settings: StoreSettings): Store {
     complete: prepareComplete(context, getJob),
     expireLeases,
     extendLeases: prepareExtendLeases(context),
+    pruneFinished: preparePruneFinished(context),
     hasQueued,
     listNodes,
     stats: prepareStats(context),

@@ -60,6 +60,8 @@ export interface Store {
    * any other lease throws STALE_LEASE (409) and changes nothing.
    */
   complete(agentId: string, leaseId: string, outcome: Outcome, now: number): Changed<Job>;
+  /** Retention: deletes up to a batch of jobs that finished before `before`; returns how many. */
+  pruneFinished(before: number): number;
   /** Pushes every live lease's deadline to at least `until`; returns how many moved. */
   extendLeases(until: number): number;
   /** Leases past their deadline: queued again, or failed with NODE_LOST. */

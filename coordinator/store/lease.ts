@@ -3,13 +3,16 @@ import { type StoreContext, writeTransaction } from "./database.js";
 import { newId } from "./rows.js";
 
 export function prepareLease({ db, settings }: StoreContext, hasQueued: () => boolean) {
-  const agent = db.prepare<[string], { name: string; state: string; slots: number; held: number }>(
-    `SELECT name, state, slots,
+  const agent = db.prepare<
+    [string],
+    { name: string; state: string; slots: number; held: number; max_limits: string | null }
+  >(
+    `SELECT name, state, slots, max_limits,
        (SELECT COUNT(*) FROM jobs WHERE agent_id = agents.id AND state IN ('leased', 'running')) AS held
      FROM agents WHERE id = ?`,
   );
   const oldestQueued = db.prepare<
-    [number],
+    [{ room: number; timeoutMs: number; memoryMb: number; cpus: number }],
     {
       seq: number;
       id: string;
@@ -20,8 +23,13 @@ export function prepareLease({ db, settings }: StoreContext, hasQueued: () => bo
       attempts: number;
     }
   >(
+    // Jobs beyond the agent's largest limits stay queued for a bigger machine.
     `SELECT seq, id, source, filename, input, limits, attempts FROM jobs
-     WHERE state = 'queued' ORDER BY seq LIMIT ?`,
+     WHERE state = 'queued'
+       AND json_extract(limits, '$.timeoutMs') <= @timeoutMs
+       AND json_extract(limits, '$.memoryMb') <= @memoryMb
+       AND json_extract(limits, '$.cpus') <= @cpus
+     ORDER BY seq LIMIT @room`,
   );
   const markLeased = db.prepare(
     `UPDATE jobs SET state = 'leased', agent_id = @agentId, node = @node, lease_id = @leaseId,
@@ -40,7 +48,14 @@ export function prepareLease({ db, settings }: StoreContext, hasQueued: () => bo
       // agent that lost track of a lease cannot overcommit its machine.
       const room = Math.min(free, self.slots - self.held);
       if (self.state !== "ready" || room <= 0) return [];
-      return oldestQueued.all(room).map((row) => {
+      const max: Partial<JobLimits> = self.max_limits ? JSON.parse(self.max_limits) : {};
+      const fits = {
+        room,
+        timeoutMs: max.timeoutMs ?? Number.MAX_SAFE_INTEGER,
+        memoryMb: max.memoryMb ?? Number.MAX_SAFE_INTEGER,
+        cpus: max.cpus ?? Number.MAX_SAFE_INTEGER,
+      };
+      return oldestQueued.all(fits).map((row) => {
         const leaseId = newId("l");
         markLeased.run({
           seq: row.seq,

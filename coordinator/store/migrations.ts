@@ -58,6 +58,11 @@ const MIGRATIONS: readonly string[] = [
   `
   CREATE INDEX jobs_by_finished ON jobs (finished_at) WHERE finished_at IS NOT NULL;
   `,
+  // 4: an agent's largest limits (JSON, NULL = no bound): it is leased only
+  // jobs within them.
+  `
+  ALTER TABLE agents ADD COLUMN max_limits TEXT;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

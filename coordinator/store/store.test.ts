@@ -89,7 +89,48 @@ describe("enqueue and getJob", () => {
   });
 });
 
+describe("retention", () => {
+  it("deletes only terminal jobs that finished before the cutoff", () => {
+    const store = open();
+    const agent = store.registerAgent(agentSpec(), "h", T0);
+    const old = submit(store).id;
+    const running = submit(store).id;
+    const queued = submit(store).id;
+    const [oldLease, runningLease] = store.lease(agent.id, 2, T0);
+    store.complete(
+      agent.id,
+      oldLease?.leaseId ?? "",
+      { ok: true, result: 1, logs: "", stats: { durationMs: 1 } },
+      T0 + 10,
+    );
+    expect(store.pruneFinished(T0 + 5)).toBe(0); // finished after the cutoff: kept
+    expect(store.pruneFinished(T0 + 1_000)).toBe(1);
+    expect(codeOf(() => store.getJob(old))).toBe("NOT_FOUND");
+    expect(store.getJob(running).state).toBe("leased");
+    expect(store.getJob(queued).state).toBe("queued");
+    expect(runningLease).toBeDefined();
+  });
+});
+
 describe("lease, heartbeat, complete", () => {
+  it("leases an agent only jobs within its largest limits; a bigger job waits for a bigger node", () => {
+    const store = open();
+    const big = store.enqueue(
+      { source: "x", filename: "main.js", limits: { memoryMb: 4096 } },
+      T0,
+    ).id;
+    const small = submit(store).id;
+    const laptop = store.registerAgent(
+      { ...agentSpec("laptop"), maxLimits: { timeoutMs: 60_000, memoryMb: 1024, cpus: 2 } },
+      "h-laptop",
+      T0,
+    );
+    expect(store.lease(laptop.id, 4, T0).map((job) => job.id)).toEqual([small]);
+    expect(store.getJob(big).state).toBe("queued");
+    const server = store.registerAgent(agentSpec("server"), "h-server", T0);
+    expect(store.lease(server.id, 4, T0).map((job) => job.id)).toEqual([big]);
+  });
+
   it("leases the oldest queued jobs atomically, up to free", () => {
     const store = open();
     const ids = [submit(store).id, submit(store).id, submit(store).id];
