@@ -173,11 +173,14 @@ export class BootedContainer {
       this.stream.end(job.stdin);
       // The clock starts when the runner is up: a cold container may still be
       // booting node (seconds on a busy machine), which is not the program's time.
-      const up = await Promise.race([
-        this.router.ready.then(() => "ready" as const),
-        this.exited.then(() => "exited" as const),
-        sleep(BOOT_TIMEOUT_MS, "slow" as const, { ref: false }),
-      ]);
+      const up = await unlessWithin(
+        Promise.race([
+          this.router.ready.then(() => "ready" as const),
+          this.exited.then(() => "exited" as const),
+        ]),
+        BOOT_TIMEOUT_MS,
+        "slow" as const,
+      );
       if (up === "slow") {
         this.container.kill().catch(() => {});
         throw new SandboxError(
@@ -197,7 +200,7 @@ export class BootedContainer {
           durationMs,
         };
       }
-      await Promise.race([this.drained, sleep(STREAM_DRAIN_MS, undefined, { ref: false })]);
+      await unlessWithin(this.drained, STREAM_DRAIN_MS, undefined);
       const state = await inspectState(this.container);
       const status = ended === "complete" ? null : ended;
       return {
@@ -220,6 +223,19 @@ export class BootedContainer {
       await removeContainer(this.container);
     })();
     return this.destroyed;
+  }
+}
+
+/**
+ * `until`'s value, or `instead` once `ms` have passed; the timer is cleared
+ * as soon as either happens (none lingers per job).
+ */
+async function unlessWithin<T, U>(until: Promise<T>, ms: number, instead: U): Promise<T | U> {
+  const done = new AbortController();
+  try {
+    return await Promise.race([until, sleep(ms, instead, { ref: false, signal: done.signal })]);
+  } finally {
+    done.abort();
   }
 }
 

@@ -154,7 +154,8 @@ function nextLine(child: ChildProcess, lines: Interface, timeoutMs: number): Pro
   });
 }
 
-function readMemory(pid: number): ProcessMemory {
+/** RSS and peak RSS of a process, from /proc/<pid>/status (throws when it is gone). */
+export function readMemory(pid: number): ProcessMemory {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
   const kib = (field: string) =>
     Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status)?.[1]);

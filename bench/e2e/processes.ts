@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
+import { readMemory } from "../coordinator/launch.js";
 
 /** The CLI as a user runs it (`labrun …` = `node dist/client/cli.js …`). */
 export const CLI = fileURLToPath(new URL("../../client/cli.js", import.meta.url));
@@ -89,9 +90,7 @@ export async function launchCluster(options: {
 /** Resident memory of a process in MiB (VmRSS), 0 when it is gone. */
 export function rssMb(pid: number): number {
   try {
-    const status = readFileSync(`/proc/${pid}/status`, "utf8");
-    const kb = Number(/^VmRSS:\s+(\d+)/m.exec(status)?.[1] ?? 0);
-    return Math.round((kb / 1024) * 10) / 10;
+    return readMemory(pid).rssMb;
   } catch {
     return 0;
   }
@@ -125,7 +124,8 @@ async function waitUntil(ready: () => Promise<boolean>, timeoutMs = 60_000): Pro
   }
 }
 
-function freePort(): Promise<number> {
+/** A free TCP port on loopback (for a process that needs a fixed one). */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once("error", reject);

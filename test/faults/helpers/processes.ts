@@ -9,13 +9,13 @@ import {
   readFileSync,
   rmSync,
 } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { connectDocker } from "../../../agent/docker.js";
 import { AGENT_LABEL, JOB_LABEL } from "../../../agent/sandbox/options.js";
+import { freePort } from "../../../bench/e2e/processes.js";
 import { LabrunClient } from "../../../client/api.js";
 import { runPrefix } from "../../helpers/run-id.js";
 
@@ -377,15 +377,4 @@ export function logEntries(file: string, msg: RegExp): Array<Record<string, unkn
     }
   }
   return entries;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
-    });
-  });
 }
