@@ -53,7 +53,7 @@ Usage:
   labrun agent install --server URL --token JOIN_TOKEN [--slots N] [--name NAME] [--no-enable]
                                               a systemd unit + env file (0600) for this machine
   labrun agent uninstall
-  labrun image build
+  labrun image build | labrun image prune   build the runner image; remove old versions of it
 
 Every command that talks to a coordinator takes --server URL and --token T
 (else LABRUN_SERVER / LABRUN_TOKEN / LABRUN_ADMIN_TOKEN, else the config file

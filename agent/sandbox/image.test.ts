@@ -1,11 +1,13 @@
 import { existsSync, lstatSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type Dockerode from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   assembleBuildContext,
   packageRoot,
   parseLdd,
+  pruneRunnerImages,
   RUNNER_IMAGE_REPO,
   runnerImageTag,
 } from "./image.js";
@@ -91,5 +93,29 @@ describe("assembleBuildContext", () => {
 
   it("leaves an empty world-writable sticky /tmp", () => {
     expect(statSync(join(context, "rootfs/tmp")).mode & 0o7777).toBe(0o1777);
+  });
+});
+
+describe("pruneRunnerImages", () => {
+  it("removes other runner tags, keeps this labrun's own and any a container still uses", async () => {
+    const current = runnerImageTag();
+    const removed: string[] = [];
+    const docker = {
+      listImages: async () => [
+        { RepoTags: [current] },
+        { RepoTags: ["labrun-runner:old1", "labrun-runner:old2"] },
+        { RepoTags: ["labrun-runner:inuse"] },
+      ],
+      getImage: (tag: string) => ({
+        remove: async () => {
+          if (tag === "labrun-runner:inuse") {
+            throw Object.assign(new Error("conflict: image is being used"), { statusCode: 409 });
+          }
+          removed.push(tag);
+        },
+      }),
+    } as unknown as Dockerode;
+    expect(await pruneRunnerImages(docker)).toEqual(["labrun-runner:old1", "labrun-runner:old2"]);
+    expect(removed).not.toContain(current);
   });
 });

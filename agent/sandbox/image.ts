@@ -218,3 +218,28 @@ function sharedLibraries(binary: string): string[] {
 function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
+
+/**
+ * Removes runner images other than this labrun's own (each changed runner or
+ * node version builds a new ~100 MB tag). An image a container still uses is
+ * kept: Docker refuses to remove it, and that refusal is not an error here.
+ * Returns the tags removed.
+ */
+export async function pruneRunnerImages(docker: Dockerode): Promise<string[]> {
+  const keep = runnerImageTag();
+  const images = await docker.listImages({ filters: { reference: [`${RUNNER_IMAGE_REPO}:*`] } });
+  const removed: string[] = [];
+  for (const image of images) {
+    for (const tag of image.RepoTags ?? []) {
+      if (tag === keep || !tag.startsWith(`${RUNNER_IMAGE_REPO}:`)) continue;
+      try {
+        await docker.getImage(tag).remove();
+        removed.push(tag);
+      } catch (error) {
+        const status = (error as { statusCode?: number }).statusCode;
+        if (status !== 409 && status !== 404) throw error;
+      }
+    }
+  }
+  return removed;
+}
