@@ -1,6 +1,7 @@
 import { type ParseArgsConfig, parseArgs } from "node:util";
-import type { z } from "zod";
+import { z } from "zod";
 import { UsageError } from "./errors.js";
+import { parseDuration, parseMemoryMb } from "./units.js";
 
 type Options = NonNullable<ParseArgsConfig["options"]>;
 
@@ -35,3 +36,37 @@ export function parseCommand<T extends z.ZodType>(
   }
   return result.data;
 }
+
+/** A parse that fails adds this message to the zod issues and yields nothing. */
+const parsedFlag = <T>(parse: (text: string) => T | undefined, message: string) =>
+  z.string().transform((text, ctx) => {
+    const value = parse(text);
+    if (value === undefined) {
+      ctx.addIssue({ code: "custom", message });
+      return z.NEVER;
+    }
+    return value;
+  });
+
+/**
+ * A duration flag (`10s`, `500ms`, `7d`) as ms; `example` goes into the error.
+ *
+ * @example
+ * z.object({ timeout: durationFlag("timeout", "10s, 500ms, 2m").optional() })
+ */
+export const durationFlag = (flag: string, example: string) =>
+  parsedFlag(parseDuration, `--${flag}: use e.g. ${example}`);
+
+/** A memory-size flag (`256m`, `1g`) as MiB; `example` goes into the error. */
+export const memoryFlag = (flag: string, example: string) =>
+  parsedFlag(parseMemoryMb, `--${flag}: use e.g. ${example}`);
+
+/** How an agent reaches its coordinator: `labrun agent` and `labrun agent install`. */
+export const AGENT_JOIN = {
+  server: z
+    .string({ message: "--server is required (the coordinator's URL; or LABRUN_SERVER)" })
+    .url("--server must be a URL like http://coordinator:7878"),
+  token: z
+    .string({ message: "--token is required (the agent join token; or LABRUN_AGENT_TOKEN)" })
+    .min(1, "--token is required (the agent join token; or LABRUN_AGENT_TOKEN)"),
+};

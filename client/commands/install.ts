@@ -3,7 +3,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync }
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
-import { parseCommand } from "../args.js";
+import { AGENT_JOIN, parseCommand } from "../args.js";
 import { EXIT } from "../errors.js";
 
 export const UNIT_NAME = "labrun-agent.service";
@@ -69,12 +69,7 @@ function quoteArg(arg: string): string {
 }
 
 const InstallArgs = z.object({
-  server: z
-    .string({ message: "--server is required (the coordinator's URL)" })
-    .url("--server must be a URL like http://coordinator:7878"),
-  token: z
-    .string({ message: "--token is required (the coordinator's agent join token)" })
-    .min(1, "--token is required (the coordinator's agent join token)"),
+  ...AGENT_JOIN,
   slots: z.coerce.number().int().min(1).max(256).optional(),
   name: z
     .string()

@@ -9,12 +9,11 @@ import {
   type SubmitJobRequest,
 } from "../../protocol/index.js";
 import { LabrunClient } from "../api.js";
-import { CONNECTION_OPTIONS, parseCommand } from "../args.js";
+import { CONNECTION_OPTIONS, durationFlag, memoryFlag, parseCommand } from "../args.js";
 import { EXIT, UsageError } from "../errors.js";
 import { jobLine, jobsTable } from "../format.js";
 import { waitWithProgress } from "../progress.js";
 import { resolveConnection } from "../settings.js";
-import { parseDuration, parseMemoryMb } from "../units.js";
 
 const Connection = {
   server: z.string().url("--server must be a URL like http://127.0.0.1:7878").optional(),
@@ -31,25 +30,12 @@ const SubmitArgs = z
     positionals: z.tuple([z.string().min(1)], { message: "expects exactly one program file" }),
     input: z.string().optional(),
     "input-file": z.string().optional(),
-    timeout: z
-      .string()
-      .transform(
-        (text, ctx) => parseDuration(text) ?? invalid(ctx, "--timeout: use e.g. 10s, 500ms, 2m"),
-      )
-      .optional(),
-    memory: z
-      .string()
-      .transform((text, ctx) => parseMemoryMb(text) ?? invalid(ctx, "--memory: use e.g. 256m, 1g"))
-      .optional(),
+    timeout: durationFlag("timeout", "10s, 500ms, 2m").optional(),
+    memory: memoryFlag("memory", "256m, 1g").optional(),
     cpus: z.coerce.number().positive("--cpus must be positive").optional(),
     detach: z.boolean(),
   })
   .refine((args) => !(args.input && args["input-file"]), "use --input or --input-file, not both");
-
-function invalid(ctx: z.RefinementCtx, message: string): never {
-  ctx.addIssue({ code: "custom", message });
-  return z.NEVER;
-}
 
 /** `labrun submit FILE`: runs a program on the cluster and prints main()'s result. */
 export async function submit(argv: string[]): Promise<number> {

@@ -1,54 +1,21 @@
 import { z } from "zod";
 import { DEFAULT_HOST, DEFAULT_PORT } from "../../protocol/index.js";
-import { parseCommand } from "../args.js";
+import { AGENT_JOIN, durationFlag, memoryFlag, parseCommand } from "../args.js";
 import { EXIT } from "../errors.js";
 import { createLogger } from "../logger.js";
 import { configPath, defaultDataDir, writeClientConfig } from "../settings.js";
-import { parseDuration, parseMemoryMb } from "../units.js";
 
 const Port = z.coerce.number().int().min(0).max(65535);
 const Slots = z.coerce.number().int().min(1).max(256);
 const NoPositionals = z.tuple([], { message: "takes no positional arguments" });
-const Grace = z.string().transform((text, ctx) => {
-  const ms = parseDuration(text);
-  if (ms === undefined) {
-    ctx.addIssue({ code: "custom", message: "--grace: use e.g. 60s, 5m, 0s" });
-    return z.NEVER;
-  }
-  return ms;
-});
-const MaxMemory = z.string().transform((text, ctx) => {
-  const mb = parseMemoryMb(text);
-  if (mb === undefined) {
-    ctx.addIssue({ code: "custom", message: "--max-memory: use e.g. 8g, 4096m" });
-    return z.NEVER;
-  }
-  return mb;
-});
-const MaxTimeout = z.string().transform((text, ctx) => {
-  const ms = parseDuration(text);
-  if (ms === undefined) {
-    ctx.addIssue({ code: "custom", message: "--max-timeout: use e.g. 10m, 1h" });
-    return z.NEVER;
-  }
-  return ms;
-});
+const Grace = durationFlag("grace", "60s, 5m, 0s");
+const MaxMemory = memoryFlag("max-memory", "8g, 4096m");
+const MaxTimeout = durationFlag("max-timeout", "10m, 1h");
 const Warm = z.coerce
   .number({ message: "--warm must be a number of containers (0 turns the warm pool off)" })
   .int()
   .min(0)
   .max(256);
-
-/** A duration flag (`10s`, `7d`) as ms, with the flag's name in the error. */
-const durationFlag = (flag: string, example: string) =>
-  z.string().transform((text, ctx) => {
-    const ms = parseDuration(text);
-    if (ms === undefined) {
-      ctx.addIssue({ code: "custom", message: `--${flag}: use e.g. ${example}` });
-      return z.NEVER;
-    }
-    return ms;
-  });
 
 const ServerArgs = {
   "lease-ttl": durationFlag("lease-ttl", "10s").optional(),
@@ -147,12 +114,7 @@ export async function coordinator(argv: string[]): Promise<number> {
 }
 
 const AgentArgs = z.object({
-  server: z
-    .string({ message: "--server is required (the coordinator's URL; or LABRUN_SERVER)" })
-    .url("--server must be a URL like http://127.0.0.1:7878"),
-  token: z
-    .string({ message: "--token is required (the agent join token; or LABRUN_AGENT_TOKEN)" })
-    .min(1, "--token is required"),
+  ...AGENT_JOIN,
   slots: Slots.optional(),
   name: z.string().optional(),
   runtime: z.string().optional(),

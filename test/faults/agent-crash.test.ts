@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Job } from "../../protocol/index.js";
 import { jobsNow, listAll, SLEEPER, submitMany, tally } from "./helpers/jobs.js";
 import { LEASE_TTL_MS, ProcessCluster, tail, waitFor } from "./helpers/processes.js";
-import { recordScenario } from "./helpers/report.js";
+import { recordScenario, tallyFigures } from "./helpers/report.js";
 
 // Scenario 2: kill -9 an agent while it runs jobs. Its leases expire and the
 // other agent runs the jobs again; when the dead agent comes back under the
@@ -87,11 +87,7 @@ describe("kill -9 of an agent with jobs running", () => {
       scenario: "2-agent-kill",
       title: "kill -9 an agent with jobs running; restart it under its name",
       jobsSubmitted: ids.length,
-      lost: counts.lost,
-      duplicated: counts.duplicated,
-      succeeded: counts.succeeded,
-      failed: counts.failed,
-      rerun: counts.rerun,
+      ...tallyFigures(counts),
       recoveryMs: {
         rerunOnOtherAgentMax:
           rerunTimes.length === victimJobs.length ? Math.max(...rerunTimes) : null,

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { jobsNow, SLEEPER, submitMany, tally } from "./helpers/jobs.js";
 import { bounded, ProcessCluster, tail, waitFor } from "./helpers/processes.js";
-import { recordScenario } from "./helpers/report.js";
+import { recordScenario, tallyFigures } from "./helpers/report.js";
 
 // Scenario 6: SIGTERM is a graceful stop: no new leases, the running jobs
 // finish and are reported, then the agent exits 0.
@@ -49,11 +49,7 @@ describe("SIGTERM to an agent with jobs running", () => {
       scenario: "6-agent-sigterm",
       title: "SIGTERM an agent with running jobs",
       jobsSubmitted: JOBS,
-      lost: counts.lost,
-      duplicated: counts.duplicated,
-      succeeded: counts.succeeded,
-      failed: counts.failed,
-      rerun: counts.rerun,
+      ...tallyFigures(counts),
       recoveryMs: { sigtermToExit: exitMs },
       notes: {
         exit: exit ?? "still running",

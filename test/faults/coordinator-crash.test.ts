@@ -2,7 +2,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { countTerminal, listAll, submitMany, tally } from "./helpers/jobs.js";
 import { ProcessCluster, tail, waitFor } from "./helpers/processes.js";
-import { FULL, recordScenario } from "./helpers/report.js";
+import { FULL, recordScenario, tallyFigures } from "./helpers/report.js";
 
 // Scenario 1: kill -9 the coordinator mid-run, start it again on the same data
 // dir and port; the agents must find it again on their own.
@@ -72,11 +72,7 @@ describe("kill -9 of the coordinator mid-run", () => {
       scenario: "1-coordinator-kill",
       title: "kill -9 coordinator mid-run, restart in place",
       jobsSubmitted: JOBS,
-      lost: counts.lost,
-      duplicated: counts.duplicated,
-      succeeded: counts.succeeded,
-      failed: counts.failed,
-      rerun: counts.rerun,
+      ...tallyFigures(counts),
       recoveryMs: {
         coordinatorDown: downMs,
         firstJobAfterRestart: firstFinishAfterRestartMs,

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Job } from "../../protocol/index.js";
 import { jobsNow, listAll, SLEEPER, submitMany, tally } from "./helpers/jobs.js";
 import { logEntries, ProcessCluster, tail, waitFor } from "./helpers/processes.js";
-import { recordScenario } from "./helpers/report.js";
+import { recordScenario, tallyFigures } from "./helpers/report.js";
 
 // Scenario 4: the coordinator is unreachable for 10 s while jobs finish on the
 // agents. When it is back, the results computed meanwhile are delivered and
@@ -78,11 +78,7 @@ async function scenario(variant: Variant, key: string, title: string): Promise<v
     scenario: key,
     title,
     jobsSubmitted: ids.length,
-    lost: counts.lost,
-    duplicated: counts.duplicated,
-    succeeded: counts.succeeded,
-    failed: counts.failed,
-    rerun: counts.rerun,
+    ...tallyFigures(counts),
     recoveryMs: {
       outage: backAt - outageStart,
       resultsDeliveredAfterReturnMax: deliveredAfterMs.length

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isTerminal } from "../../protocol/index.js";
 import { jobsNow, SLEEPER, submitMany, TRIVIAL, tally } from "./helpers/jobs.js";
 import { bounded, ProcessCluster, tail, waitFor } from "./helpers/processes.js";
-import { recordScenario } from "./helpers/report.js";
+import { recordScenario, tallyFigures } from "./helpers/report.js";
 
 // Scenario 3: dockerd restarts under a running agent. The job in flight may
 // fail (SANDBOX_ERROR) or be retried, but it ends; the agent lives on and
@@ -125,11 +125,7 @@ describe.skipIf(!ENABLED)("dockerd restarting under a running agent", () => {
       scenario: "3-docker-restart",
       title: "dockerd restarted mid-job",
       jobsSubmitted: 1 + NEXT_JOBS,
-      lost: counts.lost,
-      duplicated: counts.duplicated,
-      succeeded: counts.succeeded,
-      failed: counts.failed,
-      rerun: counts.rerun,
+      ...tallyFigures(counts),
       recoveryMs: {
         dockerdStop: stopMs,
         dockerdStart: dockerBackAt - restartStarted,

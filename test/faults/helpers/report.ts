@@ -1,5 +1,6 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import type { Tally } from "./jobs.js";
 import { OUTPUT_DIR } from "./processes.js";
 
 /** Where each scenario leaves its figures for the run's report (see report-setup.ts). */
@@ -24,6 +25,12 @@ export interface ScenarioFigures {
   recoveryMs: Record<string, number | null>;
   /** Anything else worth keeping (nodes, failure codes, exit codes…). */
   notes?: Record<string, unknown>;
+}
+
+/** The figures every scenario reports from its tally of the records. */
+export function tallyFigures(counts: Tally) {
+  const { lost, duplicated, succeeded, failed, rerun } = counts;
+  return { lost, duplicated, succeeded, failed, rerun };
 }
 
 /**
