@@ -1,6 +1,24 @@
 import { availableParallelism, hostname, totalmem } from "node:os";
 import { z } from "zod";
-import { DEFAULT_SANDBOX } from "./sandbox/options.js";
+import { AgentCapacity, type JobLimits, MaxLimits } from "../protocol/index.js";
+
+/**
+ * The largest job a machine takes unless told otherwise: its memory less
+ * 512 MiB for the agent and the system, its cores, the protocol's longest
+ * time and largest logs and result, and generous process and /tmp bounds
+ * (/tmp's pages count against the job's memory in any case).
+ */
+export function machineMaxLimits(): JobLimits {
+  return {
+    timeoutMs: 3_600_000,
+    memoryMb: Math.min(65_536, Math.max(256, Math.floor(totalmem() / 2 ** 20) - 512)),
+    cpus: Math.min(64, availableParallelism()),
+    pids: 1024,
+    tmpfsMb: 1024,
+    logBytes: 1024 * 1024,
+    resultBytes: 8 * 1024 * 1024,
+  };
+}
 
 /** Everything an agent is started with; parsed once at start (flags > env > defaults). */
 export const AgentConfig = z.object({
@@ -29,27 +47,22 @@ export const AgentConfig = z.object({
   labels: z.record(z.string(), z.string()).default({}),
   /** How long one lease request may wait for work on the coordinator. */
   leaseWaitMs: z.number().int().min(0).max(60_000).default(20_000),
-  tmpfsMb: z.number().int().min(1).max(4096).default(DEFAULT_SANDBOX.tmpfsMb),
-  pidsLimit: z.number().int().min(16).max(4096).default(DEFAULT_SANDBOX.pidsLimit),
   /**
-   * The largest limits a job may ask of this machine; the coordinator leases
-   * it only jobs within them. Defaults: its memory less 512 MiB for the
-   * agent and the system, its cores, and the protocol's longest time.
+   * The largest limits a job may ask of this machine (any subset; see
+   * machineMaxLimits for the rest): the coordinator leases it only jobs
+   * within them, and the agent clamps to them all the same.
    */
-  maxMemoryMb: z
-    .number()
-    .int()
-    .min(16)
-    .max(65_536)
-    .default(() => Math.min(65_536, Math.max(256, Math.floor(totalmem() / 2 ** 20) - 512))),
-  maxCpus: z
-    .number()
-    .min(0.05)
-    .max(64)
-    .default(() => Math.min(64, availableParallelism())),
-  maxTimeoutMs: z.number().int().min(100).max(3_600_000).default(3_600_000),
-  /** OCI runtime for job containers, e.g. runsc (gVisor). */
+  maxLimits: MaxLimits.default({}).transform((given) => ({ ...machineMaxLimits(), ...given })),
+  /**
+   * What all of this agent's jobs together may use (`--memory`, `--cpus`;
+   * unset = no bound beyond the slots): the coordinator leases it a job only
+   * while the limits of the jobs it holds, summed, leave room for the job's.
+   */
+  capacity: AgentCapacity.default({}),
+  /** OCI runtime for job containers, e.g. runsc (gVisor); must be one the engine knows. */
   runtime: z.string().min(1).optional(),
+  /** A seccomp profile file (Docker's JSON format) for job containers, instead of the engine's default. */
+  seccompProfile: z.string().min(1).optional(),
   /** Containers kept booted ahead of their jobs (0 = off); default: one per slot. */
   warmPool: z.number().int().min(0).max(256).optional(),
   /** A warm container idle for longer than this is replaced by a fresh one. */

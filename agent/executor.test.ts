@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { DEFAULT_LIMITS, MAX_JSON_DEPTH } from "../protocol/index.js";
-import { DEFAULT_OUTPUT_CAPS, executeJob, type JobSandbox, judge } from "./executor.js";
+import { executeJob, type JobSandbox, judge, outputCaps } from "./executor.js";
 import type { ContainerExit } from "./sandbox/run.js";
 
 const exit = (over: Partial<ContainerExit> = {}): ContainerExit => ({
@@ -14,7 +14,7 @@ const exit = (over: Partial<ContainerExit> = {}): ContainerExit => ({
 const withEnvelope = (envelope: string, over: Partial<ContainerExit> = {}) =>
   exit({ ...over, output: { ...exit().output, envelope, logs: "printed\n" } });
 const codeOf = (e: ContainerExit) => {
-  const outcome = judge(e, DEFAULT_LIMITS, DEFAULT_OUTPUT_CAPS);
+  const outcome = judge(e, DEFAULT_LIMITS, outputCaps(DEFAULT_LIMITS));
   return outcome.ok ? "ok" : outcome.error.code;
 };
 
@@ -23,7 +23,7 @@ describe("judge", () => {
     const outcome = judge(
       withEnvelope('{"ok":true,"result":{"a":1}}'),
       DEFAULT_LIMITS,
-      DEFAULT_OUTPUT_CAPS,
+      outputCaps(DEFAULT_LIMITS),
     );
     expect(outcome).toMatchObject({ ok: true, result: { a: 1 }, logs: "printed\n" });
     expect(outcome.stats.durationMs).toBe(12);
@@ -111,5 +111,32 @@ describe("executeJob", () => {
       expect(outcome.error.code).toBe("SANDBOX_ERROR");
       expect(outcome.error.detail).toContain("engine gone");
     }
+  });
+
+  it("runs a job with its own limits, each clamped to the agent's maximum", async () => {
+    const seen: Parameters<JobSandbox["run"]>[0][] = [];
+    const sandbox: JobSandbox = {
+      async run(job) {
+        seen.push(job);
+        return withEnvelope('{"ok":true,"result":1}');
+      },
+    };
+    const limits = { ...DEFAULT_LIMITS, pids: 512, tmpfsMb: 8, logBytes: 4096, resultBytes: 2048 };
+    await executeJob(
+      sandbox,
+      { id: "j", spec: { ...spec, limits } },
+      new AbortController().signal,
+      {
+        pids: 128,
+        resultBytes: 1_000_000,
+      },
+    );
+    expect(seen[0]?.limits).toMatchObject({
+      pids: 128,
+      tmpfsMb: 8,
+      logBytes: 4096,
+      resultBytes: 2048,
+    });
+    expect(seen[0]?.caps).toMatchObject({ logCapBytes: 4096, maxResultBytes: 2048 });
   });
 });

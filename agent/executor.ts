@@ -3,12 +3,13 @@ import type {
   HeartbeatStats,
   JobLimits,
   JobSpec,
+  MaxLimits,
   Outcome,
   OutcomeError,
   RunnerEnvelope as RunnerEnvelopeType,
   RunnerRequest,
 } from "../protocol/index.js";
-import { MAX_JSON_DEPTH, nestsDeeperThan, RunnerEnvelope } from "../protocol/index.js";
+import { clampLimits, MAX_JSON_DEPTH, nestsDeeperThan, RunnerEnvelope } from "../protocol/index.js";
 import type { OutputCaps } from "./sandbox/output.js";
 import type { ContainerExit } from "./sandbox/run.js";
 
@@ -32,24 +33,37 @@ export interface JobSandbox {
   returnStats?(stats: HeartbeatStats): void;
 }
 
-export const DEFAULT_OUTPUT_CAPS: OutputCaps = {
-  logCapBytes: 64 * 1024,
-  maxResultBytes: 8 * 1024 * 1024,
-  maxOutputBytes: 16 * 1024 * 1024,
-};
+/**
+ * All a program may print before its container is killed (OUTPUT_TOO_LARGE).
+ * Beyond its kept logs the agent only counts bytes, so this bounds the job's
+ * time spent printing, not the agent's memory.
+ */
+export const MAX_OUTPUT_BYTES = 16 * 1024 * 1024;
+
+/** How much of a job's output the agent keeps: its log and result limits. */
+export const outputCaps = (limits: JobLimits): OutputCaps => ({
+  logCapBytes: limits.logBytes,
+  maxResultBytes: limits.resultBytes,
+  maxOutputBytes: MAX_OUTPUT_BYTES,
+});
 
 /**
  * Runs one job and turns whatever happened into an outcome. Stages, as in
- * Piston's job.js: prime (request + nonce) → execute (container) → judge (the
- * error code is decided where its cause is known: the agent's own kill
- * reason first, then the kernel's OOM kill, then the runner's envelope).
+ * Piston's job.js: prime (limits, request, nonce) → execute (container) →
+ * judge (the error code is decided where its cause is known: the agent's own
+ * kill reason first, then the kernel's OOM kill, then the runner's envelope).
+ *
+ * The job's limits are clamped to this agent's maxima: the coordinator leases
+ * it only jobs within them, but the machine's bounds are the agent's to keep.
  */
 export async function executeJob(
   sandbox: JobSandbox,
   job: { id: string; spec: JobSpec },
   signal: AbortSignal,
-  caps: OutputCaps = DEFAULT_OUTPUT_CAPS,
+  maxLimits: MaxLimits = {},
 ): Promise<Outcome> {
+  const limits = clampLimits(job.spec.limits, maxLimits);
+  const caps = outputCaps(limits);
   const nonce = randomBytes(24).toString("hex");
   const request: RunnerRequest = {
     source: job.spec.source,
@@ -62,7 +76,7 @@ export async function executeJob(
   try {
     exit = await sandbox.run({
       jobId: job.id,
-      limits: job.spec.limits,
+      limits,
       // One line: the runner starts at the newline, before Docker passes on the EOF.
       stdin: `${JSON.stringify(request)}\n`,
       nonce,
@@ -81,7 +95,7 @@ export async function executeJob(
       stats: { durationMs: Math.round(performance.now() - started) },
     };
   }
-  return judge(exit, job.spec.limits, caps);
+  return judge(exit, limits, caps);
 }
 
 /** Maps a container's exit to the job's outcome. Exported for unit tests. */

@@ -1,7 +1,7 @@
 import { EventEmitter, once } from "node:events";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
-import type { LeasedJob, Outcome } from "../protocol/index.js";
+import type { LeasedJob, MaxLimits, Outcome } from "../protocol/index.js";
 import { type CoordinatorApi, CoordinatorError } from "./coordinator-api.js";
 import { executeJob, type JobSandbox } from "./executor.js";
 
@@ -9,6 +9,8 @@ export interface LoopSettings {
   slots: number;
   heartbeatMs: number;
   leaseWaitMs: number;
+  /** This machine's largest limits: every job is clamped to them. */
+  maxLimits?: MaxLimits;
   /** Called when the coordinator no longer knows this agent (e.g. its data was reset). */
   reregister: () => Promise<void>;
 }
@@ -137,7 +139,7 @@ export class AgentLoop {
     this.running.set(job.leaseId, running);
     const log = this.logger.child({ jobId: job.id, leaseId: job.leaseId });
     log.debug("job started");
-    void executeJob(this.sandbox, job, abort.signal)
+    void executeJob(this.sandbox, job, abort.signal, this.settings.maxLimits)
       .then((outcome) => {
         if (running.abandoned) return;
         log.info(

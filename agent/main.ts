@@ -1,10 +1,13 @@
 import { hostname } from "node:os";
 import type { Logger } from "pino";
+import { z } from "zod";
+import { clampLimits, DEFAULT_LIMITS } from "../protocol/index.js";
 import { AgentConfig, type AgentConfigInput } from "./config.js";
 import { CoordinatorApi } from "./coordinator-api.js";
 import { connectDocker } from "./docker.js";
 import { AgentLoop } from "./loop.js";
 import { DockerSandbox } from "./sandbox/docker-sandbox.js";
+import { AgentSettingsError, checkRuntime, loadSeccompProfile } from "./sandbox/hardening.js";
 import { ensureRunnerImage } from "./sandbox/image.js";
 import { reapOrphans } from "./sandbox/reaper.js";
 
@@ -28,9 +31,17 @@ export interface RunningAgent {
  * register → lease loop with heartbeats.
  */
 export async function startAgent(input: AgentConfigInput, logger: Logger): Promise<RunningAgent> {
-  const config = AgentConfig.parse(input);
+  const parsed = AgentConfig.safeParse(input);
+  if (!parsed.success) {
+    throw new AgentSettingsError(`invalid agent settings:\n${z.prettifyError(parsed.error)}`);
+  }
+  const config = parsed.data;
   const log = logger.child({ agent: config.name });
+  const seccompProfile = config.seccompProfile
+    ? loadSeccompProfile(config.seccompProfile)
+    : undefined;
   const docker = await connectDocker();
+  if (config.runtime) await checkRuntime(docker, config.runtime);
   await reapOrphans(docker, config.name, log);
   const image = config.image ?? (await ensureRunnerImage(docker, log));
 
@@ -42,24 +53,37 @@ export async function startAgent(input: AgentConfigInput, logger: Logger): Promi
       slots: config.slots,
       version: AGENT_VERSION,
       labels: config.labels,
-      maxLimits: {
-        timeoutMs: config.maxTimeoutMs,
-        memoryMb: config.maxMemoryMb,
-        cpus: config.maxCpus,
-      },
+      maxLimits: config.maxLimits,
+      capacity: config.capacity,
     });
   const registration = await register();
   log.info(
-    { agentId: registration.agentId, slots: config.slots, server: config.server, image },
+    {
+      agentId: registration.agentId,
+      slots: config.slots,
+      server: config.server,
+      image,
+      maxLimits: config.maxLimits,
+      capacity: config.capacity,
+      runtime: config.runtime,
+      seccompProfile: config.seccompProfile,
+    },
     "agent registered",
   );
 
+  // Warm containers get the limits most jobs run under: the coordinator's
+  // defaults, as a job gets them once clamped to this machine's maxima.
+  const pooledLimits = clampLimits(registration.defaultLimits ?? DEFAULT_LIMITS, config.maxLimits);
   const sandbox = new DockerSandbox(
     docker,
     image,
     config.name,
-    { tmpfsMb: config.tmpfsMb, pidsLimit: config.pidsLimit, runtime: config.runtime },
-    { size: config.warmPool ?? config.slots, maxIdleMs: config.warmMaxIdleMs },
+    { runtime: config.runtime, seccompProfile },
+    {
+      size: config.warmPool ?? config.slots,
+      maxIdleMs: config.warmMaxIdleMs,
+      limits: pooledLimits,
+    },
     log,
   );
   sandbox.start();
@@ -70,6 +94,7 @@ export async function startAgent(input: AgentConfigInput, logger: Logger): Promi
       slots: config.slots,
       heartbeatMs: registration.heartbeatMs,
       leaseWaitMs: config.leaseWaitMs,
+      maxLimits: config.maxLimits,
       reregister: async () => {
         await register();
       },

@@ -38,7 +38,7 @@ export function parseCommand<T extends z.ZodType>(
 }
 
 /** A parse that fails adds this message to the zod issues and yields nothing. */
-const parsedFlag = <T>(parse: (text: string) => T | undefined, message: string) =>
+export const parsedFlag = <T>(parse: (text: string) => T | undefined, message: string) =>
   z.string().transform((text, ctx) => {
     const value = parse(text);
     if (value === undefined) {

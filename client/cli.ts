@@ -39,17 +39,22 @@ const USAGE = `labrun — run JavaScript programs in throwaway containers on a l
 Usage:
   labrun up [--port 7878] [--host 127.0.0.1] [--data-dir DIR] [--slots N] [--warm N] [--grace 60s]
   labrun submit FILE [--input JSON | --input-file F] [--timeout 10s] [--memory 256m]
-                     [--cpus N] [--detach] [--json]
+                     [--cpus N] [--pids 64] [--tmpfs 64m] [--log-bytes 64k]
+                     [--result-bytes 8m] [--detach] [--json]
   labrun status|wait|cancel|logs ID [--json]
   labrun jobs [--state S] [--limit N] [--json]
   labrun nodes [--json]                       the lab's machines (admin token)
   labrun nodes drain|resume|rm NAME [--json]  take a node out of service, back, or forget it
   labrun doctor [--json]                      check Docker, runner image, server, tokens, clock
   labrun coordinator [--port 7878] [--host 127.0.0.1] [--data-dir DIR] [--lease-ttl 10s]
-                     [--retention 7d (finished jobs are deleted after this)]
+                     [--retention 7d (finished jobs are deleted after this)] [--max-input 1m]
+                     [--default-timeout|memory|cpus|pids|tmpfs|log-bytes|result-bytes V]
+                     (the lab's default limits; also on up)
   labrun agent --server URL --token JOIN_TOKEN [--slots N] [--name NAME] [--runtime R]
                [--warm N (containers booted ahead; 0 = off; default: slots)] [--grace 60s]
-               [--max-memory 8g] [--max-cpus 4] [--max-timeout 1h] (largest job it takes)
+               [--max-timeout|memory|cpus|pids|tmpfs|log-bytes|result-bytes V] (largest job it takes)
+               [--memory 16g] [--cpus 6] (all its jobs together)
+               [--seccomp-profile FILE] (instead of the engine's default profile)
   labrun agent install --server URL --token JOIN_TOKEN [--slots N] [--name NAME] [--no-enable]
                                               a systemd unit + env file (0600) for this machine
   labrun agent uninstall
@@ -89,10 +94,14 @@ async function main(argv: string[]): Promise<number> {
 const isDockerUnreachable = (error: unknown): error is Error =>
   error instanceof Error && error.name === "DockerUnreachableError";
 
+/** A setting `labrun agent` cannot use (a seccomp profile that is not one, an unknown runtime). */
+const isAgentSettingsError = (error: unknown): error is Error =>
+  error instanceof Error && error.name === "AgentSettingsError";
+
 /** Turns any error into one human line and the right exit code; never a stack trace. */
 function exitCodeFor(error: unknown): number {
   const say = (message: string) => process.stderr.write(`labrun: ${message}\n`);
-  if (error instanceof UsageError) {
+  if (error instanceof UsageError || isAgentSettingsError(error)) {
     say(error.message);
     return EXIT.usage;
   }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseDuration, parseMemoryMb } from "./units.js";
+import { parseBytes, parseDuration, parseMemoryMb } from "./units.js";
 
 describe("parseDuration", () => {
   it.each([
@@ -26,4 +26,18 @@ describe("parseMemoryMb", () => {
   ])("reads %s as %d MiB", (text, mb) => expect(parseMemoryMb(text)).toBe(mb));
 
   it.each(["lots", "1t", ""])("rejects %j", (text) => expect(parseMemoryMb(text)).toBeUndefined());
+});
+
+describe("parseBytes", () => {
+  it.each([
+    ["64k", 65_536],
+    ["1m", 1_048_576],
+    ["8MiB", 8_388_608],
+    ["4096", 4096],
+    ["100b", 100],
+  ])("reads %s as %d bytes", (text, bytes) => expect(parseBytes(text)).toBe(bytes));
+
+  it.each(["much", "1t", "", "-5k"])("rejects %j", (text) =>
+    expect(parseBytes(text)).toBeUndefined(),
+  );
 });

@@ -15,3 +15,12 @@ export function parseMemoryMb(text: string): number | undefined {
   const factor = unit === "k" ? 1 / 1024 : unit === "g" ? 1024 : 1;
   return Math.round(Number(match[1]) * factor);
 }
+
+/** Parses a size like `64k`, `1m`, `8MiB`, `4096` (a bare number is bytes) into bytes. */
+export function parseBytes(text: string): number | undefined {
+  const match = /^(\d+(?:\.\d+)?)\s*(b|k|kb|ki|kib|m|mb|mi|mib|g|gb|gi|gib)?$/i.exec(text.trim());
+  if (!match) return undefined;
+  const unit = (match[2] ?? "b").toLowerCase()[0];
+  const factor = unit === "k" ? 1024 : unit === "m" ? 1024 ** 2 : unit === "g" ? 1024 ** 3 : 1;
+  return Math.round(Number(match[1]) * factor);
+}

@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import {
   ApiErrorBody,
   ClusterStats,
+  DEFAULT_LIMITS,
   Job,
   LeaseResponse,
   MAX_INPUT_BYTES,
@@ -35,11 +36,15 @@ afterEach(() => {
 type Json = Record<string, any>;
 
 /** The app over a store in a temp dir, with a clock the test moves by hand. */
-function setup(wrapStore: (store: Store) => Store = (store) => store) {
+function setup(
+  wrapStore: (store: Store) => Store = (store) => store,
+  settings: Parameters<typeof openTempCoordinator>[1] = {},
+) {
   const { config, store, tokens, close } = openTempCoordinator("app", {
     leaseTtlMs: 1000,
     heartbeatMs: 200,
     maxAttempts: 2,
+    ...settings,
   });
   cleanups.push(close);
   const notifier = new Notifier();
@@ -132,6 +137,45 @@ describe("submit and read", () => {
       filename: "main.js",
       limits: { timeoutMs: 500, memoryMb: 256, cpus: 1 },
     });
+  });
+
+  it("fills every limit the client leaves out from the lab's defaults, then the protocol's", async () => {
+    const c = setup(undefined, { defaultLimits: { timeoutMs: 30_000, pids: 128 } });
+    const submitted = await c.submit({ ...PROGRAM, limits: { pids: 32, logBytes: 4096 } });
+    expect(Job.parse(await c.job(submitted.body.id)).limits).toEqual({
+      ...DEFAULT_LIMITS,
+      timeoutMs: 30_000,
+      pids: 32,
+      logBytes: 4096,
+    });
+    const agent = await c.register();
+    const registered = await c.call("POST", "/v1/agents/register", c.tokens.agent, {
+      name: "node-2",
+      hostname: "lab-host",
+      slots: 1,
+      version: "test",
+    });
+    expect(registered.body.defaultLimits).toEqual({
+      ...DEFAULT_LIMITS,
+      timeoutMs: 30_000,
+      pids: 128,
+    });
+    const leased = LeaseResponse.parse((await agent.lease(1)).body);
+    expect(leased.jobs[0]?.spec.limits).toMatchObject({
+      timeoutMs: 30_000,
+      pids: 32,
+      logBytes: 4096,
+    });
+  });
+
+  it("answers 400 VALIDATION_ERROR to a limit out of range or unknown, queueing nothing", async () => {
+    const c = setup();
+    for (const limits of [{ pids: 1 }, { tmpfsMb: 0 }, { logBytes: 1e9 }, { swap: 1 }]) {
+      const refused = await c.submit({ ...PROGRAM, limits });
+      expect(refused.status, JSON.stringify(limits)).toBe(400);
+      expect(refused.body.error.code).toBe("VALIDATION_ERROR");
+    }
+    expect((await c.call("GET", "/v1/jobs", c.tokens.client)).body.jobs).toEqual([]);
   });
 
   it("lets the admin token do what a client may", async () => {
@@ -234,6 +278,14 @@ describe("size limits", () => {
     expect((await c.call("GET", "/v1/jobs", c.tokens.client)).body.jobs).toEqual([]);
   });
 
+  it("takes the input size the coordinator is configured for (--max-input)", async () => {
+    const c = setup(undefined, { maxInputBytes: 4096 });
+    const big = await c.submit({ ...PROGRAM, input: "x".repeat(5000) });
+    expect(big.status).toBe(413);
+    expect(big.body.error.message).toContain("4096 bytes");
+    expect((await c.submit({ ...PROGRAM, input: "x".repeat(4000) })).status).toBe(201);
+  });
+
   it("answers 413 to a program over 1 MiB", async () => {
     const c = setup();
     const big = await c.submit({ source: `//${"x".repeat(1024 * 1024)}` });
@@ -243,7 +295,7 @@ describe("size limits", () => {
 
   it("answers 413 to a body over the route's limit, with or without a content length", async () => {
     const c = setup();
-    const huge = JSON.stringify({ source: "x".repeat(BODY_LIMITS.submit) });
+    const huge = JSON.stringify({ source: "x".repeat(BODY_LIMITS.submit(MAX_INPUT_BYTES)) });
     const withLength = await c.call("POST", "/v1/jobs", c.tokens.client, huge, {
       headers: { "content-length": String(Buffer.byteLength(huge)) },
     });
@@ -282,7 +334,7 @@ describe("body size limits per route", () => {
     {
       route: "POST /v1/jobs",
       method: "POST",
-      limit: BODY_LIMITS.submit,
+      limit: BODY_LIMITS.submit(MAX_INPUT_BYTES),
       ok: 201,
       path: () => "/v1/jobs",
       token: (c) => c.tokens.client,

@@ -1,5 +1,5 @@
 import { bodyLimit } from "hono/body-limit";
-import { MAX_INPUT_BYTES, MAX_SOURCE_BYTES } from "../protocol/index.js";
+import { MAX_SOURCE_BYTES } from "../protocol/index.js";
 import { payloadTooLarge } from "./errors.js";
 
 const KiB = 1024;
@@ -12,16 +12,16 @@ const MiB = 1024 * KiB;
  */
 export const BODY_LIMITS = {
   /**
-   * `POST /v1/jobs`: any program and input within the protocol's limits, as
+   * `POST /v1/jobs`: any program and input within the limits, as
    * JSON.stringify sends them. A control character of the program (1 byte)
    * is escaped to 6 (`\u0001`), so a valid program can take 6 × its size;
    * the input is measured as JSON already; labels and the rest fit in 64 KiB.
    */
-  submit: 6 * MAX_SOURCE_BYTES + MAX_INPUT_BYTES + 64 * KiB,
+  submit: (maxInputBytes: number) => 6 * MAX_SOURCE_BYTES + maxInputBytes + 64 * KiB,
   /**
-   * `POST /v1/agents/:id/results`: the agent's largest outcome
-   * (agent/executor.ts DEFAULT_OUTPUT_CAPS: an 8 MiB result, 64 KiB of logs
-   * that escape to at most 384 KiB), with room to spare.
+   * `POST /v1/agents/:id/results`: the largest outcome the limits allow
+   * (protocol/limits.ts: an 8 MiB result, as JSON.stringify wrote it, and
+   * 1 MiB of logs that escape to at most 6 MiB), with room to spare.
    */
   result: 16 * MiB,
   /** Everything else (register, lease, heartbeat, cancel, admin): small fixed shapes. */

@@ -1,5 +1,11 @@
 import { z } from "zod";
-import { DEFAULT_HOST, DEFAULT_PORT } from "../protocol/index.js";
+import {
+  DEFAULT_HOST,
+  DEFAULT_PORT,
+  JobLimitsInput,
+  MAX_INPUT_BYTES,
+  MAX_INPUT_BYTES_CEILING,
+} from "../protocol/index.js";
 
 /** The coordinator's settings, parsed once at start and passed in. */
 export const CoordinatorConfig = z
@@ -24,6 +30,13 @@ export const CoordinatorConfig = z
       .min(60_000)
       .max(10 * 365 * 86_400_000)
       .default(7 * 86_400_000),
+    /**
+     * The limits a job gets for what its client does not name, over the
+     * protocol's DEFAULT_LIMITS (e.g. a lab whose programs need 30 s).
+     */
+    defaultLimits: JobLimitsInput.default({}),
+    /** Largest job input accepted at submit, as JSON text (413 past it). */
+    maxInputBytes: z.number().int().min(1024).max(MAX_INPUT_BYTES_CEILING).default(MAX_INPUT_BYTES),
   })
   .strict()
   .refine((config) => config.heartbeatMs * 2 <= config.leaseTtlMs, {

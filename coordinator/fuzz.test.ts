@@ -722,7 +722,7 @@ const SCHEMA_CASES: SchemaCase[] = [
     route: "submit",
     bodies: submitBodies,
     schema: SubmitJobRequest,
-    limit: BODY_LIMITS.submit,
+    limit: BODY_LIMITS.submit(MAX_INPUT_BYTES),
     refuses: (body) => {
       if (!isObject(body)) return undefined;
       const { source, input } = body;

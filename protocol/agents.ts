@@ -1,6 +1,23 @@
 import { z } from "zod";
 import { Outcome, ProgramFilename } from "./jobs.js";
-import { JobLimits } from "./limits.js";
+import { JobLimits, MaxLimits } from "./limits.js";
+
+/**
+ * What all of one agent's running jobs together may use; a missing value is
+ * no bound. The coordinator sums the limits of the jobs the agent holds.
+ */
+export const AgentCapacity = z
+  .object({
+    memoryMb: z
+      .number()
+      .int()
+      .min(16)
+      .max(16 * 65_536),
+    cpus: z.number().min(0.05).max(1024),
+  })
+  .partial()
+  .strict();
+export type AgentCapacity = z.infer<typeof AgentCapacity>;
 
 const Name = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "letters, digits, _ . - (1–64)");
 
@@ -14,9 +31,11 @@ export const RegisterAgentRequest = z
     labels: z.record(z.string().max(64), z.string().max(256)).default({}),
     /**
      * The largest limits this machine runs a job with (optional, added after
-     * 0.1): the coordinator leases it only jobs within them.
+     * 0.1; any subset): the coordinator leases it only jobs within them.
      */
-    maxLimits: JobLimits.optional(),
+    maxLimits: MaxLimits.optional(),
+    /** Whole-agent bounds (optional, added after 0.1). */
+    capacity: AgentCapacity.optional(),
   })
   .strict();
 export type RegisterAgentRequest = z.input<typeof RegisterAgentRequest>;
@@ -27,6 +46,11 @@ export const RegisterAgentResponse = z.object({
   token: z.string(),
   heartbeatMs: z.number().int().positive(),
   leaseTtlMs: z.number().int().positive(),
+  /**
+   * The limits a job gets when its client names none (optional, added after
+   * 0.1): the agent boots its warm containers with them, so most jobs find one.
+   */
+  defaultLimits: JobLimits.optional(),
 });
 export type RegisterAgentResponse = z.infer<typeof RegisterAgentResponse>;
 

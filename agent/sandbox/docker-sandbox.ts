@@ -1,6 +1,6 @@
 import type Dockerode from "dockerode";
 import type { Logger } from "pino";
-import { DEFAULT_LIMITS, type HeartbeatStats, type JobLimits } from "../../protocol/index.js";
+import type { HeartbeatStats, JobLimits } from "../../protocol/index.js";
 import type { JobSandbox } from "../executor.js";
 import { containerOptions, type SandboxSettings } from "./options.js";
 import { WarmPool, type WarmPoolSettings } from "./pool.js";
@@ -9,18 +9,17 @@ import { BootedContainer, type ContainerExit } from "./run.js";
 /** Boot times kept for the next heartbeat at most (the protocol's bound). */
 const MAX_START_SAMPLES = 1024;
 
-/** The limits warm containers are created with: the defaults most jobs run under. */
-const POOLED_LIMITS: JobLimits = DEFAULT_LIMITS;
-
 /**
  * The executor's sandbox, backed by a Docker engine: one throwaway container
- * per job. A job whose container settings match the warm pool's takes a
+ * per job. A job whose container settings match the warm pool's (the
+ * coordinator's default limits, which most jobs run under) takes a
  * pre-booted container; any other job (or one arriving when the pool is empty)
  * boots its own. Containers are removed in the background once their job's
  * result is known, so removal never delays a result; `close` waits for them.
  */
 export class DockerSandbox implements JobSandbox {
   private readonly pool: WarmPool;
+  private readonly pooledLimits: JobLimits;
   private readonly removals = new Set<Promise<void>>();
   private warmRuns = 0;
   private coldRuns = 0;
@@ -32,12 +31,13 @@ export class DockerSandbox implements JobSandbox {
     private readonly image: string,
     private readonly agentName: string,
     private readonly settings: SandboxSettings,
-    poolSettings: WarmPoolSettings,
+    poolSettings: WarmPoolSettings & { limits: JobLimits },
     private readonly logger: Logger,
   ) {
+    this.pooledLimits = poolSettings.limits;
     this.pool = new WarmPool(
       // A warm container has no job yet: its job label stays empty.
-      () => this.boot("", POOLED_LIMITS),
+      () => this.boot("", this.pooledLimits),
       poolSettings,
       (container) => this.retire(container),
       logger,
@@ -54,7 +54,7 @@ export class DockerSandbox implements JobSandbox {
   }
 
   async run(job: Parameters<JobSandbox["run"]>[0]): Promise<ContainerExit> {
-    const warm = sameContainer(job.limits, POOLED_LIMITS) ? this.pool.take() : undefined;
+    const warm = sameContainer(job.limits, this.pooledLimits) ? this.pool.take() : undefined;
     const bootStarted = performance.now();
     const booted = warm ?? (await this.boot(job.jobId, job.limits));
     if (warm) {
@@ -151,7 +151,12 @@ export class DockerSandbox implements JobSandbox {
   }
 }
 
-/** Jobs with these equal can share a container booted ahead of time. */
+/**
+ * Jobs with these equal can share a container booted ahead of time (the
+ * other limits are the agent's to apply: the clock and the output caps).
+ */
 function sameContainer(a: JobLimits, b: JobLimits): boolean {
-  return a.memoryMb === b.memoryMb && a.cpus === b.cpus;
+  return (
+    a.memoryMb === b.memoryMb && a.cpus === b.cpus && a.pids === b.pids && a.tmpfsMb === b.tmpfsMb
+  );
 }

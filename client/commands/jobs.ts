@@ -9,9 +9,10 @@ import {
   type SubmitJobRequest,
 } from "../../protocol/index.js";
 import { LabrunClient } from "../api.js";
-import { CONNECTION_OPTIONS, durationFlag, memoryFlag, parseCommand } from "../args.js";
+import { CONNECTION_OPTIONS, parseCommand } from "../args.js";
 import { EXIT, UsageError } from "../errors.js";
 import { jobLine, jobsTable } from "../format.js";
+import { limitFlags } from "../limit-flags.js";
 import { waitWithProgress } from "../progress.js";
 import { resolveConnection } from "../settings.js";
 
@@ -24,15 +25,15 @@ const Connection = {
 const clientFor = (flags: { server?: string | undefined; token?: string | undefined }) =>
   new LabrunClient(resolveConnection(flags, "client"));
 
+const jobLimits = limitFlags("");
+
 const SubmitArgs = z
   .object({
     ...Connection,
     positionals: z.tuple([z.string().min(1)], { message: "expects exactly one program file" }),
     input: z.string().optional(),
     "input-file": z.string().optional(),
-    timeout: durationFlag("timeout", "10s, 500ms, 2m").optional(),
-    memory: memoryFlag("memory", "256m, 1g").optional(),
-    cpus: z.coerce.number().positive("--cpus must be positive").optional(),
+    ...jobLimits.shape,
     detach: z.boolean(),
   })
   .refine((args) => !(args.input && args["input-file"]), "use --input or --input-file, not both");
@@ -46,23 +47,17 @@ export async function submit(argv: string[]): Promise<number> {
       ...CONNECTION_OPTIONS,
       input: { type: "string" },
       "input-file": { type: "string" },
-      timeout: { type: "string" },
-      memory: { type: "string" },
-      cpus: { type: "string" },
+      ...jobLimits.options,
       detach: { type: "boolean", default: false },
     },
     SubmitArgs,
   );
   const file = args.positionals[0];
+  const limits = jobLimits.limits(args);
   const request: SubmitJobRequest = {
     source: readText(file, "program"),
     filename: programFilename(file),
     input: parseInput(args.input, args["input-file"]),
-  };
-  const limits = {
-    ...(args.timeout !== undefined ? { timeoutMs: args.timeout } : {}),
-    ...(args.memory !== undefined ? { memoryMb: args.memory } : {}),
-    ...(args.cpus !== undefined ? { cpus: args.cpus } : {}),
   };
   if (Object.keys(limits).length > 0) request.limits = limits;
 

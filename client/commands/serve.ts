@@ -1,16 +1,18 @@
 import { z } from "zod";
 import { DEFAULT_HOST, DEFAULT_PORT } from "../../protocol/index.js";
-import { AGENT_JOIN, durationFlag, memoryFlag, parseCommand } from "../args.js";
+import { AGENT_JOIN, durationFlag, memoryFlag, parseCommand, parsedFlag } from "../args.js";
 import { EXIT } from "../errors.js";
+import { limitFlags } from "../limit-flags.js";
 import { createLogger } from "../logger.js";
 import { configPath, defaultDataDir, writeClientConfig } from "../settings.js";
+import { parseBytes } from "../units.js";
 
 const Port = z.coerce.number().int().min(0).max(65535);
 const Slots = z.coerce.number().int().min(1).max(256);
 const NoPositionals = z.tuple([], { message: "takes no positional arguments" });
 const Grace = durationFlag("grace", "60s, 5m, 0s");
-const MaxMemory = memoryFlag("max-memory", "8g, 4096m");
-const MaxTimeout = durationFlag("max-timeout", "10m, 1h");
+const agentMaxima = limitFlags("max-");
+const labDefaults = limitFlags("default-");
 const Warm = z.coerce
   .number({ message: "--warm must be a number of containers (0 turns the warm pool off)" })
   .int()
@@ -20,6 +22,8 @@ const Warm = z.coerce
 const ServerArgs = {
   "lease-ttl": durationFlag("lease-ttl", "10s").optional(),
   retention: durationFlag("retention", "7d").optional(),
+  "max-input": parsedFlag(parseBytes, "--max-input: use e.g. 1m, 4m").optional(),
+  ...labDefaults.shape,
   port: Port.default(() => Number(process.env.LABRUN_PORT ?? DEFAULT_PORT)),
   host: z.string().min(1).default(DEFAULT_HOST),
   "data-dir": z
@@ -33,10 +37,18 @@ const SERVER_OPTIONS = {
   "data-dir": { type: "string" },
   "lease-ttl": { type: "string" },
   retention: { type: "string" },
+  "max-input": { type: "string" },
+  ...labDefaults.options,
 } as const;
 
 /** Coordinator settings from the flags; the coordinator's own schema checks the ranges. */
-const coordinatorSettings = (args: { "lease-ttl"?: number; retention?: number }) => ({
+const coordinatorSettings = (
+  args: { "lease-ttl"?: number; retention?: number; "max-input"?: number } & Parameters<
+    typeof labDefaults.limits
+  >[0],
+) => ({
+  defaultLimits: labDefaults.limits(args),
+  ...(args["max-input"] !== undefined ? { maxInputBytes: args["max-input"] } : {}),
   ...(args["lease-ttl"] !== undefined
     ? {
         leaseTtlMs: args["lease-ttl"],
@@ -120,9 +132,14 @@ const AgentArgs = z.object({
   runtime: z.string().optional(),
   warm: Warm.optional(),
   grace: Grace.optional(),
-  "max-memory": MaxMemory.optional(),
-  "max-cpus": z.coerce.number().min(0.05).max(64).optional(),
-  "max-timeout": MaxTimeout.optional(),
+  ...agentMaxima.shape,
+  memory: memoryFlag("memory", "16g (all of this agent's jobs together)").optional(),
+  cpus: z.coerce
+    .number({ message: "--cpus must be a number of cores (all of this agent's jobs together)" })
+    .min(0.05)
+    .max(1024)
+    .optional(),
+  "seccomp-profile": z.string().min(1).optional(),
   positionals: NoPositionals,
 });
 
@@ -139,9 +156,10 @@ export async function agent(argv: string[]): Promise<number> {
       runtime: { type: "string" },
       warm: { type: "string" },
       grace: { type: "string" },
-      "max-memory": { type: "string" },
-      "max-cpus": { type: "string" },
-      "max-timeout": { type: "string" },
+      memory: { type: "string" },
+      cpus: { type: "string" },
+      "seccomp-profile": { type: "string" },
+      ...agentMaxima.options,
     },
     AgentArgs,
   );
@@ -158,9 +176,12 @@ export async function agent(argv: string[]): Promise<number> {
       ...(args.runtime ? { runtime: args.runtime } : {}),
       ...(args.warm !== undefined ? { warmPool: args.warm } : {}),
       ...(args.grace !== undefined ? { drainGraceMs: args.grace } : {}),
-      ...(args["max-memory"] !== undefined ? { maxMemoryMb: args["max-memory"] } : {}),
-      ...(args["max-cpus"] !== undefined ? { maxCpus: args["max-cpus"] } : {}),
-      ...(args["max-timeout"] !== undefined ? { maxTimeoutMs: args["max-timeout"] } : {}),
+      ...(args["seccomp-profile"] ? { seccompProfile: args["seccomp-profile"] } : {}),
+      maxLimits: agentMaxima.limits(args),
+      capacity: {
+        ...(args.memory !== undefined ? { memoryMb: args.memory } : {}),
+        ...(args.cpus !== undefined ? { cpus: args.cpus } : {}),
+      },
     },
     logger,
   );

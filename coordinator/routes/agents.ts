@@ -1,5 +1,6 @@
 import { Hono } from "hono";
 import {
+  DEFAULT_LIMITS,
   HeartbeatRequest,
   type HeartbeatResponse,
   LeaseRequest,
@@ -35,6 +36,7 @@ export function agentRoutes({ store, notifier, config, clock, logger, auth, metr
       token,
       heartbeatMs: config.heartbeatMs,
       leaseTtlMs: config.leaseTtlMs,
+      defaultLimits: { ...DEFAULT_LIMITS, ...config.defaultLimits },
     } satisfies RegisterAgentResponse);
   });
 

@@ -6,7 +6,6 @@ import {
   JobId,
   type JobPage,
   ListJobsQuery,
-  MAX_INPUT_BYTES,
   MAX_SOURCE_BYTES,
   SubmitJobRequest,
   type SubmitJobResponse,
@@ -21,7 +20,7 @@ import { param, parseWith, query, readJson } from "../validate.js";
  * Too large is 413 whichever part it is, checked before the schema so the
  * answer does not depend on what else is wrong with the body.
  */
-function refuseOversized(body: unknown): void {
+function refuseOversized(body: unknown, maxInputBytes: number): void {
   if (typeof body !== "object" || body === null) return;
   const { source, input } = body as { source?: unknown; input?: unknown };
   if (typeof source === "string" && Buffer.byteLength(source, "utf8") > MAX_SOURCE_BYTES) {
@@ -30,24 +29,27 @@ function refuseOversized(body: unknown): void {
       `the program is larger than ${MAX_SOURCE_BYTES} bytes; make it smaller`,
     );
   }
-  if (input !== undefined && Buffer.byteLength(JSON.stringify(input), "utf8") > MAX_INPUT_BYTES) {
+  if (input !== undefined && Buffer.byteLength(JSON.stringify(input), "utf8") > maxInputBytes) {
     throw new ApiError(
       "PAYLOAD_TOO_LARGE",
-      `the input is larger than ${MAX_INPUT_BYTES} bytes of JSON; pass less data`,
+      `the input is larger than ${maxInputBytes} bytes of JSON; pass less data`,
     );
   }
 }
 
 /** Client routes (client or admin token): submit, read with long-poll, list, cancel. */
-export function jobRoutes({ store, notifier, clock, auth, metrics }: RouteDeps) {
+export function jobRoutes({ store, notifier, config, clock, auth, metrics }: RouteDeps) {
   const app = new Hono<AuthEnv>();
   app.use("*", auth("client"));
 
-  app.post("/", limitBody(BODY_LIMITS.submit), async (c) => {
+  app.post("/", limitBody(BODY_LIMITS.submit(config.maxInputBytes)), async (c) => {
     const body = await readJson(c);
-    refuseOversized(body);
+    refuseOversized(body, config.maxInputBytes);
     const request = parseWith(SubmitJobRequest, body, "job");
-    const job = store.enqueue(request, clock());
+    // What the client leaves out, the lab's configured defaults fill in (the
+    // store puts the protocol's under both): the job record shows every limit.
+    const limits = { ...config.defaultLimits, ...request.limits };
+    const job = store.enqueue({ ...request, limits }, clock());
     notifier.workAvailable(1);
     return c.json({ id: job.id, state: job.state } satisfies SubmitJobResponse, 201);
   });

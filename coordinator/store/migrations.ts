@@ -63,6 +63,11 @@ const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE agents ADD COLUMN max_limits TEXT;
   `,
+  // 5: what all of an agent's jobs together may use (JSON {memoryMb?, cpus?},
+  // NULL = no bound beyond its slots).
+  `
+  ALTER TABLE agents ADD COLUMN capacity TEXT;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -1,5 +1,11 @@
 import { randomBytes } from "node:crypto";
-import type { Job, JobLimits, JobState, Outcome } from "../../protocol/index.js";
+import {
+  DEFAULT_LIMITS,
+  type Job,
+  type JobLimits,
+  type JobState,
+  type Outcome,
+} from "../../protocol/index.js";
 import { ApiError } from "../errors.js";
 
 /**
@@ -28,6 +34,15 @@ export interface JobRow {
   outcome: string | null;
 }
 
+/**
+ * A job's stored limits; one stored before a limit existed (pids, tmpfsMb,
+ * logBytes, resultBytes came after 0.1) runs with that limit's default.
+ */
+export const storedLimits = (text: string): JobLimits => ({
+  ...DEFAULT_LIMITS,
+  ...(JSON.parse(text) as Partial<JobLimits>),
+});
+
 const iso = (ms: number) => new Date(ms).toISOString();
 
 /** A row as the API returns it (protocol `Job`). */
@@ -41,7 +56,7 @@ export function toJob(row: JobRow): Job {
     ...(row.started_at !== null ? { startedAt: iso(row.started_at) } : {}),
     ...(row.finished_at !== null ? { finishedAt: iso(row.finished_at) } : {}),
     ...(row.node !== null ? { node: row.node } : {}),
-    limits: JSON.parse(row.limits) as JobLimits,
+    limits: storedLimits(row.limits),
     labels: JSON.parse(row.labels) as Record<string, string>,
     ...(row.outcome !== null ? { outcome: JSON.parse(row.outcome) as Outcome } : {}),
   };

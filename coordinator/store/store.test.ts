@@ -131,6 +131,70 @@ describe("lease, heartbeat, complete", () => {
     expect(store.lease(server.id, 4, T0).map((job) => job.id)).toEqual([big]);
   });
 
+  it("holds back a job whose pids, /tmp, log or result limit is past the agent's maximum", () => {
+    const store = open();
+    const asks = [
+      { pids: 512 },
+      { tmpfsMb: 256 },
+      { logBytes: 512 * 1024 },
+      { resultBytes: 8 << 20 },
+    ];
+    const big = asks.map(
+      (limits) => store.enqueue({ source: "x", filename: "main.js", limits }, T0).id,
+    );
+    // Asks for less than the default 8 MiB result, which the laptop does not take.
+    const small = store.enqueue(
+      { source: "x", filename: "main.js", limits: { resultBytes: 1 << 20 } },
+      T0,
+    ).id;
+    const maxLimits = { pids: 256, tmpfsMb: 128, logBytes: 256 * 1024, resultBytes: 4 << 20 };
+    const laptop = store.registerAgent({ ...agentSpec("laptop"), maxLimits }, "h-laptop", T0);
+    expect(store.lease(laptop.id, 8, T0).map((job) => job.id)).toEqual([small]);
+    const server = store.registerAgent(agentSpec("server"), "h-server", T0);
+    const leased = store.lease(server.id, 8, T0);
+    expect(leased.map((job) => job.id)).toEqual(big);
+    expect(leased[0]?.spec.limits).toEqual({ ...DEFAULT_LIMITS, pids: 512 });
+  });
+
+  it("leases an agent with a capacity only what fits beside the jobs it holds", () => {
+    const store = open();
+    const job = (memoryMb: number, cpus: number) =>
+      store.enqueue({ source: "x", filename: "main.js", limits: { memoryMb, cpus } }, T0).id;
+    const [a, b, c, d] = [job(256, 1), job(256, 0.2), job(128, 0.2), job(64, 0.1)];
+    const agent = store.registerAgent(
+      { ...agentSpec("lab", 8), capacity: { memoryMb: 600, cpus: 1.3 } },
+      "h-lab",
+      T0,
+    );
+    // 256 + 256 fit; 128 more would be 640 MiB; 64 MiB and 0.1 CPU still fit (1.3 cores, not 1.2999…).
+    const first = store.lease(agent.id, 8, T0);
+    expect(first.map((leased) => leased.id)).toEqual([a, b, d]);
+    expect(store.lease(agent.id, 8, T0)).toEqual([]);
+    const done = first.find((leased) => leased.id === a);
+    store.complete(agent.id, done?.leaseId ?? "", OK, T0 + 10);
+    expect(store.lease(agent.id, 8, T0 + 10).map((leased) => leased.id)).toEqual([c]);
+  });
+
+  it("runs a job stored before the newer limits existed with their defaults", () => {
+    const dataDir = tempDir();
+    const store = open(dataDir);
+    const { id } = submit(store);
+    const db = new Database(join(dataDir, "labrun.db"));
+    cleanups.push(() => db.close());
+    db.prepare("UPDATE jobs SET limits = ? WHERE id = ?").run(
+      JSON.stringify({ timeoutMs: 5000, memoryMb: 128, cpus: 1 }),
+      id,
+    );
+    expect(store.getJob(id).limits).toEqual({ ...DEFAULT_LIMITS, timeoutMs: 5000, memoryMb: 128 });
+    const agent = store.registerAgent(
+      { ...agentSpec(), maxLimits: { pids: DEFAULT_LIMITS.pids, tmpfsMb: 64 } },
+      "hash",
+      T0,
+    );
+    const [leased] = store.lease(agent.id, 1, T0);
+    expect(leased?.spec.limits).toEqual({ ...DEFAULT_LIMITS, timeoutMs: 5000, memoryMb: 128 });
+  });
+
   it("leases the oldest queued jobs atomically, up to free", () => {
     const store = open();
     const ids = [submit(store).id, submit(store).id, submit(store).id];

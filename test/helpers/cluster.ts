@@ -9,6 +9,7 @@ import { connectDocker } from "../../agent/docker.js";
 import { type RunningAgent, startAgent } from "../../agent/main.js";
 import { AGENT_LABEL, JOB_LABEL } from "../../agent/sandbox/options.js";
 import { LabrunClient } from "../../client/api.js";
+import type { CoordinatorConfigInput } from "../../coordinator/config.js";
 import { startCoordinator } from "../../coordinator/main.js";
 import { runPrefix } from "./run-id.js";
 
@@ -22,7 +23,7 @@ export interface TestCluster {
   agents: RunningAgent[];
   client: LabrunClient;
   admin: LabrunClient;
-  addAgent(slots: number): Promise<RunningAgent>;
+  addAgent(slots: number, settings?: Partial<AgentConfigInput>): Promise<RunningAgent>;
   /** Job containers of this cluster's agents that still exist. */
   leftoverContainers(): Promise<string[]>;
   close(): Promise<void>;
@@ -37,15 +38,17 @@ export async function startTestCluster(options: {
   agents: number[];
   /** Extra agent settings for every agent, e.g. `{ warmPool: 0 }`. */
   agent?: Partial<AgentConfigInput>;
+  /** Extra coordinator settings, e.g. `{ defaultLimits: { pids: 96 } }`. */
+  coordinator?: Partial<CoordinatorConfigInput>;
 }): Promise<TestCluster> {
   const dataDir = mkdtempSync(join(tmpdir(), "labrun-test-"));
   const coordinator = await startCoordinator(
-    { host: "127.0.0.1", port: 0, dataDir, heartbeatMs: 500 },
+    { host: "127.0.0.1", port: 0, dataDir, heartbeatMs: 500, ...options.coordinator },
     testLogger,
   );
   const prefix = `${runPrefix()}t${randomBytes(3).toString("hex")}`;
   const agents: RunningAgent[] = [];
-  const addAgent = async (slots: number) => {
+  const addAgent = async (slots: number, settings: Partial<AgentConfigInput> = {}) => {
     const agent = await startAgent(
       {
         server: coordinator.url,
@@ -53,6 +56,7 @@ export async function startTestCluster(options: {
         name: `${prefix}-${agents.length + 1}`,
         slots,
         ...options.agent,
+        ...settings,
       },
       testLogger,
     );
