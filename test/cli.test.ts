@@ -61,6 +61,21 @@ describe.concurrent("labrun CLI exit codes", () => {
     noStack(out.stderr);
   });
 
+  it("runs a job with the limits given as flags", async () => {
+    const file = program(
+      "limits.js",
+      `exports.main = () => { process.stdout.write("z".repeat(3000)); const fs = require("fs"); const v1 = "/sys/fs/cgroup/pids/pids.max"; return fs.readFileSync(fs.existsSync(v1) ? v1 : "/sys/fs/cgroup/pids.max", "utf8").trim(); };`,
+    );
+    const out = await labrun(
+      ["submit", file, "--pids", "48", "--log-bytes", "1k", "--tmpfs", "4m", "--json"],
+      env,
+    );
+    expect(out.code).toBe(0);
+    const job = JSON.parse(out.stdout);
+    expect(job.limits).toMatchObject({ pids: 48, logBytes: 1024, tmpfsMb: 4 });
+    expect(job.outcome).toMatchObject({ ok: true, result: "48", logs: "z".repeat(1024) });
+  });
+
   it("exits 1 with TIMEOUT for a program over --timeout", async () => {
     const file = program("spin.js", `exports.main = () => { for (;;) {} };`);
     const out = await labrun(["submit", file, "--timeout", "1s"], env);
@@ -131,6 +146,28 @@ describe.concurrent("labrun CLI exit codes", () => {
     ["input that is not JSON", ["submit", "PROGRAM", "--input", "{nope"]],
     ["a bad --timeout", ["submit", "PROGRAM", "--timeout", "soon"]],
     ["a bad --memory", ["submit", "PROGRAM", "--memory", "lots"]],
+    ["a --pids under the protocol's range", ["submit", "PROGRAM", "--pids", "3"]],
+    ["a bad --log-bytes", ["submit", "PROGRAM", "--log-bytes", "much"]],
+    [
+      "an agent --max-tmpfs past the range",
+      ["agent", "--server", "http://127.0.0.1:9", "--token", "t", "--max-tmpfs", "9g"],
+    ],
+    [
+      "an agent seccomp profile that does not exist",
+      [
+        "agent",
+        "--server",
+        "http://127.0.0.1:9",
+        "--token",
+        "t",
+        "--seccomp-profile",
+        "/nonexistent/seccomp.json",
+      ],
+    ],
+    [
+      "a coordinator --default-cpus that is not a number",
+      ["coordinator", "--default-cpus", "many"],
+    ],
     ["both --input and --input-file", ["submit", "PROGRAM", "--input", "1", "--input-file", "f"]],
     ["a malformed job id", ["status", "../../etc"]],
     ["an unknown job id", ["status", "j_doesnotexist"]],

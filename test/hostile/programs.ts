@@ -1,4 +1,5 @@
 import { networkInterfaces } from "node:os";
+import type { JobLimitsInput } from "../../protocol/index.js";
 
 /**
  * Hostile programs and the exact outcome each must get. Each runs in its own
@@ -9,7 +10,7 @@ export interface HostileProgram {
   name: string;
   source: string;
   filename?: string;
-  limits?: { timeoutMs?: number; memoryMb?: number };
+  limits?: JobLimitsInput;
   /** The outcome code, or "ok" for a program that must still succeed. */
   expect: string;
   /** Extra check on the result or error message. */
@@ -257,5 +258,38 @@ export const HOSTILE: HostileProgram[] = [
     name: "a toJSON that throws",
     source: `exports.main = () => ({ toJSON() { throw new Error("no json"); } });`,
     expect: "RESULT_NOT_JSON",
+  },
+  // The same attacks under per-job limits tighter than the defaults.
+  {
+    name: "spawn bomb under a per-job limit of 24 processes",
+    source: `const cp = require("child_process");
+      exports.main = () => { for (;;) { try { cp.spawn(process.execPath, ["-e", "setInterval(()=>{},1e3)"]); } catch {} } };`,
+    limits: { timeoutMs: T, pids: 24 },
+    expect: "TIMEOUT",
+  },
+  {
+    name: "filling a per-job 2 MiB /tmp",
+    source: `const fs = require("fs");
+      exports.main = () => { const kb = Buffer.alloc(64 << 10); for (let i = 0; ; i++) fs.writeFileSync("/tmp/f" + i, kb); };`,
+    limits: { tmpfsMb: 2 },
+    expect: "RUNTIME_ERROR",
+    check: ({ message }) => {
+      if (!message?.includes("ENOSPC")) throw new Error(`unexpected message ${message}`);
+    },
+  },
+  {
+    name: "1 MB of logs under a per-job 4 KiB log limit",
+    source: `exports.main = () => { for (let i = 0; i < 1024; i++) console.log("x".repeat(1023)); return "done"; };`,
+    limits: { logBytes: 4096 },
+    expect: "ok",
+    check: ({ logs }) => {
+      if (logs.length !== 4096) throw new Error(`kept ${logs.length} bytes of logs, not 4096`);
+    },
+  },
+  {
+    name: "100 KB result over a per-job 64 KiB result limit",
+    source: `exports.main = () => "r".repeat(100_000);`,
+    limits: { resultBytes: 64 * 1024 },
+    expect: "OUTPUT_TOO_LARGE",
   },
 ];
