@@ -56,6 +56,7 @@ Usage:
                [--memory 16g] [--cpus 6] (all its jobs together)
                [--seccomp-profile FILE] (instead of the engine's default profile)
   labrun agent install --server URL --token JOIN_TOKEN [--slots N] [--name NAME] [--no-enable]
+                       [any of the agent flags above, written into the unit]
                                               a systemd unit + env file (0600) for this machine
   labrun agent uninstall
   labrun image build | labrun image prune   build the runner image; remove old versions of it

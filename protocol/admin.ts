@@ -1,4 +1,6 @@
 import { z } from "zod";
+import { AgentCapacity } from "./agents.js";
+import { MaxLimits } from "./limits.js";
 
 export const NodeState = z.enum(["ready", "draining", "lost"]);
 export type NodeState = z.infer<typeof NodeState>;
@@ -17,6 +19,10 @@ export const NodeInfo = z.object({
   labels: z.record(z.string(), z.string()),
   jobsDone: z.number().int(),
   jobsFailed: z.number().int(),
+  /** The largest job it takes, as it registered them (absent: no bound known). */
+  maxLimits: MaxLimits.optional(),
+  /** What all its jobs together may use (absent: only its slots bound it). */
+  capacity: AgentCapacity.optional(),
 });
 export type NodeInfo = z.infer<typeof NodeInfo>;
 

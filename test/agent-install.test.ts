@@ -45,6 +45,12 @@ describe("labrun agent install", () => {
         name,
         "--slots",
         "1",
+        "--max-pids",
+        "512",
+        "--cpus",
+        "2",
+        "--grace",
+        "5s",
         "--unit-dir",
         unitDir,
         "--env-dir",
@@ -67,6 +73,10 @@ describe("labrun agent install", () => {
       LABRUN_AGENT_TOKEN: cluster.tokens.agent,
     });
     expect(unit).toContain(`EnvironmentFile=${envFile}`);
+    // The agent's flags go into ExecStart as they were written.
+    expect(unit).toMatch(/ExecStart=.* --max-pids 512/);
+    expect(unit).toMatch(/ExecStart=.* --cpus 2/);
+    expect(unit).toMatch(/ExecStart=.* --grace 5s/);
 
     if (existsSync("/usr/bin/systemd-analyze")) {
       // Fails on unknown keys, bad ExecStart paths or syntax errors.
@@ -81,13 +91,13 @@ describe("labrun agent install", () => {
     });
     try {
       const deadline = Date.now() + 30_000;
-      let registered = false;
+      let registered: Awaited<ReturnType<typeof cluster.admin.nodes>>[number] | undefined;
       while (!registered && Date.now() < deadline) {
         const nodes = await cluster.admin.nodes();
-        registered = nodes.some((node) => node.name === name && node.state === "ready");
+        registered = nodes.find((node) => node.name === name && node.state === "ready");
         if (!registered) await sleep(200);
       }
-      expect(registered).toBe(true);
+      expect(registered).toMatchObject({ maxLimits: { pids: 512 }, capacity: { cpus: 2 } });
     } finally {
       const exited = new Promise<number | null>((resolve) => agent.once("exit", resolve));
       agent.kill("SIGTERM");
@@ -101,6 +111,25 @@ describe("labrun agent install", () => {
     expect(removed.code).toBe(0);
     expect(existsSync(unitFile)).toBe(false);
     expect(existsSync(envFile)).toBe(false);
+  });
+
+  it("refuses an agent flag it would write into the unit when the value is bad", async () => {
+    const out = await labrun(
+      [
+        "agent",
+        "install",
+        "--server",
+        cluster.url,
+        "--token",
+        "t",
+        "--max-pids",
+        "1",
+        "--no-enable",
+      ],
+      {},
+    );
+    expect(out.code).toBe(2);
+    expect(out.stderr).toContain("--max-pids: ");
   });
 
   it("refuses an install without a token, in one line", async () => {

@@ -2,7 +2,9 @@ import { execFileSync } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
 import { z } from "zod";
+import { AGENT_TUNING, agentTuning } from "../agent-flags.js";
 import { AGENT_JOIN, parseCommand } from "../args.js";
 import { EXIT } from "../errors.js";
 
@@ -14,6 +16,8 @@ export interface AgentUnitOptions {
   token: string;
   slots?: number | undefined;
   name?: string | undefined;
+  /** More `labrun agent` flags, as given (checked already): `["--max-pids", "512"]`. */
+  tuning?: string[];
   node: string;
   cli: string;
   envFile: string;
@@ -35,6 +39,7 @@ export function agentUnit(options: AgentUnitOptions): { unit: string; env: strin
     "agent",
     ...(options.slots ? ["--slots", String(options.slots)] : []),
     ...(options.name ? ["--name", options.name] : []),
+    ...(options.tuning ?? []),
   ];
   const unit = `# Written by \`labrun agent install\`; remove with \`labrun agent uninstall\`.
 [Unit]
@@ -70,6 +75,7 @@ function quoteArg(arg: string): string {
 
 const InstallArgs = z.object({
   ...AGENT_JOIN,
+  ...AGENT_TUNING.shape,
   slots: z.coerce.number().int().min(1).max(256).optional(),
   name: z
     .string()
@@ -102,20 +108,24 @@ function systemctl(...args: string[]): void {
  * and says what it did.
  */
 export async function install(argv: string[]): Promise<number> {
-  const args = parseCommand(
-    "agent install",
-    argv,
-    {
-      server: { type: "string", default: process.env.LABRUN_SERVER },
-      token: { type: "string", default: process.env.LABRUN_AGENT_TOKEN },
-      slots: { type: "string" },
-      name: { type: "string" },
-      "unit-dir": { type: "string" },
-      "env-dir": { type: "string" },
-      "no-enable": { type: "boolean", default: false },
-    },
-    InstallArgs,
-  );
+  const options = {
+    server: { type: "string", default: process.env.LABRUN_SERVER },
+    token: { type: "string", default: process.env.LABRUN_AGENT_TOKEN },
+    slots: { type: "string" },
+    name: { type: "string" },
+    "unit-dir": { type: "string" },
+    "env-dir": { type: "string" },
+    "no-enable": { type: "boolean", default: false },
+    ...AGENT_TUNING.options,
+  } as const;
+  const args = parseCommand("agent install", argv, options, InstallArgs);
+  agentTuning(args); // range checks, as `labrun agent` makes them: a bad unit never gets written
+  // Checked above; the unit gets them as they were written (`--grace 2m`, not ms).
+  const raw = parseArgs({ args: argv, options, allowPositionals: true, strict: true }).values;
+  const tuning = Object.keys(AGENT_TUNING.options).flatMap((flag) => {
+    const value = (raw as Record<string, unknown>)[flag];
+    return typeof value === "string" ? [`--${flag}`, value] : [];
+  });
   const envFile = join(args["env-dir"], "agent.env");
   const unitFile = join(args["unit-dir"], UNIT_NAME);
   const { unit, env } = agentUnit({
@@ -123,6 +133,7 @@ export async function install(argv: string[]): Promise<number> {
     token: args.token,
     slots: args.slots,
     name: args.name,
+    tuning,
     node: process.execPath,
     cli: fileURLToPath(new URL("../cli.js", import.meta.url)),
     envFile,

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { DEFAULT_HOST, DEFAULT_PORT } from "../../protocol/index.js";
-import { AGENT_JOIN, durationFlag, memoryFlag, parseCommand, parsedFlag } from "../args.js";
+import { AGENT_TUNING, agentTuning, Grace, Warm } from "../agent-flags.js";
+import { AGENT_JOIN, durationFlag, parseCommand, parsedFlag } from "../args.js";
 import { EXIT } from "../errors.js";
 import { limitFlags } from "../limit-flags.js";
 import { createLogger } from "../logger.js";
@@ -10,14 +11,7 @@ import { parseBytes } from "../units.js";
 const Port = z.coerce.number().int().min(0).max(65535);
 const Slots = z.coerce.number().int().min(1).max(256);
 const NoPositionals = z.tuple([], { message: "takes no positional arguments" });
-const Grace = durationFlag("grace", "60s, 5m, 0s");
-const agentMaxima = limitFlags("max-");
 const labDefaults = limitFlags("default-");
-const Warm = z.coerce
-  .number({ message: "--warm must be a number of containers (0 turns the warm pool off)" })
-  .int()
-  .min(0)
-  .max(256);
 
 const ServerArgs = {
   "lease-ttl": durationFlag("lease-ttl", "10s").optional(),
@@ -129,17 +123,7 @@ const AgentArgs = z.object({
   ...AGENT_JOIN,
   slots: Slots.optional(),
   name: z.string().optional(),
-  runtime: z.string().optional(),
-  warm: Warm.optional(),
-  grace: Grace.optional(),
-  ...agentMaxima.shape,
-  memory: memoryFlag("memory", "16g (all of this agent's jobs together)").optional(),
-  cpus: z.coerce
-    .number({ message: "--cpus must be a number of cores (all of this agent's jobs together)" })
-    .min(0.05)
-    .max(1024)
-    .optional(),
-  "seccomp-profile": z.string().min(1).optional(),
+  ...AGENT_TUNING.shape,
   positionals: NoPositionals,
 });
 
@@ -153,13 +137,7 @@ export async function agent(argv: string[]): Promise<number> {
       token: { type: "string", default: process.env.LABRUN_AGENT_TOKEN },
       slots: { type: "string" },
       name: { type: "string" },
-      runtime: { type: "string" },
-      warm: { type: "string" },
-      grace: { type: "string" },
-      memory: { type: "string" },
-      cpus: { type: "string" },
-      "seccomp-profile": { type: "string" },
-      ...agentMaxima.options,
+      ...AGENT_TUNING.options,
     },
     AgentArgs,
   );
@@ -173,15 +151,7 @@ export async function agent(argv: string[]): Promise<number> {
       token: args.token,
       ...(args.slots ? { slots: args.slots } : {}),
       ...(args.name ? { name: args.name } : {}),
-      ...(args.runtime ? { runtime: args.runtime } : {}),
-      ...(args.warm !== undefined ? { warmPool: args.warm } : {}),
-      ...(args.grace !== undefined ? { drainGraceMs: args.grace } : {}),
-      ...(args["seccomp-profile"] ? { seccompProfile: args["seccomp-profile"] } : {}),
-      maxLimits: agentMaxima.limits(args),
-      capacity: {
-        ...(args.memory !== undefined ? { memoryMb: args.memory } : {}),
-        ...(args.cpus !== undefined ? { cpus: args.cpus } : {}),
-      },
+      ...agentTuning(args),
     },
     logger,
   );

@@ -1,4 +1,4 @@
-import type { NodeInfo } from "../../protocol/index.js";
+import type { AgentCapacity, MaxLimits, NodeInfo } from "../../protocol/index.js";
 import type { StoreContext } from "./database.js";
 
 interface NodeRow {
@@ -14,12 +14,14 @@ interface NodeRow {
   running: number;
   done: number;
   failed: number;
+  max_limits: string | null;
+  capacity: string | null;
 }
 
 /** Agents with their job counts (index jobs_by_agent answers each count). */
 const NODE_SELECT = `
   SELECT a.id, a.name, a.hostname, a.slots, a.version, a.labels, a.state,
-    a.registered_at, a.last_heartbeat_at,
+    a.registered_at, a.last_heartbeat_at, a.max_limits, a.capacity,
     (SELECT COUNT(*) FROM jobs j WHERE j.agent_id = a.id AND j.state IN ('leased', 'running')) AS running,
     (SELECT COUNT(*) FROM jobs j WHERE j.agent_id = a.id AND j.state = 'succeeded') AS done,
     (SELECT COUNT(*) FROM jobs j WHERE j.agent_id = a.id AND j.state = 'failed') AS failed
@@ -44,6 +46,8 @@ export function prepareListNodes({ db, settings }: StoreContext) {
     labels: JSON.parse(row.labels) as Record<string, string>,
     jobsDone: row.done,
     jobsFailed: row.failed,
+    ...(row.max_limits ? { maxLimits: JSON.parse(row.max_limits) as MaxLimits } : {}),
+    ...(row.capacity ? { capacity: JSON.parse(row.capacity) as AgentCapacity } : {}),
   });
 
   return {

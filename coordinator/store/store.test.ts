@@ -150,6 +150,9 @@ describe("lease, heartbeat, complete", () => {
     const maxLimits = { pids: 256, tmpfsMb: 128, logBytes: 256 * 1024, resultBytes: 4 << 20 };
     const laptop = store.registerAgent({ ...agentSpec("laptop"), maxLimits }, "h-laptop", T0);
     expect(store.lease(laptop.id, 8, T0).map((job) => job.id)).toEqual([small]);
+    expect(store.listNodes(T0).find((node) => node.name === "laptop")?.maxLimits).toEqual(
+      maxLimits,
+    );
     const server = store.registerAgent(agentSpec("server"), "h-server", T0);
     const leased = store.lease(server.id, 8, T0);
     expect(leased.map((job) => job.id)).toEqual(big);
@@ -173,6 +176,7 @@ describe("lease, heartbeat, complete", () => {
     const done = first.find((leased) => leased.id === a);
     store.complete(agent.id, done?.leaseId ?? "", OK, T0 + 10);
     expect(store.lease(agent.id, 8, T0 + 10).map((leased) => leased.id)).toEqual([c]);
+    expect(store.listNodes(T0 + 10)[0]).toMatchObject({ capacity: { memoryMb: 600, cpus: 1.3 } });
   });
 
   it("runs a job stored before the newer limits existed with their defaults", () => {
