@@ -30,18 +30,7 @@ export function prepareLease({ db, settings }: StoreContext, hasQueued: () => bo
        COALESCE(SUM(json_extract(limits, '$.cpus')), 0) AS cpus
      FROM jobs WHERE agent_id = ? AND state IN ('leased', 'running')`,
   );
-  const oldestQueued = db.prepare<
-    [Record<string, number>],
-    {
-      seq: number;
-      id: string;
-      source: string;
-      filename: string;
-      input: string;
-      limits: string;
-      attempts: number;
-    }
-  >(
+  const oldestQueued = db.prepare<[Record<string, number>], QueuedRow>(
     // Jobs beyond the agent's largest limits stay queued for a bigger machine.
     // A job stored before a limit existed runs with its default.
     `SELECT seq, id, source, filename, input, limits, attempts FROM jobs
@@ -73,9 +62,18 @@ export function prepareLease({ db, settings }: StoreContext, hasQueued: () => bo
       const fits: Record<string, number> = { room };
       // A limit the agent names no bound for (an older agent) does not hold a job back.
       for (const name of LIMIT_NAMES) fits[name] = max[name] ?? Number.MAX_SAFE_INTEGER;
-      let candidates = oldestQueued.all(fits);
+      let candidates: QueuedRow[];
       if (self.capacity) {
-        candidates = withinCapacity(candidates, JSON.parse(self.capacity), heldLimits.get(agentId));
+        // Only jobs that fit in what is left are candidates, so one that can
+        // never fit here does not take the place of one that does.
+        const left = capacityLeft(JSON.parse(self.capacity), heldLimits.get(agentId));
+        if (left.memoryMb <= 0 || left.milliCpus <= 0) return [];
+        fits.memoryMb = Math.min(fits.memoryMb ?? left.memoryMb, left.memoryMb);
+        // Half a thousandth over, so 0.1 + 0.2 (0.30000000000000004) fits in 0.3.
+        fits.cpus = Math.min(fits.cpus ?? Number.MAX_SAFE_INTEGER, (left.milliCpus + 0.5) / 1000);
+        candidates = withinCapacity(oldestQueued.all(fits), left);
+      } else {
+        candidates = oldestQueued.all(fits);
       }
       return candidates.map((row) => {
         const leaseId = newId("l");
@@ -108,28 +106,47 @@ export function prepareLease({ db, settings }: StoreContext, hasQueued: () => bo
     hasQueued() ? leaseInTransaction(agentId, free, now) : [];
 }
 
-/**
- * The candidates, oldest first, that fit in what the agent's capacity leaves
- * beside the jobs it holds; one that does not fit stays queued (a smaller,
- * younger one may still go). Cores are compared in thousandths, so 0.1 + 0.2
- * fits in 0.3.
- */
-function withinCapacity<Row extends { limits: string }>(
-  candidates: Row[],
+interface QueuedRow {
+  seq: number;
+  id: string;
+  source: string;
+  filename: string;
+  input: string;
+  limits: string;
+  attempts: number;
+}
+
+const milli = (cpus: number) => Math.round(cpus * 1000);
+
+/** What an agent's capacity leaves beside the jobs it holds (cores in thousandths). */
+function capacityLeft(
   capacity: AgentCapacity,
   held: { memoryMb: number; cpus: number } | undefined,
-): Row[] {
-  const milli = (cpus: number) => Math.round(cpus * 1000);
-  let memoryLeft = (capacity.memoryMb ?? Number.POSITIVE_INFINITY) - (held?.memoryMb ?? 0);
-  let cpusLeft =
-    capacity.cpus === undefined
-      ? Number.POSITIVE_INFINITY
-      : milli(capacity.cpus) - milli(held?.cpus ?? 0);
+): { memoryMb: number; milliCpus: number } {
+  return {
+    memoryMb: (capacity.memoryMb ?? Number.POSITIVE_INFINITY) - (held?.memoryMb ?? 0),
+    milliCpus:
+      capacity.cpus === undefined
+        ? Number.POSITIVE_INFINITY
+        : milli(capacity.cpus) - milli(held?.cpus ?? 0),
+  };
+}
+
+/**
+ * The candidates, oldest first, that fit together in what is left; one that
+ * does not fit beside the older ones stays queued (a smaller, younger one may
+ * still go). Cores are counted in thousandths, so 0.1 + 0.2 fits in 0.3.
+ */
+function withinCapacity(
+  candidates: QueuedRow[],
+  left: { memoryMb: number; milliCpus: number },
+): QueuedRow[] {
+  let { memoryMb, milliCpus } = left;
   return candidates.filter((row) => {
     const limits = storedLimits(row.limits);
-    if (limits.memoryMb > memoryLeft || milli(limits.cpus) > cpusLeft) return false;
-    memoryLeft -= limits.memoryMb;
-    cpusLeft -= milli(limits.cpus);
+    if (limits.memoryMb > memoryMb || milli(limits.cpus) > milliCpus) return false;
+    memoryMb -= limits.memoryMb;
+    milliCpus -= milli(limits.cpus);
     return true;
   });
 }

@@ -179,6 +179,20 @@ describe("lease, heartbeat, complete", () => {
     expect(store.listNodes(T0 + 10)[0]).toMatchObject({ capacity: { memoryMb: 600, cpus: 1.3 } });
   });
 
+  it("does not let a job too big for an agent's whole capacity hold back one that fits", () => {
+    const store = open();
+    const job = (cpus: number) =>
+      store.enqueue({ source: "x", filename: "main.js", limits: { cpus } }, T0).id;
+    const [tooBig, fits] = [job(2), job(0.5)];
+    const agent = store.registerAgent(
+      { ...agentSpec("small", 1), capacity: { cpus: 1 } },
+      "h-small",
+      T0,
+    );
+    expect(store.lease(agent.id, 1, T0).map((leased) => leased.id)).toEqual([fits]);
+    expect(store.getJob(tooBig).state).toBe("queued");
+  });
+
   it("runs a job stored before the newer limits existed with their defaults", () => {
     const dataDir = tempDir();
     const store = open(dataDir);
