@@ -13,6 +13,12 @@ import type { CoordinatorConfigInput } from "../../coordinator/config.js";
 import { startCoordinator } from "../../coordinator/main.js";
 import { runPrefix } from "./run-id.js";
 
+/**
+ * How much slower than this machine the tests' host is: the waits scale by it.
+ * Only scripts/cgroup-v2-check.sh sets it (a VM under software emulation).
+ */
+export const SLOWDOWN = Math.max(1, Number(process.env.LABRUN_TEST_SLOWDOWN ?? 1) || 1);
+
 /** Test logs stay quiet unless LABRUN_TEST_LOG=debug|info is set. */
 export const testLogger = pino({ level: process.env.LABRUN_TEST_LOG ?? "silent" });
 
@@ -125,5 +131,5 @@ export async function run(
     ...(extra.input !== undefined ? { input: extra.input as never } : {}),
     ...(extra.limits ? { limits: extra.limits } : {}),
   });
-  return client.wait(id, { timeoutMs: 60_000 });
+  return client.wait(id, { timeoutMs: 60_000 * SLOWDOWN });
 }
