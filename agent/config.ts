@@ -1,22 +1,23 @@
 import { availableParallelism, hostname, totalmem } from "node:os";
 import { z } from "zod";
-import { AgentCapacity, type JobLimits, MaxLimits } from "../protocol/index.js";
+import { AgentCapacity, type JobLimits, LIMIT_CEILINGS, MaxLimits } from "../protocol/index.js";
 
 /**
- * The largest job a machine takes unless told otherwise: its memory less
- * 512 MiB for the agent and the system, its cores, the protocol's longest
- * time and largest logs and result, and generous process and /tmp bounds
- * (/tmp's pages count against the job's memory in any case).
+ * The largest job a machine takes unless told otherwise: the protocol's
+ * ceilings, but its memory less 512 MiB for the agent and the system, its
+ * cores, and generous process and /tmp bounds (/tmp's pages count against
+ * the job's memory in any case).
  */
 export function machineMaxLimits(): JobLimits {
   return {
-    timeoutMs: 3_600_000,
-    memoryMb: Math.min(65_536, Math.max(256, Math.floor(totalmem() / 2 ** 20) - 512)),
-    cpus: Math.min(64, availableParallelism()),
+    ...LIMIT_CEILINGS,
+    memoryMb: Math.min(
+      LIMIT_CEILINGS.memoryMb,
+      Math.max(256, Math.floor(totalmem() / 2 ** 20) - 512),
+    ),
+    cpus: Math.min(LIMIT_CEILINGS.cpus, availableParallelism()),
     pids: 1024,
     tmpfsMb: 1024,
-    logBytes: 1024 * 1024,
-    resultBytes: 8 * 1024 * 1024,
   };
 }
 

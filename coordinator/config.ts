@@ -1,7 +1,9 @@
 import { z } from "zod";
 import {
   DEFAULT_HOST,
+  DEFAULT_LIMITS,
   DEFAULT_PORT,
+  type JobLimits,
   JobLimitsInput,
   MAX_INPUT_BYTES,
   MAX_INPUT_BYTES_CEILING,
@@ -31,10 +33,13 @@ export const CoordinatorConfig = z
       .max(10 * 365 * 86_400_000)
       .default(7 * 86_400_000),
     /**
-     * The limits a job gets for what its client does not name, over the
-     * protocol's DEFAULT_LIMITS (e.g. a lab whose programs need 30 s).
+     * The limits a job gets for what its client does not name (e.g. a lab
+     * whose programs need 30 s), laid over the protocol's DEFAULT_LIMITS here,
+     * once: every limit has a value.
      */
-    defaultLimits: JobLimitsInput.default({}),
+    defaultLimits: JobLimitsInput.default({}).transform(
+      (given): JobLimits => ({ ...DEFAULT_LIMITS, ...given }),
+    ),
     /** Largest job input accepted at submit, as JSON text (413 past it). */
     maxInputBytes: z.number().int().min(1024).max(MAX_INPUT_BYTES_CEILING).default(MAX_INPUT_BYTES),
   })

@@ -66,6 +66,11 @@ export const JobLimits = z.object({
 });
 export type JobLimits = z.output<typeof JobLimits>;
 
+/** The largest value the protocol allows for each limit. */
+export const LIMIT_CEILINGS = Object.fromEntries(
+  Object.entries(LIMIT_FIELDS).map(([name, field]) => [name, field.maxValue]),
+) as JobLimits;
+
 /** What a job runs with when neither the client nor the coordinator's config names a limit. */
 export const DEFAULT_LIMITS: JobLimits = { ...DEFAULTS };
 

@@ -72,8 +72,9 @@ if [ ! -s "$cache/base.cpio" ] || [ "$cache/rootfs" -nt "$cache/base.cpio" ]; th
 fi
 
 stage=$(mktemp -d /tmp/labrun-cgv2-stage.XXXXXX)
+initrd="$stage.initrd"
 log=$(mktemp /tmp/labrun-cgv2-console.XXXXXX)
-trap 'rm -rf "$stage" "$stage.cpio"' EXIT
+trap 'rm -rf "$stage" "$stage.cpio" "$initrd"' EXIT
 mkdir -p "$stage/project" "$stage/usr/bin"
 cp "$(command -v node)" "$stage/usr/bin/node"
 git ls-files -co --exclude-standard -z | tar --null -T - -cf - | tar -xf - -C "$stage/project"
@@ -137,8 +138,6 @@ chmod +x "$stage/stage2"
 (cd "$stage" && find . | cpio -o -H newc --quiet) >"$stage.cpio"
 
 say "booting the VM (kernel $release, ${memory_mb} MiB, no network); console log: $log"
-initrd="$stage.initrd"
-trap 'rm -rf "$stage" "$stage.cpio" "$initrd"' EXIT
 cat "$cache/base.cpio" "$stage.cpio" >"$initrd"
 timeout 3600 qemu-system-x86_64 $accel -smp 2 -m "$memory_mb" \
   -kernel "$kernel" -initrd "$initrd" \

@@ -1,6 +1,5 @@
 import { Hono } from "hono";
 import {
-  DEFAULT_LIMITS,
   HeartbeatRequest,
   type HeartbeatResponse,
   LeaseRequest,
@@ -36,7 +35,7 @@ export function agentRoutes({ store, notifier, config, clock, logger, auth, metr
       token,
       heartbeatMs: config.heartbeatMs,
       leaseTtlMs: config.leaseTtlMs,
-      defaultLimits: { ...DEFAULT_LIMITS, ...config.defaultLimits },
+      defaultLimits: config.defaultLimits,
     } satisfies RegisterAgentResponse);
   });
 

@@ -46,8 +46,8 @@ export function jobRoutes({ store, notifier, config, clock, auth, metrics }: Rou
     const body = await readJson(c);
     refuseOversized(body, config.maxInputBytes);
     const request = parseWith(SubmitJobRequest, body, "job");
-    // What the client leaves out, the lab's configured defaults fill in (the
-    // store puts the protocol's under both): the job record shows every limit.
+    // What the client leaves out, the lab's defaults fill in: the job record
+    // shows every limit.
     const limits = { ...config.defaultLimits, ...request.limits };
     const job = store.enqueue({ ...request, limits }, clock());
     notifier.workAvailable(1);
