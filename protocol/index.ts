@@ -16,6 +16,7 @@
 
 export * from "./admin.js";
 export * from "./agents.js";
+export * from "./batches.js";
 export * from "./errors.js";
 export * from "./jobs.js";
 export * from "./json-depth.js";

@@ -91,6 +91,9 @@ export const Job = z.object({
   limits: JobLimits,
   labels: z.record(z.string(), z.string()),
   outcome: Outcome.optional(),
+  /** Set on a batch's items: the batch, and the item's position among its inputs. */
+  batchId: z.string().optional(),
+  index: z.number().int().nonnegative().optional(),
 });
 export type Job = z.infer<typeof Job>;
 

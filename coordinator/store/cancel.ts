@@ -3,12 +3,22 @@ import { notFound } from "../errors.js";
 import { type StoreContext, writeTransaction } from "./database.js";
 import type { Changed } from "./interfaces.js";
 import { coordinatorOutcome } from "./rows.js";
+import type { SettleBatches } from "./settleBatches.js";
 
-export function prepareCancel({ db }: StoreContext, getJob: (id: string) => Job) {
+export function prepareCancel(
+  { db }: StoreContext,
+  getJob: (id: string) => Job,
+  settleBatches: SettleBatches,
+) {
   const find = db.prepare<
     [string],
-    { state: JobState; started_at: number | null; leased_at: number | null }
-  >("SELECT state, started_at, leased_at FROM jobs WHERE id = ?");
+    {
+      state: JobState;
+      started_at: number | null;
+      leased_at: number | null;
+      batch_id: string | null;
+    }
+  >("SELECT state, started_at, leased_at, batch_id FROM jobs WHERE id = ?");
   // lease_id and agent_id stay: the agent's next heartbeat for that lease is
   // answered "cancel", and its late result is refused as stale.
   const markCancelled = db.prepare(
@@ -27,6 +37,7 @@ export function prepareCancel({ db }: StoreContext, getJob: (id: string) => Job)
       now,
       outcome: coordinatorOutcome("CANCELLED", "cancelled by a client", now - since),
     });
+    settleBatches([row.batch_id], now);
     return { value: getJob(id), changed: true };
   });
 }

@@ -2,10 +2,11 @@ import type { StoreContext } from "./database.js";
 import { writeTransaction } from "./database.js";
 import type { ExpiredLeases } from "./interfaces.js";
 import { coordinatorOutcome } from "./rows.js";
+import type { SettleBatches } from "./settleBatches.js";
 
 export const NODE_LOST_MESSAGE = "the node running this job stopped answering";
 
-export function prepareExpireLeases({ db, settings }: StoreContext) {
+export function prepareExpireLeases({ db, settings }: StoreContext, settleBatches: SettleBatches) {
   const due = db.prepare<
     [number],
     {
@@ -15,9 +16,10 @@ export function prepareExpireLeases({ db, settings }: StoreContext) {
       max_attempts: number;
       leased_at: number | null;
       started_at: number | null;
+      batch_id: string | null;
     }
   >(
-    `SELECT seq, id, attempts, max_attempts, leased_at, started_at FROM jobs
+    `SELECT seq, id, attempts, max_attempts, leased_at, started_at, batch_id FROM jobs
      WHERE lease_expires_at < ? AND state IN ('leased', 'running')`,
   );
   const requeue = db.prepare(
@@ -35,6 +37,7 @@ export function prepareExpireLeases({ db, settings }: StoreContext) {
 
   return writeTransaction(db, function expireLeases(now: number): ExpiredLeases {
     const expired: ExpiredLeases = { requeued: [], failed: [] };
+    const failedBatches: string[] = [];
     for (const row of due.all(now)) {
       if (row.attempts < row.max_attempts) {
         requeue.run(row.seq);
@@ -53,7 +56,9 @@ export function prepareExpireLeases({ db, settings }: StoreContext) {
         ),
       });
       expired.failed.push(row.id);
+      if (row.batch_id !== null) failedBatches.push(row.batch_id);
     }
+    settleBatches(failedBatches, now);
     return expired;
   });
 }

@@ -4,12 +4,16 @@ import {
   prepareRemoveAgent,
   prepareSetAgentState,
 } from "./agents.js";
+import { prepareBatchResults } from "./batchResults.js";
 import { prepareCancel } from "./cancel.js";
+import { prepareCancelBatch } from "./cancelBatch.js";
 import { prepareComplete } from "./complete.js";
 import { openDatabase, type StoreContext } from "./database.js";
 import { prepareEnqueue } from "./enqueue.js";
+import { prepareEnqueueBatch } from "./enqueueBatch.js";
 import { prepareExpireLeases } from "./expireLeases.js";
 import { prepareExtendLeases } from "./extendLeases.js";
+import { prepareGetBatch } from "./getBatch.js";
 import { prepareGetJob } from "./getJob.js";
 import { prepareHeartbeat } from "./heartbeat.js";
 import type { Store, StoreSettings } from "./interfaces.js";
@@ -17,6 +21,8 @@ import { prepareLease } from "./lease.js";
 import { prepareListJobs } from "./listJobs.js";
 import { prepareListNodes } from "./listNodes.js";
 import { preparePruneFinished } from "./pruneFinished.js";
+import { prepareRetryBatch } from "./retryBatch.js";
+import { prepareCountBatch, prepareSettleBatches } from "./settleBatches.js";
 import { prepareStats } from "./stats.js";
 
 export { NODE_LOST_MESSAGE } from "./expireLeases.js";
@@ -34,7 +40,11 @@ export function openStore(dataDir: string, settings: StoreSettings): Store {
   const db = openDatabase(dataDir);
   const context: StoreContext = { db, settings: { ...settings } };
   const getJob = prepareGetJob(context);
-  const expireLeases = prepareExpireLeases(context);
+  const countBatch = prepareCountBatch(context);
+  const settleBatches = prepareSettleBatches(context, countBatch);
+  const { getBatch, listBatches } = prepareGetBatch(context, countBatch);
+  const expireLeases = prepareExpireLeases(context, settleBatches);
+  const { complete, completeMany } = prepareComplete(context, getJob, settleBatches);
   const { listNodes, getNode } = prepareListNodes(context);
   const ping = db.prepare("SELECT 1");
   const anyQueued = db.prepare("SELECT 1 FROM jobs WHERE state = 'queued' LIMIT 1").pluck();
@@ -43,14 +53,21 @@ export function openStore(dataDir: string, settings: StoreSettings): Store {
     enqueue: prepareEnqueue(context, getJob),
     getJob,
     listJobs: prepareListJobs(context),
-    cancel: prepareCancel(context, getJob),
+    cancel: prepareCancel(context, getJob, settleBatches),
+    enqueueBatch: prepareEnqueueBatch(context),
+    getBatch,
+    listBatches,
+    batchResults: prepareBatchResults(context),
+    cancelBatch: prepareCancelBatch(context, getBatch, settleBatches),
+    retryBatch: prepareRetryBatch(context),
     registerAgent: prepareRegisterAgent(context),
     agentByTokenHash: prepareAgentByTokenHash(context),
     setAgentState: prepareSetAgentState(context, getNode),
     removeAgent: prepareRemoveAgent(context, expireLeases),
     lease: prepareLease(context, hasQueued),
     heartbeat: prepareHeartbeat(context),
-    complete: prepareComplete(context, getJob),
+    complete,
+    completeMany,
     expireLeases,
     extendLeases: prepareExtendLeases(context),
     pruneFinished: preparePruneFinished(context),

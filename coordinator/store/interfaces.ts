@@ -1,15 +1,23 @@
 import type { z } from "zod";
 import type {
+  Batch,
+  BatchPage,
+  BatchResultsQuery,
   ClusterStats,
+  ItemResult,
   Job,
+  JobLimits,
   JobPage,
   JobState,
   LeasedJob,
+  NewBatch,
   NodeInfo,
   Outcome,
   RegisterAgentRequest,
+  SubmitBatchResponse,
   SubmitJobParsed,
 } from "../../protocol/index.js";
+import type { CompletedResult } from "./complete.js";
 
 /**
  * The queue's verbs. Terms as in protocol/index.ts: a job is leased to an
@@ -26,13 +34,33 @@ export interface Store {
   enqueue(request: SubmitJobParsed, now: number): Job;
   /** One job; NOT_FOUND when there is none. */
   getJob(id: string): Job;
-  /** Newest first; `cursor` is the opaque `nextCursor` of the previous page. */
+  /**
+   * Single jobs, newest first (a batch's items are read through the batch);
+   * `cursor` is the opaque `nextCursor` of the previous page.
+   */
   listJobs(options: ListJobsOptions): JobPage;
   /**
    * Queued, leased or running → cancelled at once (the agent holding the
    * lease is told on its next heartbeat). A terminal job is returned as it is.
    */
   cancel(id: string, now: number): Changed<Job>;
+
+  /** Queues a batch and every item, in one transaction: all of them or none. */
+  enqueueBatch(batch: NewBatch, limits: JobLimits, now: number): SubmitBatchResponse;
+  /** One batch with its counts by state; NOT_FOUND when there is none. */
+  getBatch(id: string): Batch;
+  /** Newest first, each with its counts. */
+  listBatches(options: ListBatchesOptions): BatchPage;
+  /**
+   * The next result lines after the first `from`: in index order as far as
+   * every item is done, or in completion order. `complete` once the reader
+   * has every line of a finished batch.
+   */
+  batchResults(batchId: string, options: BatchResultsOptions, now: number): BatchResults;
+  /** Every item not yet terminal → cancelled, at once; the batch is cancelled. */
+  cancelBatch(batchId: string, now: number): CancelledBatch;
+  /** The failed items queued again; returns how many. */
+  retryBatch(batchId: string): number;
 
   registerAgent(agent: NewAgent, tokenHash: string, now: number): AgentIdentity;
   /** The agent whose per-agent token has this sha256 hash. */
@@ -60,6 +88,16 @@ export interface Store {
    * any other lease throws STALE_LEASE (409) and changes nothing.
    */
   complete(agentId: string, leaseId: string, outcome: Outcome, now: number): Changed<Job>;
+  /**
+   * Many results in one transaction, each taken or refused as `complete`
+   * would. A batch item whose sandbox failed (attempts left) or whose program
+   * failed (batch retries left) is queued again instead of finishing.
+   */
+  completeMany(
+    agentId: string,
+    results: readonly { leaseId: string; outcome: Outcome }[],
+    now: number,
+  ): CompletedResult[];
   /** Retention: deletes up to a batch of jobs that finished before `before`; returns how many. */
   pruneFinished(before: number): number;
   /** Pushes every live lease's deadline to at least `until`; returns how many moved. */
@@ -91,6 +129,27 @@ export interface ListJobsOptions {
   limit: number;
   cursor?: string | undefined;
 }
+
+export interface ListBatchesOptions {
+  limit: number;
+  cursor?: string | undefined;
+}
+
+export type BatchResultsOptions = z.output<typeof BatchResultsQuery>;
+
+export interface BatchResults {
+  lines: ItemResult[];
+  total: number;
+  complete: boolean;
+}
+
+export interface CancelledBatch {
+  batch: Batch;
+  /** Items cancelled now (their waiters are woken). */
+  cancelled: string[];
+}
+
+export type { CompletedResult };
 
 /** A verb's result, and whether it changed anything (then waiters are woken). */
 export interface Changed<T> {

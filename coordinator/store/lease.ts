@@ -1,12 +1,32 @@
 import {
   type AgentCapacity,
   DEFAULT_LIMITS,
+  type JobLimits,
   type LeasedJob,
   LIMIT_NAMES,
   type MaxLimits,
 } from "../../protocol/index.js";
 import { type StoreContext, writeTransaction } from "./database.js";
-import { newId, storedLimits } from "./rows.js";
+import { newLeaseIds, storedLimits } from "./rows.js";
+
+/** The lease's statements that must use their index, exported for a test of their plans. */
+export const LEASE_SQL = {
+  // Single jobs through jobs_singles_queued, named: the planner would take
+  // jobs_by_state and walk past every queued item of a big batch.
+  // Jobs beyond the agent's largest limits stay queued for a bigger machine.
+  // A job stored before a limit existed runs with its default.
+  singles: `SELECT seq, id, source, filename, input, limits, attempts
+     FROM jobs INDEXED BY jobs_singles_queued
+     WHERE state = 'queued' AND batch_id IS NULL
+       ${LIMIT_NAMES.map(
+         (name) =>
+           `AND COALESCE(json_extract(limits, '$.${name}'), ${DEFAULT_LIMITS[name]}) <= @${name}`,
+       ).join("\n       ")}
+     ORDER BY seq LIMIT @room`,
+  // A batch's queued items, oldest first, from jobs_by_batch_state alone.
+  items: `SELECT seq, id, input, attempts FROM jobs INDEXED BY jobs_by_batch_state
+     WHERE batch_id = ? AND state = 'queued' ORDER BY seq LIMIT ?`,
+};
 
 export function prepareLease({ db, settings }: StoreContext, hasQueued: () => boolean) {
   const agent = db.prepare<
@@ -30,23 +50,27 @@ export function prepareLease({ db, settings }: StoreContext, hasQueued: () => bo
        COALESCE(SUM(json_extract(limits, '$.cpus')), 0) AS cpus
      FROM jobs WHERE agent_id = ? AND state IN ('leased', 'running')`,
   );
-  const oldestQueued = db.prepare<[Record<string, number>], QueuedRow>(
-    // Jobs beyond the agent's largest limits stay queued for a bigger machine.
-    // A job stored before a limit existed runs with its default.
-    `SELECT seq, id, source, filename, input, limits, attempts FROM jobs
-     WHERE state = 'queued'
-       ${LIMIT_NAMES.map(
-         (name) =>
-           `AND COALESCE(json_extract(limits, '$.${name}'), ${DEFAULT_LIMITS[name]}) <= @${name}`,
-       ).join("\n       ")}
-     ORDER BY seq LIMIT @room`,
+  const oldestQueued = db.prepare<[Record<string, number>], QueuedRow>(LEASE_SQL.singles);
+  const activeBatches = db.prepare<[], BatchStreamRow>(
+    `SELECT id, source, filename, limits, max_parallel FROM batches
+     WHERE finished_at IS NULL AND cancelled_at IS NULL ORDER BY seq`,
   );
+  const batchInFlight = db
+    .prepare<[string], number>(
+      "SELECT COUNT(*) FROM jobs WHERE batch_id = ? AND state IN ('leased', 'running')",
+    )
+    .pluck();
+  const queuedItems = db.prepare<
+    [string, number],
+    Omit<QueuedRow, "source" | "filename" | "limits">
+  >(LEASE_SQL.items);
   const markLeased = db.prepare(
     `UPDATE jobs SET state = 'leased', agent_id = @agentId, node = @node, lease_id = @leaseId,
        lease_expires_at = @deadline, leased_at = @now, started_at = NULL, attempts = attempts + 1
      WHERE seq = @seq`,
   );
   const seen = db.prepare("UPDATE agents SET last_heartbeat_at = ? WHERE id = ?");
+  const roundRobin = new RoundRobin();
 
   const leaseInTransaction = writeTransaction(
     db,
@@ -62,21 +86,48 @@ export function prepareLease({ db, settings }: StoreContext, hasQueued: () => bo
       const fits: Record<string, number> = { room };
       // A limit the agent names no bound for (an older agent) does not hold a job back.
       for (const name of LIMIT_NAMES) fits[name] = max[name] ?? Number.MAX_SAFE_INTEGER;
-      let candidates: QueuedRow[];
+      let left: CapacityLeft | undefined;
       if (self.capacity) {
         // Only jobs that fit in what is left are candidates, so one that can
         // never fit here does not take the place of one that does.
-        const left = capacityLeft(JSON.parse(self.capacity), heldLimits.get(agentId));
+        left = capacityLeft(JSON.parse(self.capacity), heldLimits.get(agentId));
         if (left.memoryMb <= 0 || left.milliCpus <= 0) return [];
         fits.memoryMb = Math.min(fits.memoryMb ?? left.memoryMb, left.memoryMb);
         // Half a thousandth over, so 0.1 + 0.2 (0.30000000000000004) fits in 0.3.
         fits.cpus = Math.min(fits.cpus ?? Number.MAX_SAFE_INTEGER, (left.milliCpus + 0.5) / 1000);
-        candidates = withinCapacity(oldestQueued.all(fits), left);
-      } else {
-        candidates = oldestQueued.all(fits);
       }
-      return candidates.map((row) => {
-        const leaseId = newId("l");
+      const streams: Stream[] = [{ key: SINGLES, rows: oldestQueued.all(fits) }];
+      for (const batch of activeBatches.all()) {
+        const limits = storedLimits(batch.limits);
+        // A batch's items share its limits: it fits this agent or not, as a whole.
+        if (LIMIT_NAMES.some((name) => limits[name] > (fits[name] ?? Number.MAX_SAFE_INTEGER))) {
+          continue;
+        }
+        const headroom =
+          batch.max_parallel === null
+            ? room
+            : batch.max_parallel - (batchInFlight.get(batch.id) ?? 0);
+        if (headroom <= 0) continue;
+        const rows = queuedItems.all(batch.id, Math.min(room, headroom)).map((item) => ({
+          ...item,
+          source: batch.source,
+          filename: batch.filename,
+          limits: batch.limits,
+        }));
+        if (rows.length > 0) streams.push({ key: batch.id, rows });
+      }
+      const dealt = roundRobin.deal(streams, room);
+      const candidates = left ? withinCapacity(dealt, left) : dealt;
+      const leaseIds = newLeaseIds(candidates.length);
+      const limitsOf = new Map<string, JobLimits>();
+      return candidates.map((row, position) => {
+        const leaseId = leaseIds[position] ?? "";
+        // A batch's items share one limits text: parsed once per lease.
+        let limits = limitsOf.get(row.limits);
+        if (!limits) {
+          limits = storedLimits(row.limits);
+          limitsOf.set(row.limits, limits);
+        }
         markLeased.run({
           seq: row.seq,
           agentId,
@@ -93,7 +144,7 @@ export function prepareLease({ db, settings }: StoreContext, hasQueued: () => bo
             source: row.source,
             filename: row.filename,
             input: JSON.parse(row.input) as LeasedJob["spec"]["input"],
-            limits: storedLimits(row.limits),
+            limits,
           },
         };
       });
@@ -104,6 +155,58 @@ export function prepareLease({ db, settings }: StoreContext, hasQueued: () => bo
   // the coordinator's work at moderate load. (Heartbeats keep last-seen fresh.)
   return (agentId: string, free: number, now: number): LeasedJob[] =>
     hasQueued() ? leaseInTransaction(agentId, free, now) : [];
+}
+
+/** The stream of single jobs, beside one stream per batch. */
+const SINGLES = "";
+
+interface Stream {
+  key: string;
+  rows: QueuedRow[];
+}
+
+interface BatchStreamRow {
+  id: string;
+  source: string;
+  filename: string;
+  limits: string;
+  max_parallel: number | null;
+}
+
+/**
+ * Round-robin between the streams of queued work (the single jobs, and each
+ * batch): the stream served longest ago goes first, one job per turn. So a
+ * single job queued behind a 10,000-item batch takes the next free slot.
+ * The turns live in memory: after a restart every stream starts equal.
+ */
+class RoundRobin {
+  #tick = 0;
+  readonly #lastServed = new Map<string, number>();
+
+  /** Up to `room` rows, taken one per stream per turn, least recently served first. */
+  deal(streams: Stream[], room: number): QueuedRow[] {
+    const order = [...streams].sort(
+      (a, b) => (this.#lastServed.get(a.key) ?? 0) - (this.#lastServed.get(b.key) ?? 0),
+    );
+    const dealt: QueuedRow[] = [];
+    for (let turn = 0; dealt.length < room; turn++) {
+      let took = false;
+      for (const stream of order) {
+        const row = stream.rows[turn];
+        if (row === undefined || dealt.length >= room) continue;
+        dealt.push(row);
+        this.#lastServed.set(stream.key, ++this.#tick);
+        took = true;
+      }
+      if (!took) break;
+    }
+    // Streams that are gone (finished batches) are forgotten.
+    if (this.#lastServed.size > 4 * streams.length + 64) {
+      const live = new Set(streams.map((stream) => stream.key));
+      for (const key of this.#lastServed.keys()) if (!live.has(key)) this.#lastServed.delete(key);
+    }
+    return dealt;
+  }
 }
 
 interface QueuedRow {
@@ -118,11 +221,16 @@ interface QueuedRow {
 
 const milli = (cpus: number) => Math.round(cpus * 1000);
 
+interface CapacityLeft {
+  memoryMb: number;
+  milliCpus: number;
+}
+
 /** What an agent's capacity leaves beside the jobs it holds (cores in thousandths). */
 function capacityLeft(
   capacity: AgentCapacity,
   held: { memoryMb: number; cpus: number } | undefined,
-): { memoryMb: number; milliCpus: number } {
+): CapacityLeft {
   return {
     memoryMb: (capacity.memoryMb ?? Number.POSITIVE_INFINITY) - (held?.memoryMb ?? 0),
     milliCpus:
@@ -137,10 +245,7 @@ function capacityLeft(
  * does not fit beside the older ones stays queued (a smaller, younger one may
  * still go). Cores are counted in thousandths, so 0.1 + 0.2 fits in 0.3.
  */
-function withinCapacity(
-  candidates: QueuedRow[],
-  left: { memoryMb: number; milliCpus: number },
-): QueuedRow[] {
+function withinCapacity(candidates: QueuedRow[], left: CapacityLeft): QueuedRow[] {
   let { memoryMb, milliCpus } = left;
   return candidates.filter((row) => {
     const limits = storedLimits(row.limits);

@@ -3,12 +3,15 @@ import type { StoreContext } from "./database.js";
 import type { ListJobsOptions } from "./interfaces.js";
 import { decodeCursor, encodeCursor, JOB_COLUMNS, type JobRow, toJob } from "./rows.js";
 
+// Through jobs_singles, named: a batch's items are never walked past.
 export function prepareListJobs({ db }: StoreContext) {
   const all = db.prepare<[number, number], JobRow>(
-    `SELECT ${JOB_COLUMNS} FROM jobs WHERE seq < ? ORDER BY seq DESC LIMIT ?`,
+    `SELECT ${JOB_COLUMNS} FROM jobs INDEXED BY jobs_singles
+     WHERE batch_id IS NULL AND seq < ? ORDER BY seq DESC LIMIT ?`,
   );
   const inState = db.prepare<[string, number, number], JobRow>(
-    `SELECT ${JOB_COLUMNS} FROM jobs WHERE state = ? AND seq < ? ORDER BY seq DESC LIMIT ?`,
+    `SELECT ${JOB_COLUMNS} FROM jobs INDEXED BY jobs_singles
+     WHERE state = ? AND batch_id IS NULL AND seq < ? ORDER BY seq DESC LIMIT ?`,
   );
 
   return function listJobs({ state, limit, cursor }: ListJobsOptions): JobPage {

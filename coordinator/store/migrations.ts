@@ -68,6 +68,41 @@ const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE agents ADD COLUMN capacity TEXT;
   `,
+  // 6: batches. The program is stored once, in the batch; each item is a job
+  // row (source '') with its batch and index. Items are found through
+  // partial indexes, so single jobs never scan past a big batch's rows:
+  // queued singles by seq, a batch's items by index, by state and by end.
+  // retries_left: runs again after a program failure (a batch's --retries).
+  // final_counts: a finished batch's counts, kept so listing needs no scan.
+  `
+  CREATE TABLE batches (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    source TEXT NOT NULL,
+    filename TEXT NOT NULL,
+    limits TEXT NOT NULL,
+    labels TEXT NOT NULL,
+    total INTEGER NOT NULL,
+    max_parallel INTEGER,
+    retries INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    cancelled_at INTEGER,
+    finished_at INTEGER,
+    final_state TEXT,
+    final_counts TEXT
+  );
+  CREATE INDEX batches_active ON batches (seq) WHERE finished_at IS NULL;
+  CREATE INDEX batches_by_finished ON batches (finished_at) WHERE finished_at IS NOT NULL;
+  ALTER TABLE jobs ADD COLUMN batch_id TEXT;
+  ALTER TABLE jobs ADD COLUMN item_index INTEGER;
+  ALTER TABLE jobs ADD COLUMN retries_left INTEGER NOT NULL DEFAULT 0;
+  CREATE INDEX jobs_singles_queued ON jobs (seq) WHERE state = 'queued' AND batch_id IS NULL;
+  CREATE INDEX jobs_singles ON jobs (seq) WHERE batch_id IS NULL;
+  CREATE INDEX jobs_by_batch_index ON jobs (batch_id, item_index) WHERE batch_id IS NOT NULL;
+  CREATE INDEX jobs_by_batch_state ON jobs (batch_id, state) WHERE batch_id IS NOT NULL;
+  CREATE INDEX jobs_by_batch_finished ON jobs (batch_id, finished_at, item_index)
+    WHERE batch_id IS NOT NULL AND finished_at IS NOT NULL;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -15,9 +15,26 @@ import { ApiError } from "../errors.js";
 export const newId = (prefix: string, bytes = 15) =>
   `${prefix}_${randomBytes(bytes).toString("base64url")}`;
 
+/**
+ * `count` fresh lease ids that share one random prefix and end in their
+ * position: as unique as newId's, one call for random bytes instead of
+ * `count`, and side by side in the jobs_by_lease index, so a lease of many
+ * jobs dirties a page or two of it instead of one page per job.
+ */
+export function newLeaseIds(count: number): string[] {
+  const prefix = newId("l", 15);
+  return Array.from({ length: count }, (_, position) => `${prefix}${position.toString(36)}`);
+}
+
+/**
+ * Item `index` of batch `b_X` is job `j_X-index`: as unguessable as its
+ * batch, and made without 100,000 calls for random bytes.
+ */
+export const itemId = (batchId: string, index: number) => `j${batchId.slice(1)}-${index}`;
+
 /** The columns a Job is built from; never the (large) source and input. */
 export const JOB_COLUMNS = `seq, id, state, filename, limits, labels, attempts, created_at,
-  started_at, finished_at, node, outcome`;
+  started_at, finished_at, node, outcome, batch_id, item_index`;
 
 export interface JobRow {
   seq: number;
@@ -32,6 +49,8 @@ export interface JobRow {
   finished_at: number | null;
   node: string | null;
   outcome: string | null;
+  batch_id: string | null;
+  item_index: number | null;
 }
 
 /**
@@ -59,6 +78,7 @@ export function toJob(row: JobRow): Job {
     limits: storedLimits(row.limits),
     labels: JSON.parse(row.labels) as Record<string, string>,
     ...(row.outcome !== null ? { outcome: JSON.parse(row.outcome) as Outcome } : {}),
+    ...(row.batch_id !== null ? { batchId: row.batch_id, index: row.item_index ?? 0 } : {}),
   };
 }
 

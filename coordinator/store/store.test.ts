@@ -1,67 +1,25 @@
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
-import { afterEach, describe, expect, it } from "vitest";
-import { DEFAULT_LIMITS, Job, type Outcome } from "../../protocol/index.js";
-import { ApiError } from "../errors.js";
-import { type NewAgent, NODE_LOST_MESSAGE, openStore, type Store } from "./index.js";
+import { describe, expect, it } from "vitest";
+import { DEFAULT_LIMITS, Job } from "../../protocol/index.js";
+import {
+  agentSpec,
+  codeOf,
+  FAILED,
+  OK,
+  onCleanup,
+  openTestStore,
+  T0,
+  TTL,
+  tempDir,
+} from "../test-support/store-fixtures.js";
+import { NODE_LOST_MESSAGE, type Store } from "./index.js";
 import { SCHEMA_VERSION } from "./migrations.js";
 
-const OK: Outcome = { ok: true, result: { sum: 5 }, logs: "hi\n", stats: { durationMs: 7 } };
-const FAILED: Outcome = {
-  ok: false,
-  error: { code: "RUNTIME_ERROR", message: "boom" },
-  logs: "",
-  stats: { durationMs: 3 },
-};
-const T0 = 1_700_000_000_000;
-const TTL = 1_000;
-
-const cleanups: (() => void)[] = [];
-afterEach(() => {
-  for (const cleanup of cleanups.splice(0).reverse()) cleanup();
-});
-
-function tempDir() {
-  const dir = mkdtempSync(join(tmpdir(), "labrun-store-"));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-function open(dataDir = tempDir(), maxAttempts = 2): Store {
-  const store = openStore(dataDir, { leaseTtlMs: TTL, maxAttempts });
-  cleanups.push(() => {
-    try {
-      store.close();
-    } catch {
-      // closed by the test already
-    }
-  });
-  return store;
-}
-
-const agentSpec = (name = "node-1", slots = 4): NewAgent => ({
-  name,
-  hostname: "lab-1",
-  slots,
-  version: "test",
-  labels: {},
-});
+const open = openTestStore;
 
 const submit = (store: Store, now = T0) =>
   store.enqueue({ source: "exports.main = () => 1", filename: "main.js" }, now);
-
-/** The ApiError code a call throws. */
-function codeOf(call: () => unknown): string | undefined {
-  try {
-    call();
-  } catch (error) {
-    if (error instanceof ApiError) return error.code;
-    throw error;
-  }
-  return undefined;
-}
 
 describe("enqueue and getJob", () => {
   it("queues a job with default limits merged with the requested ones", () => {
@@ -198,7 +156,7 @@ describe("lease, heartbeat, complete", () => {
     const store = open(dataDir);
     const { id } = submit(store);
     const db = new Database(join(dataDir, "labrun.db"));
-    cleanups.push(() => db.close());
+    onCleanup(() => db.close());
     db.prepare("UPDATE jobs SET limits = ? WHERE id = ?").run(
       JSON.stringify({ timeoutMs: 5000, memoryMb: 128, cpus: 1 }),
       id,
@@ -488,7 +446,7 @@ describe("durability", () => {
     second.close();
 
     const db = new Database(join(dataDir, "labrun.db"), { readonly: true });
-    cleanups.push(() => db.close());
+    onCleanup(() => db.close());
     expect(db.pragma("journal_mode", { simple: true })).toBe("wal");
     expect(db.pragma("user_version", { simple: true })).toBe(SCHEMA_VERSION);
   });
