@@ -24,6 +24,14 @@ export const BODY_LIMITS = {
    * 1 MiB of logs that escape to at most 6 MiB), with room to spare.
    */
   result: 16 * MiB,
+  /** `POST /v1/batches`: the coordinator's `--max-batch-bytes`, whichever form. */
+  batch: (maxBatchBytes: number) => maxBatchBytes,
+  /**
+   * `POST /v1/agents/:id/results` with a group of results: twice a single
+   * one's. The agent sends a group only while it fits; a result as large as
+   * the limits allow goes on its own.
+   */
+  resultGroup: 32 * MiB,
   /** Everything else (register, lease, heartbeat, cancel, admin): small fixed shapes. */
   small: 64 * KiB,
 } as const;

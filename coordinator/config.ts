@@ -6,8 +6,12 @@ import {
   type JobLimits,
   JobLimitsInput,
   MAX_INPUT_BYTES,
+  MAX_BATCH_ITEMS,
+  MAX_BATCH_ITEMS_CEILING,
   MAX_INPUT_BYTES_CEILING,
 } from "../protocol/index.js";
+
+const MiB = 1024 * 1024;
 
 /** The coordinator's settings, parsed once at start and passed in. */
 export const CoordinatorConfig = z
@@ -42,6 +46,18 @@ export const CoordinatorConfig = z
     ),
     /** Largest job input accepted at submit, as JSON text (413 past it). */
     maxInputBytes: z.number().int().min(1024).max(MAX_INPUT_BYTES_CEILING).default(MAX_INPUT_BYTES),
+    /** Most inputs in one batch (413 past it). */
+    maxBatchItems: z.number().int().min(1).max(MAX_BATCH_ITEMS_CEILING).default(MAX_BATCH_ITEMS),
+    /**
+     * Largest batch body, program and every input together, as sent (413
+     * past it): the coordinator holds a batch in memory until it is queued.
+     */
+    maxBatchBytes: z
+      .number()
+      .int()
+      .min(MiB)
+      .max(1024 * MiB)
+      .default(64 * MiB),
   })
   .strict()
   .refine((config) => config.heartbeatMs * 2 <= config.leaseTtlMs, {

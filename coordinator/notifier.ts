@@ -51,6 +51,20 @@ export class Notifier {
     for (const wake of [...(this.#jobWaiters.get(id) ?? [])]) wake();
   }
 
+  /**
+   * An item of batch `id` ended (or was queued again): its result streams
+   * read on. Batch and job ids never collide (`b_…`, `j_…`), so they share
+   * the waiters' map.
+   */
+  batchProgress(id: string): void {
+    this.jobFinished(id);
+  }
+
+  /** Resolves on the next batchProgress(id), after `ms`, on abort, or on close. */
+  waitForBatch(id: string, ms: number, signal?: AbortSignal): Promise<void> {
+    return this.waitForJob(id, ms, signal);
+  }
+
   /** Resolves on the next workAvailable(), after `ms`, on abort, or on close. */
   waitForWork(ms: number, signal?: AbortSignal): Promise<void> {
     return this.#wait(this.#leaseWaiters, ms, signal);
