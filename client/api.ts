@@ -1,12 +1,16 @@
 import { z } from "zod";
 import {
   API_PREFIX,
+  Batch,
+  BatchPage,
   isTerminal,
   Job,
   JobPage,
+  type ListBatchesQuery,
   type ListJobsQuery,
   NodeInfo,
   NodeList,
+  RetryBatchResponse,
   type SubmitJobRequest,
   SubmitJobResponse,
 } from "../protocol/index.js";
@@ -78,16 +82,29 @@ export class LabrunClient {
   }
 
   list(query: ListJobsQuery = {}): Promise<JobPage> {
-    const params = new URLSearchParams();
-    for (const [key, value] of Object.entries(query)) {
-      if (value !== undefined) params.set(key, String(value));
-    }
-    const suffix = params.size > 0 ? `?${params}` : "";
-    return this.call("GET", `/jobs${suffix}`, JobPage);
+    return this.call("GET", `/jobs${queryString(query)}`, JobPage);
   }
 
   cancel(id: string): Promise<Job> {
     return this.call("POST", `/jobs/${encodeURIComponent(id)}/cancel`, Job);
+  }
+
+  getBatch(id: string): Promise<Batch> {
+    return this.call("GET", `/batches/${encodeURIComponent(id)}`, Batch);
+  }
+
+  listBatches(query: ListBatchesQuery = {}): Promise<BatchPage> {
+    return this.call("GET", `/batches${queryString(query)}`, BatchPage);
+  }
+
+  /** Queued items are cancelled at once, running ones are stopped by their agents. */
+  cancelBatch(id: string): Promise<Batch> {
+    return this.call("POST", `/batches/${encodeURIComponent(id)}/cancel`, Batch);
+  }
+
+  /** Queues the batch's failed items again. */
+  retryBatch(id: string): Promise<RetryBatchResponse> {
+    return this.call("POST", `/batches/${encodeURIComponent(id)}/retry`, RetryBatchResponse);
   }
 
   /** Needs the admin token. */
@@ -164,6 +181,15 @@ export class LabrunClient {
     }
     return schema.parse(json);
   }
+}
+
+/** `?a=1&b=2` of the defined values; "" when there are none. */
+function queryString(query: Record<string, unknown>): string {
+  const params = new URLSearchParams();
+  for (const [key, value] of Object.entries(query)) {
+    if (value !== undefined) params.set(key, String(value));
+  }
+  return params.size > 0 ? `?${params}` : "";
 }
 
 function describeCause(error: unknown): string {

@@ -22,6 +22,9 @@ const COMMANDS: Record<string, Command> = {
   cancel: jobCommand("cancel"),
   logs: jobCommand("logs"),
   jobs: jobCommand("jobs"),
+  map: async (argv) => (await import("./commands/batches.js")).map(argv),
+  batches: async (argv) => (await import("./commands/batches.js")).batches(argv),
+  batch: async (argv) => (await import("./commands/batches.js")).batch(argv),
   nodes: async (argv) => (await import("./commands/nodes.js")).nodes(argv),
   doctor: async (argv) => (await import("./commands/doctor.js")).doctor(argv),
   up: serveCommand("up"),
@@ -43,6 +46,11 @@ Usage:
                      [--result-bytes 8m] [--detach] [--json]
   labrun status|wait|cancel|logs ID [--json]
   labrun jobs [--state S] [--limit N] [--json]
+  labrun map FILE --inputs F.jsonl|- [--parallel N] [--unordered] [--retries N] [--isolate]
+                  [limit flags as for submit] [--detach] [--json]
+                                              one program over every input line; results in order
+  labrun batches [--limit N] [--json]
+  labrun batch status|wait|results|cancel|retry ID [--from K] [--unordered] [--json]
   labrun nodes [--json]                       the lab's machines (admin token)
   labrun nodes drain|resume|rm NAME [--json]  take a node out of service, back, or forget it
   labrun doctor [--json]                      check Docker, runner image, server, tokens, clock
@@ -63,8 +71,8 @@ Usage:
 
 Every command that talks to a coordinator takes --server URL and --token T
 (else LABRUN_SERVER / LABRUN_TOKEN / LABRUN_ADMIN_TOKEN, else the config file
-that \`labrun up\` writes). Exit codes: 0 ok, 1 job failed, 2 usage error,
-3 server or Docker unreachable, or unauthorised.
+that \`labrun up\` writes). Exit codes: 0 ok, 1 job failed (for map: any item),
+2 usage error, 3 server or Docker unreachable, or unauthorised.
 `;
 
 function version(): string {

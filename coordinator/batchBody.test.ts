@@ -43,7 +43,7 @@ describe("readBatch", () => {
       BOUNDS,
     );
     expect(batch).toEqual({
-      spec: { ...SPEC, maxParallel: 2, retries: 0 },
+      spec: { ...SPEC, maxParallel: 2, retries: 0, isolate: false },
       inputs: ["1", '{"a":[2]}', "null"],
     });
   });

@@ -5,9 +5,9 @@ import {
   DEFAULT_PORT,
   type JobLimits,
   JobLimitsInput,
-  MAX_INPUT_BYTES,
   MAX_BATCH_ITEMS,
   MAX_BATCH_ITEMS_CEILING,
+  MAX_INPUT_BYTES,
   MAX_INPUT_BYTES_CEILING,
 } from "../protocol/index.js";
 

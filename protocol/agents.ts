@@ -119,3 +119,28 @@ export type ResultRequest = z.infer<typeof ResultRequest>;
 
 export const ResultResponse = z.object({ accepted: z.boolean() });
 export type ResultResponse = z.infer<typeof ResultResponse>;
+
+/** Results in one group at most: one request and one commit for all of them. */
+export const MAX_RESULT_GROUP = 256;
+
+/**
+ * `POST /v1/agents/:id/results/group` body: many results at once, each
+ * idempotent per leaseId as a single one is. The answer comes after the
+ * one commit that records them all.
+ */
+export const ResultGroupRequest = z
+  .object({ results: z.array(ResultRequest).min(1).max(MAX_RESULT_GROUP) })
+  .strict();
+export type ResultGroupRequest = z.infer<typeof ResultGroupRequest>;
+
+/** Each result's answer, in the order sent: taken, or refused with the code a single post would get. */
+export const ResultGroupResponse = z.object({
+  results: z.array(
+    z.object({
+      leaseId: z.string(),
+      accepted: z.boolean(),
+      error: z.object({ code: z.string(), message: z.string() }).optional(),
+    }),
+  ),
+});
+export type ResultGroupResponse = z.infer<typeof ResultGroupResponse>;

@@ -40,6 +40,12 @@ export const BatchSpec = SubmitJobRequest.omit({ input: true })
      * up to the coordinator's attempts.
      */
     retries: z.number().int().min(0).max(MAX_ITEM_RETRIES).default(0),
+    /**
+     * One fresh container per item, never one reused from an item before it
+     * (items of a batch may otherwise share a container, each in a fresh
+     * realm with /tmp emptied: DESIGN.md §6).
+     */
+    isolate: z.boolean().default(false),
   })
   .strict();
 export type BatchSpec = z.input<typeof BatchSpec>;
@@ -96,6 +102,7 @@ export const Batch = z.object({
   labels: z.record(z.string(), z.string()),
   maxParallel: z.number().int().optional(),
   retries: z.number().int(),
+  isolate: z.boolean(),
 });
 export type Batch = z.infer<typeof Batch>;
 

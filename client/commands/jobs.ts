@@ -16,13 +16,13 @@ import { limitFlags } from "../limit-flags.js";
 import { waitWithProgress } from "../progress.js";
 import { resolveConnection } from "../settings.js";
 
-const Connection = {
+export const Connection = {
   server: z.string().url("--server must be a URL like http://127.0.0.1:7878").optional(),
   token: z.string().min(1).optional(),
   json: z.boolean(),
 };
 
-const clientFor = (flags: { server?: string | undefined; token?: string | undefined }) =>
+export const clientFor = (flags: { server?: string | undefined; token?: string | undefined }) =>
   new LabrunClient(resolveConnection(flags, "client"));
 
 const jobLimits = limitFlags("");
@@ -97,7 +97,7 @@ function printOutcome(job: Job, json: boolean): number {
   return EXIT.jobFailed;
 }
 
-function readText(file: string, what: string): string {
+export function readText(file: string, what: string): string {
   try {
     return readFileSync(file, "utf8");
   } catch (error) {
@@ -109,7 +109,7 @@ function readText(file: string, what: string): string {
 }
 
 /** The runner picks CommonJS or ESM from the extension; anything else runs as .js. */
-function programFilename(file: string): string {
+export function programFilename(file: string): string {
   const name = basename(file).replace(/[^A-Za-z0-9_.-]/g, "_");
   return ProgramFilename.safeParse(name).success ? name : "main.js";
 }

@@ -23,7 +23,13 @@ import type { Store } from "./index.js";
 import { LEASE_SQL } from "./lease.js";
 
 const batchOf = (count: number, spec: Partial<NewBatch["spec"]> = {}): NewBatch => ({
-  spec: { source: "exports.main = (n) => n", filename: "main.js", retries: 0, ...spec },
+  spec: {
+    source: "exports.main = (n) => n",
+    filename: "main.js",
+    retries: 0,
+    isolate: false,
+    ...spec,
+  },
   inputs: Array.from({ length: count }, (_, index) => JSON.stringify(index)),
 });
 

@@ -8,8 +8,10 @@ import { itemId, newId } from "./rows.js";
  */
 export function prepareEnqueueBatch({ db, settings }: StoreContext) {
   const insertBatch = db.prepare(
-    `INSERT INTO batches (id, source, filename, limits, labels, total, max_parallel, retries, created_at)
-     VALUES (@id, @source, @filename, @limits, @labels, @total, @maxParallel, @retries, @now)`,
+    `INSERT INTO batches (id, source, filename, limits, labels, total, max_parallel, retries,
+       isolate, created_at)
+     VALUES (@id, @source, @filename, @limits, @labels, @total, @maxParallel, @retries,
+       @isolate, @now)`,
   );
   // Positional parameters: this runs once per item, up to 100,000 times.
   const insertItem = db.prepare(
@@ -34,6 +36,7 @@ export function prepareEnqueueBatch({ db, settings }: StoreContext) {
         total: inputs.length,
         maxParallel: spec.maxParallel ?? null,
         retries: spec.retries,
+        isolate: spec.isolate ? 1 : 0,
         now,
       });
       for (let index = 0; index < inputs.length; index++) {

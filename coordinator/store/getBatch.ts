@@ -6,7 +6,7 @@ import { decodeCursor, encodeCursor, storedLimits } from "./rows.js";
 import type { CountBatch } from "./settleBatches.js";
 
 /** The columns a Batch is built from; never the (large) source. */
-const BATCH_COLUMNS = `seq, id, filename, limits, labels, total, max_parallel, retries,
+const BATCH_COLUMNS = `seq, id, filename, limits, labels, total, max_parallel, retries, isolate,
   created_at, finished_at, final_state, final_counts`;
 
 interface BatchRow {
@@ -18,6 +18,7 @@ interface BatchRow {
   total: number;
   max_parallel: number | null;
   retries: number;
+  isolate: number;
   created_at: number;
   finished_at: number | null;
   final_state: BatchState | null;
@@ -55,6 +56,7 @@ export function prepareGetBatch({ db }: StoreContext, countBatch: CountBatch) {
       labels: JSON.parse(row.labels) as Record<string, string>,
       ...(row.max_parallel !== null ? { maxParallel: row.max_parallel } : {}),
       retries: row.retries,
+      isolate: row.isolate === 1,
     };
   };
 

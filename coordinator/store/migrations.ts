@@ -85,6 +85,7 @@ const MIGRATIONS: readonly string[] = [
     total INTEGER NOT NULL,
     max_parallel INTEGER,
     retries INTEGER NOT NULL,
+    isolate INTEGER NOT NULL,
     created_at INTEGER NOT NULL,
     cancelled_at INTEGER,
     finished_at INTEGER,
