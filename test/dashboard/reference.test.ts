@@ -65,7 +65,8 @@ describe.skipIf(!haveChromium)("the API reference page in a browser", () => {
     expect(response?.headers()["content-security-policy"]).toContain("default-src 'self'");
     const submit = page.locator('.opblock-post .opblock-summary-path[data-path="/v1/jobs"]');
     await submit.waitFor({ timeout: 20_000 });
-    expect(await submit.innerText()).toContain("/v1/jobs");
+    expect(await submit.isVisible()).toBe(true);
+    expect(await submit.textContent()).toContain("/v1/jobs");
     await page.locator(".opblock-get .opblock-summary-path[data-path='/v1/jobs/{id}']").waitFor();
 
     expect(requested.some((url) => url.endsWith("/openapi.json"))).toBe(true);
