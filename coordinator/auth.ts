@@ -1,18 +1,8 @@
 import type { Context, MiddlewareHandler } from "hono";
 import { ApiError } from "./errors.js";
+import type { AuthEnv, Caller, Role } from "./routeTypes.js";
 import type { AgentIdentity, Store } from "./store/index.js";
 import { hashToken, sameToken, type Tokens } from "./tokens.js";
-
-/** Who is calling, from the bearer token. */
-export type Caller =
-  | { role: "client" }
-  | { role: "admin" }
-  | { role: "join" }
-  | { role: "agent"; agent: AgentIdentity };
-export type Role = Caller["role"];
-
-/** The Hono env of every route: the middleware puts the caller here. */
-export type AuthEnv = { Variables: { caller: Caller } };
 
 /** RFC 6750 `Bearer <b64token>`. */
 const BEARER = /^Bearer +([A-Za-z0-9._~+/-]+=*) *$/i;
@@ -50,7 +40,7 @@ const WHO: Record<Role, string> = {
  *
  * @example
  * const auth = bearerAuth(tokens, store);
- * app.get("/v1/admin/nodes", auth("admin"), handler);
+ * createRoute({ …, middleware: [auth("admin")] }); // or guard(auth, ADMIN) in routes/declare.ts
  */
 export function bearerAuth(tokens: Tokens, store: Store) {
   return (...allowed: Role[]): MiddlewareHandler<AuthEnv> =>

@@ -29,19 +29,44 @@ export class ApiError extends Error {
 
 export const notFound = (what: string) => new ApiError("NOT_FOUND", `${what} does not exist`);
 
-/** The issues of a zod error as `details`: where, what kind, and what is wrong. */
-export const zodDetails = (error: z.ZodError) =>
-  error.issues.map((issue) => ({ path: issue.path, code: issue.code, message: issue.message }));
+type Issues = readonly z.core.$ZodIssue[];
+
+/** zod issues as `details`: where, what kind, and what is wrong. */
+export const zodDetails = (issues: Issues) =>
+  issues.map((issue) => ({ path: issue.path, code: issue.code, message: issue.message }));
 
 /** A zod failure as a 400 whose message names the first problem. */
-export function validationError(where: string, error: z.ZodError): ApiError {
-  const first = error.issues[0];
+export function validationError(where: string, issues: Issues): ApiError {
+  const first = issues[0];
   const path = first?.path.length ? `${first.path.join(".")}: ` : "";
   return new ApiError(
     "VALIDATION_ERROR",
     `invalid ${where}: ${path}${first?.message ?? "does not match the schema"}`,
-    zodDetails(error),
+    zodDetails(issues),
   );
+}
+
+/**
+ * A request part that failed its route's schema, as labrun words it:
+ * `invalid request body: …` (or the body's own name, `invalid job: …`),
+ * `invalid query: …`, `invalid path parameter id: …`. A path parameter is
+ * named in the message and its issues' paths start below it, as when each
+ * parameter was checked on its own.
+ */
+export function requestValidationError(
+  part: string,
+  error: z.ZodError,
+  bodyName = "request body",
+): ApiError {
+  if (part === "json") return validationError(bodyName, error.issues);
+  if (part === "param") {
+    const name = String(error.issues[0]?.path[0] ?? "");
+    const own = error.issues
+      .filter((issue) => issue.path[0] === name)
+      .map((issue) => ({ ...issue, path: issue.path.slice(1) }));
+    return validationError(`path parameter ${name}`, own);
+  }
+  return validationError(part, error.issues);
 }
 
 /** bodyLimit's onError: the body is over the route's limit. */
@@ -86,7 +111,11 @@ export function onError(logger: Logger) {
     if (error instanceof z.ZodError) {
       logger.warn({ ...where, issues: error.issues.length }, "invalid request");
       return c.json(
-        errorBody("VALIDATION_ERROR", "the request does not match the schema", zodDetails(error)),
+        errorBody(
+          "VALIDATION_ERROR",
+          "the request does not match the schema",
+          zodDetails(error.issues),
+        ),
         400,
       );
     }

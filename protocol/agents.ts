@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { Outcome, ProgramFilename } from "./jobs.js";
+import { JsonValue, Outcome, ProgramFilename } from "./jobs.js";
 import { JobLimits, MaxLimits } from "./limits.js";
 
 /**
@@ -67,7 +67,7 @@ export type LeaseRequest = z.input<typeof LeaseRequest>;
 export const JobSpec = z.object({
   source: z.string(),
   filename: ProgramFilename,
-  input: z.json().nullable(),
+  input: JsonValue.nullable(),
   limits: JobLimits,
 });
 export type JobSpec = z.infer<typeof JobSpec>;

@@ -3,6 +3,12 @@ import { BAD_PROGRAM_FORMAT_MESSAGE, OutcomeErrorCode } from "./errors.js";
 import { JobLimits, JobLimitsInput, MAX_SOURCE_BYTES } from "./limits.js";
 
 /**
+ * Any JSON value (a job's input, a program's result). One shared schema, so
+ * an OpenAPI document can name it once (zod builds it recursively).
+ */
+export const JsonValue = z.json();
+
+/**
  * Job states and the transitions the store allows:
  * queued → leased → running → succeeded | failed | cancelled;
  * leased | running → queued when a lease expires (attempt + 1);
@@ -42,7 +48,7 @@ export const SubmitJobRequest = z
         `the program is larger than ${MAX_SOURCE_BYTES} bytes`,
       ),
     filename: ProgramFilename.default("main.js"),
-    input: z.json().nullable().optional(),
+    input: JsonValue.nullable().optional(),
     limits: JobLimitsInput.optional(),
     labels: Labels.optional(),
   })
@@ -73,7 +79,7 @@ export type OutcomeError = z.infer<typeof OutcomeError>;
 
 /** What a finished job produced. */
 export const Outcome = z.discriminatedUnion("ok", [
-  z.object({ ok: z.literal(true), result: z.json(), logs: z.string(), stats: RunStats }),
+  z.object({ ok: z.literal(true), result: JsonValue, logs: z.string(), stats: RunStats }),
   z.object({ ok: z.literal(false), error: OutcomeError, logs: z.string(), stats: RunStats }),
 ]);
 export type Outcome = z.infer<typeof Outcome>;
@@ -120,7 +126,7 @@ export const JobId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "not a job id");
 export const RunnerRequest = z.object({
   source: z.string(),
   filename: ProgramFilename,
-  input: z.json().nullable(),
+  input: JsonValue.nullable(),
   /** Frames the result envelope on stdout; the program never sees it. */
   nonce: z.string().regex(/^[A-Za-z0-9]{16,128}$/),
 });
@@ -128,7 +134,7 @@ export type RunnerRequest = z.infer<typeof RunnerRequest>;
 
 /** The envelope the runner writes between two nonces on stdout. */
 export const RunnerEnvelope = z.discriminatedUnion("ok", [
-  z.object({ ok: z.literal(true), result: z.json() }),
+  z.object({ ok: z.literal(true), result: JsonValue }),
   z.object({ ok: z.literal(false), error: OutcomeError }),
 ]);
 export type RunnerEnvelope = z.infer<typeof RunnerEnvelope>;

@@ -1,6 +1,6 @@
-import { Hono } from "hono";
-import type { RouteDeps } from "../app.js";
-import type { AuthEnv } from "../auth.js";
+import { createRoute, z } from "@hono/zod-openapi";
+import { ADMIN, guard, newRouteApp } from "../routes/declare.js";
+import type { RouteDeps } from "../routeTypes.js";
 
 /**
  * `GET /metrics`: Prometheus text exposition, admin token only (Prometheus
@@ -9,9 +9,21 @@ import type { AuthEnv } from "../auth.js";
  * admin's to see, like `/v1/admin/stats`.
  */
 export function metricsRoutes({ metrics, auth }: RouteDeps) {
-  const app = new Hono<AuthEnv>();
-  app.get("/metrics", auth("admin"), async (c) =>
-    c.body(await metrics.scrape(), 200, { "Content-Type": metrics.contentType }),
+  const app = newRouteApp();
+  const scrape = createRoute({
+    method: "get",
+    path: "/metrics",
+    summary: "Prometheus metrics (text exposition format 0.0.4).",
+    ...guard(auth, ADMIN),
+    responses: {
+      200: {
+        description: "Prometheus text",
+        content: { "text/plain; version=0.0.4": { schema: z.string() } },
+      },
+    },
+  });
+  app.openapi(scrape, async (c) =>
+    c.text(await metrics.scrape(), 200, { "Content-Type": metrics.contentType }),
   );
   return app;
 }

@@ -1,38 +1,80 @@
-import { Hono } from "hono";
-import type { ClusterStats, NodeInfo, NodeList } from "../../protocol/index.js";
-import type { RouteDeps } from "../app.js";
-import type { AuthEnv } from "../auth.js";
-import { BODY_LIMITS, limitBody } from "../bodyLimits.js";
+import { createRoute, z } from "@hono/zod-openapi";
+import { ClusterStats, NodeInfo, NodeList } from "../../protocol/index.js";
+import { BODY_LIMITS } from "../bodyLimits.js";
+import type { RouteDeps } from "../routeTypes.js";
+import { ADMIN, guard, jsonContent, newRouteApp, refusals } from "./declare.js";
+
+const NodePath = z.object({
+  node: z.string().describe("a node's id, as GET /v1/admin/nodes lists it"),
+});
 
 /**
  * Admin routes (admin token): the cluster's numbers, the nodes, and draining,
  * resuming or forgetting one.
  */
 export function adminRoutes({ store, notifier, clock, logger, auth, metrics }: RouteDeps) {
-  const app = new Hono<AuthEnv>();
-  app.use("*", auth("admin"), limitBody(BODY_LIMITS.small));
+  const app = newRouteApp();
+  const admin = guard(auth, ADMIN, { maxBodyBytes: BODY_LIMITS.small });
 
-  app.get("/stats", (c) => c.json(store.stats(clock()) satisfies ClusterStats));
+  const stats = createRoute({
+    method: "get",
+    path: "/v1/admin/stats",
+    summary: "Jobs by state, jobs finished in the last minute and hour, nodes by state.",
+    ...admin,
+    responses: { 200: jsonContent(ClusterStats, "the cluster's numbers") },
+  });
+  app.openapi(stats, (c) => c.json(store.stats(clock()), 200));
 
-  app.get("/nodes", (c) => c.json({ nodes: store.listNodes(clock()) } satisfies NodeList));
+  const nodes = createRoute({
+    method: "get",
+    path: "/v1/admin/nodes",
+    summary: "Every registered node with its state, slots and jobs.",
+    ...admin,
+    responses: { 200: jsonContent(NodeList, "the nodes") },
+  });
+  app.openapi(nodes, (c) => c.json({ nodes: store.listNodes(clock()) }, 200));
 
   // A draining node takes no new leases and finishes the jobs it has.
-  app.post("/nodes/:node/drain", (c) => {
-    const node = store.setAgentState(c.req.param("node"), "draining", clock());
+  const drain = createRoute({
+    method: "post",
+    path: "/v1/admin/nodes/{node}/drain",
+    summary: "Drain a node: no new leases; it finishes the jobs it has.",
+    ...admin,
+    request: { params: NodePath },
+    responses: { 200: jsonContent(NodeInfo, "the node, draining"), ...refusals("NOT_FOUND") },
+  });
+  app.openapi(drain, (c) => {
+    const node = store.setAgentState(c.req.valid("param").node, "draining", clock());
     logger.info({ agentId: node.id, name: node.name }, "node draining");
-    return c.json(node satisfies NodeInfo);
+    return c.json(node, 200);
   });
 
-  app.post("/nodes/:node/resume", (c) => {
-    const node = store.setAgentState(c.req.param("node"), "ready", clock());
+  const resume = createRoute({
+    method: "post",
+    path: "/v1/admin/nodes/{node}/resume",
+    summary: "Resume a drained node.",
+    ...admin,
+    request: { params: NodePath },
+    responses: { 200: jsonContent(NodeInfo, "the node, ready"), ...refusals("NOT_FOUND") },
+  });
+  app.openapi(resume, (c) => {
+    const node = store.setAgentState(c.req.valid("param").node, "ready", clock());
     logger.info({ agentId: node.id, name: node.name }, "node resumed");
     notifier.workAvailable();
-    return c.json(node satisfies NodeInfo);
+    return c.json(node, 200);
   });
 
   // Its token stops working; the jobs it held are queued again (or fail) at once.
-  app.delete("/nodes/:node", (c) => {
-    const agentId = c.req.param("node");
+  const remove = createRoute({
+    method: "delete",
+    path: "/v1/admin/nodes/{node}",
+    summary: "Forget a node: its token stops working, its jobs are queued again at once.",
+    ...admin,
+    request: { params: NodePath },
+    responses: { 204: { description: "done; no body" }, ...refusals("NOT_FOUND") },
+  });
+  app.openapi(remove, (c) => {
+    const agentId = c.req.valid("param").node;
     const { requeued, failed } = store.removeAgent(agentId, clock());
     logger.info({ agentId, requeued: requeued.length, failed: failed.length }, "node removed");
     if (requeued.length > 0) notifier.workAvailable();

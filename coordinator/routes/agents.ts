@@ -1,85 +1,127 @@
-import { Hono } from "hono";
+import { createRoute, z } from "@hono/zod-openapi";
 import {
   HeartbeatRequest,
-  type HeartbeatResponse,
+  HeartbeatResponse,
   LeaseRequest,
-  type LeaseResponse,
+  LeaseResponse,
   RegisterAgentRequest,
-  type RegisterAgentResponse,
+  RegisterAgentResponse,
   ResultRequest,
-  type ResultResponse,
+  ResultResponse,
 } from "../../protocol/index.js";
-import type { RouteDeps } from "../app.js";
-import { type AuthEnv, callingAgent } from "../auth.js";
-import { BODY_LIMITS, limitBody } from "../bodyLimits.js";
+import { callingAgent } from "../auth.js";
+import { BODY_LIMITS } from "../bodyLimits.js";
+import type { RouteDeps } from "../routeTypes.js";
 import { hashToken, newToken } from "../tokens.js";
-import { jsonBody } from "../validate.js";
+import { AGENT, guard, JOIN, jsonBody, jsonContent, newRouteApp, refusals } from "./declare.js";
 
-const smallBody = limitBody(BODY_LIMITS.small);
-const resultBody = limitBody(BODY_LIMITS.result);
+/** Checked by auth (the token must be agent `:id`'s own), not by a schema. */
+const AgentPath = z.object({ id: z.string().describe("the agentId that register returned") });
 
 /**
  * Agent routes: register with the join token, then lease, heartbeat and
  * results with the agent's own token, only under its own `/:id`.
  */
 export function agentRoutes({ store, notifier, config, clock, logger, auth, metrics }: RouteDeps) {
-  const app = new Hono<AuthEnv>();
+  const app = newRouteApp();
+  const small = { maxBodyBytes: BODY_LIMITS.small, json: {} };
 
-  app.post("/register", auth("join"), smallBody, async (c) => {
-    const request = await jsonBody(c, RegisterAgentRequest);
+  const register = createRoute({
+    method: "post",
+    path: "/v1/agents/register",
+    summary: "Join the cluster; the answer holds the agent's own token for every later call.",
+    ...guard(auth, JOIN, small),
+    request: { body: jsonBody(RegisterAgentRequest) },
+    responses: { 200: jsonContent(RegisterAgentResponse, "the agent's id and token") },
+  });
+  app.openapi(register, (c) => {
+    const request = c.req.valid("json");
     const token = newToken("lrn");
     const agent = store.registerAgent(request, hashToken(token), clock());
     logger.info({ agentId: agent.id, name: agent.name, slots: request.slots }, "agent registered");
-    return c.json({
-      agentId: agent.id,
-      token,
-      heartbeatMs: config.heartbeatMs,
-      leaseTtlMs: config.leaseTtlMs,
-      defaultLimits: config.defaultLimits,
-    } satisfies RegisterAgentResponse);
+    return c.json(
+      {
+        agentId: agent.id,
+        token,
+        heartbeatMs: config.heartbeatMs,
+        leaseTtlMs: config.leaseTtlMs,
+        defaultLimits: config.defaultLimits,
+      },
+      200,
+    );
   });
 
   // Long-poll: answers as soon as there is work, or after waitMs with none.
-  app.post("/:id/lease", auth("agent"), smallBody, async (c) => {
+  const lease = createRoute({
+    method: "post",
+    path: "/v1/agents/{id}/lease",
+    summary: "Long-poll for up to `free` jobs; answers with none after waitMs.",
+    ...guard(auth, AGENT, small),
+    request: { params: AgentPath, body: jsonBody(LeaseRequest) },
+    responses: { 200: jsonContent(LeaseResponse, "the jobs leased, maybe none") },
+  });
+  app.openapi(lease, async (c) => {
     const agent = callingAgent(c);
-    const { free, waitMs } = await jsonBody(c, LeaseRequest);
+    const { free, waitMs } = c.req.valid("json");
     const signal = c.req.raw.signal;
     const deadline = Date.now() + waitMs;
     // An aborted request leases nothing: its answer would reach no one.
     while (!signal.aborted && !notifier.closed) {
       const jobs = store.lease(agent.id, free, clock());
       const left = deadline - Date.now();
-      if (jobs.length > 0 || free === 0 || left <= 0) {
-        return c.json({ jobs } satisfies LeaseResponse);
-      }
+      if (jobs.length > 0 || free === 0 || left <= 0) return c.json({ jobs }, 200);
       await notifier.waitForWork(left, signal);
     }
-    return c.json({ jobs: [] } satisfies LeaseResponse);
+    return c.json({ jobs: [] }, 200);
   });
 
-  app.post("/:id/heartbeat", auth("agent"), smallBody, async (c) => {
+  const heartbeat = createRoute({
+    method: "post",
+    path: "/v1/agents/{id}/heartbeat",
+    summary: "Renew the leases the agent runs (and report its stats); answers the ones to stop.",
+    ...guard(auth, AGENT, small),
+    request: { params: AgentPath, body: jsonBody(HeartbeatRequest) },
+    responses: { 200: jsonContent(HeartbeatResponse, "the leases to cancel") },
+  });
+  app.openapi(heartbeat, (c) => {
     const agent = callingAgent(c);
-    const { running, stats } = await jsonBody(c, HeartbeatRequest);
+    const { running, stats } = c.req.valid("json");
     const cancel = store.heartbeat(agent.id, running, clock());
     if (stats) metrics.agentReported(stats);
-    return c.json({ cancel } satisfies HeartbeatResponse);
+    return c.json({ cancel }, 200);
   });
 
-  app.post("/:id/results", auth("agent"), resultBody, async (c) => {
+  const results = createRoute({
+    method: "post",
+    path: "/v1/agents/{id}/results",
+    summary: "Report a lease's outcome; idempotent per leaseId, a stale lease is 409.",
+    ...guard(auth, AGENT, { maxBodyBytes: BODY_LIMITS.result, json: {} }),
+    request: { params: AgentPath, body: jsonBody(ResultRequest) },
+    responses: { 200: jsonContent(ResultResponse, "accepted"), ...refusals("STALE_LEASE") },
+  });
+  app.openapi(results, (c) => {
     const agent = callingAgent(c);
-    const { leaseId, outcome } = await jsonBody(c, ResultRequest);
+    const { leaseId, outcome } = c.req.valid("json");
     const { value: job, changed } = store.complete(agent.id, leaseId, outcome, clock());
     if (changed) {
       metrics.resultRecorded(outcome);
       notifier.jobFinished(job.id);
     }
-    return c.json({ accepted: true } satisfies ResultResponse);
+    return c.json({ accepted: true }, 200);
   });
 
   // An agent leaving on its own (graceful shutdown): as an admin's remove,
   // its token stops working and the leases it still holds are queued again now
   // rather than after the lease TTL.
-  app.delete("/:id", auth("agent"), (c) => {
+  const leave = createRoute({
+    method: "delete",
+    path: "/v1/agents/{id}",
+    summary: "Leave the cluster: the token stops working, held leases are queued again.",
+    ...guard(auth, AGENT),
+    request: { params: AgentPath },
+    responses: { 204: { description: "done; no body" } },
+  });
+  app.openapi(leave, (c) => {
     const agent = callingAgent(c);
     const { requeued, failed } = store.removeAgent(agent.id, clock());
     logger.info({ agentId: agent.id, requeued: requeued.length }, "agent left the cluster");

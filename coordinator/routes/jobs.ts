@@ -1,26 +1,25 @@
-import { Hono } from "hono";
+import { createRoute, z } from "@hono/zod-openapi";
 import {
   GetJobQuery,
   isTerminal,
-  type Job,
+  Job,
   JobId,
-  type JobPage,
+  JobPage,
   ListJobsQuery,
   MAX_SOURCE_BYTES,
   SubmitJobRequest,
-  type SubmitJobResponse,
+  SubmitJobResponse,
 } from "../../protocol/index.js";
-import type { RouteDeps } from "../app.js";
-import type { AuthEnv } from "../auth.js";
-import { BODY_LIMITS, limitBody } from "../bodyLimits.js";
+import { BODY_LIMITS } from "../bodyLimits.js";
 import { ApiError } from "../errors.js";
-import { param, parseWith, query, readJson } from "../validate.js";
+import type { RouteDeps } from "../routeTypes.js";
+import { CLIENT, guard, jsonBody, jsonContent, newRouteApp, refusals } from "./declare.js";
 
 /**
  * Too large is 413 whichever part it is, checked before the schema so the
  * answer does not depend on what else is wrong with the body.
  */
-function refuseOversized(body: unknown, maxInputBytes: number): void {
+const refuseOversized = (maxInputBytes: number) => (body: unknown) => {
   if (typeof body !== "object" || body === null) return;
   const { source, input } = body as { source?: unknown; input?: unknown };
   if (typeof source === "string" && Buffer.byteLength(source, "utf8") > MAX_SOURCE_BYTES) {
@@ -35,31 +34,57 @@ function refuseOversized(body: unknown, maxInputBytes: number): void {
       `the input is larger than ${maxInputBytes} bytes of JSON; pass less data`,
     );
   }
-}
+};
+
+const JobPath = z.object({ id: JobId });
 
 /** Client routes (client or admin token): submit, read with long-poll, list, cancel. */
 export function jobRoutes({ store, notifier, config, clock, auth, metrics }: RouteDeps) {
-  const app = new Hono<AuthEnv>();
-  app.use("*", auth("client"));
+  const app = newRouteApp();
 
-  app.post("/", limitBody(BODY_LIMITS.submit(config.maxInputBytes)), async (c) => {
-    const body = await readJson(c);
-    refuseOversized(body, config.maxInputBytes);
-    const request = parseWith(SubmitJobRequest, body, "job");
+  const submit = createRoute({
+    method: "post",
+    path: "/v1/jobs",
+    summary: "Submit a job: a program and its input. Nothing is queued when it is refused.",
+    ...guard(auth, CLIENT, {
+      maxBodyBytes: BODY_LIMITS.submit(config.maxInputBytes),
+      json: { name: "job", check: refuseOversized(config.maxInputBytes) },
+    }),
+    request: { body: jsonBody(SubmitJobRequest) },
+    responses: { 201: jsonContent(SubmitJobResponse, "the job, queued") },
+  });
+  app.openapi(submit, (c) => {
+    const request = c.req.valid("json");
     // What the client leaves out, the lab's defaults fill in: the job record
     // shows every limit.
     const limits = { ...config.defaultLimits, ...request.limits };
     const job = store.enqueue({ ...request, limits }, clock());
     notifier.workAvailable(1);
-    return c.json({ id: job.id, state: job.state } satisfies SubmitJobResponse, 201);
+    return c.json({ id: job.id, state: job.state }, 201);
   });
 
-  app.get("/", (c) => c.json(store.listJobs(query(c, ListJobsQuery)) satisfies JobPage));
+  const list = createRoute({
+    method: "get",
+    path: "/v1/jobs",
+    summary: "A page of jobs, newest first; pass nextCursor as cursor for the next page.",
+    ...guard(auth, CLIENT),
+    request: { query: ListJobsQuery },
+    responses: { 200: jsonContent(JobPage, "a page of jobs") },
+  });
+  app.openapi(list, (c) => c.json(store.listJobs(c.req.valid("query")), 200));
 
   // ?wait=N answers as soon as the job is terminal, or after N seconds with the job as it is.
-  app.get("/:id", async (c) => {
-    const id = param(c, "id", JobId);
-    const { wait } = query(c, GetJobQuery);
+  const read = createRoute({
+    method: "get",
+    path: "/v1/jobs/{id}",
+    summary: "One job; with ?wait=N, answers once it is terminal or after N seconds.",
+    ...guard(auth, CLIENT),
+    request: { params: JobPath, query: GetJobQuery },
+    responses: { 200: jsonContent(Job, "the job"), ...refusals("NOT_FOUND") },
+  });
+  app.openapi(read, async (c) => {
+    const { id } = c.req.valid("param");
+    const { wait } = c.req.valid("query");
     const signal = c.req.raw.signal;
     let job = store.getJob(id);
     const deadline = Date.now() + (wait ?? 0) * 1000;
@@ -70,16 +95,24 @@ export function jobRoutes({ store, notifier, config, clock, auth, metrics }: Rou
       if (notifier.closed) break;
       job = store.getJob(id);
     }
-    return c.json(job satisfies Job);
+    return c.json(job, 200);
   });
 
-  app.post("/:id/cancel", limitBody(BODY_LIMITS.small), (c) => {
-    const { value: job, changed } = store.cancel(param(c, "id", JobId), clock());
+  const cancel = createRoute({
+    method: "post",
+    path: "/v1/jobs/{id}/cancel",
+    summary: "Cancel a job at once; a terminal job is returned unchanged.",
+    ...guard(auth, CLIENT, { maxBodyBytes: BODY_LIMITS.small }),
+    request: { params: JobPath },
+    responses: { 200: jsonContent(Job, "the job, cancelled"), ...refusals("NOT_FOUND") },
+  });
+  app.openapi(cancel, (c) => {
+    const { value: job, changed } = store.cancel(c.req.valid("param").id, clock());
     if (changed) {
       metrics.jobsFinished("CANCELLED");
       notifier.jobFinished(job.id);
     }
-    return c.json(job satisfies Job);
+    return c.json(job, 200);
   });
 
   return app;
