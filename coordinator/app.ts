@@ -6,6 +6,7 @@ import { buildOpenApiDocument, openApiRoutes } from "./openapi.js";
 import { referenceRoutes } from "./reference/index.js";
 import { adminRoutes } from "./routes/admin.js";
 import { agentRoutes } from "./routes/agents.js";
+import { batchRoutes } from "./routes/batches.js";
 import { newRouteApp } from "./routes/declare.js";
 import { healthRoutes } from "./routes/health.js";
 import { jobRoutes } from "./routes/jobs.js";
@@ -46,7 +47,14 @@ export function createApp(options: CreateAppOptions) {
     );
   });
 
-  for (const routes of [healthRoutes, jobRoutes, agentRoutes, adminRoutes, metricsRoutes]) {
+  for (const routes of [
+    healthRoutes,
+    jobRoutes,
+    batchRoutes,
+    agentRoutes,
+    adminRoutes,
+    metricsRoutes,
+  ]) {
     app.route("/", routes(deps));
   }
   app.route(

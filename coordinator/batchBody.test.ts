@@ -18,9 +18,15 @@ const post = (body: string | ReadableStream<Uint8Array>, type?: string) =>
 const ndjson = (...lines: unknown[]) => lines.map((line) => JSON.stringify(line)).join("\n");
 
 /** The refusal a body gets: status, code, message and details. */
+const parts = (request: Request) => ({
+  contentType: request.headers.get("content-type") ?? undefined,
+  text: () => request.text(),
+  body: request.body,
+});
+
 async function refusal(request: Request) {
   try {
-    await readBatch(request, BOUNDS);
+    await readBatch(parts(request), BOUNDS);
   } catch (error) {
     if (!(error instanceof ApiError)) throw error;
     return {
@@ -36,9 +42,11 @@ async function refusal(request: Request) {
 describe("readBatch", () => {
   it("reads a JSON batch, each input as its JSON text", async () => {
     const batch = await readBatch(
-      post(
-        JSON.stringify({ ...SPEC, inputs: [1, { a: [2] }, null], maxParallel: 2 }),
-        "application/json",
+      parts(
+        post(
+          JSON.stringify({ ...SPEC, inputs: [1, { a: [2] }, null], maxParallel: 2 }),
+          "application/json",
+        ),
       ),
       BOUNDS,
     );
@@ -57,7 +65,7 @@ describe("readBatch", () => {
         controller.close();
       },
     });
-    const batch = await readBatch(post(stream, NDJSON), BOUNDS);
+    const batch = await readBatch(parts(post(stream, NDJSON)), BOUNDS);
     expect(batch.inputs).toEqual(["1", '"two"', '{"three":3}']);
   });
 

@@ -23,6 +23,15 @@ const mediaType = (contentType: string | undefined) =>
 /** Whether a batch body is NDJSON (else JSON, or refused by `readBatch`). */
 export const isNdjson = (contentType: string | undefined) => mediaType(contentType) === NDJSON;
 
+/** The parts of a request a batch is read from. */
+export interface BatchRequest {
+  contentType: string | undefined;
+  /** The whole body as text (a JSON batch). */
+  text: () => Promise<string>;
+  /** The body as it streams in (an NDJSON batch). */
+  body: AsyncIterable<Uint8Array> | null;
+}
+
 /**
  * A batch from `POST /v1/batches`: one JSON document `{...spec, inputs: […]}`,
  * or NDJSON (the spec on the first line, then one input per line), read as
@@ -32,11 +41,14 @@ export const isNdjson = (contentType: string | undefined) => mediaType(contentTy
  * `maxItems` items. Nothing is queued before all of it has been read.
  *
  * @example
- * const batch = await readBatch(c.req.raw, { maxItems: 100_000, maxInputBytes: 1 << 20 });
+ * const batch = await readBatch(
+ *   { contentType: c.req.header("content-type"), text: () => c.req.text(), body: c.req.raw.body },
+ *   { maxItems: 100_000, maxInputBytes: 1 << 20 },
+ * );
  */
-export async function readBatch(request: Request, bounds: BatchBounds): Promise<NewBatch> {
-  const type = mediaType(request.headers.get("content-type") ?? undefined);
-  if (type === NDJSON) return readNdjsonBatch(request, bounds);
+export async function readBatch(request: BatchRequest, bounds: BatchBounds): Promise<NewBatch> {
+  const type = mediaType(request.contentType);
+  if (type === NDJSON) return readNdjsonBatch(request.body, bounds);
   if (
     type !== undefined &&
     type !== "application/json" &&
@@ -82,7 +94,7 @@ function parseSpec(value: unknown) {
     }
   }
   const parsed = BatchSpec.safeParse(value);
-  if (!parsed.success) throw validationError("batch", parsed.error);
+  if (!parsed.success) throw validationError("batch", parsed.error.issues);
   return parsed.data;
 }
 
@@ -138,7 +150,10 @@ function readJsonBatch(text: string, bounds: BatchBounds): NewBatch {
  * the spec, every later non-blank line one input (blank lines are skipped,
  * so a trailing newline is fine).
  */
-async function readNdjsonBatch(request: Request, bounds: BatchBounds): Promise<NewBatch> {
+async function readNdjsonBatch(
+  body: AsyncIterable<Uint8Array> | null,
+  bounds: BatchBounds,
+): Promise<NewBatch> {
   let spec: NewBatch["spec"] | undefined;
   const inputs: string[] = [];
   const take = (line: string) => {
@@ -156,7 +171,7 @@ async function readNdjsonBatch(request: Request, bounds: BatchBounds): Promise<N
   const decoder = new TextDecoder("utf-8", { fatal: true });
   let pending = "";
   try {
-    for await (const chunk of request.body ?? []) {
+    for await (const chunk of body ?? []) {
       pending += decoder.decode(chunk, { stream: true });
       let newline = pending.indexOf("\n");
       while (newline >= 0) {

@@ -60,6 +60,12 @@ export class Notifier {
     this.jobFinished(id);
   }
 
+  /** Jobs that failed at once (their node was lost): their readers, and their batches' streams, answer. */
+  jobsFailed({ failed, batches }: { failed: readonly string[]; batches: readonly string[] }): void {
+    for (const id of failed) this.jobFinished(id);
+    for (const id of batches) this.batchProgress(id);
+  }
+
   /** Resolves on the next batchProgress(id), after `ms`, on abort, or on close. */
   waitForBatch(id: string, ms: number, signal?: AbortSignal): Promise<void> {
     return this.waitForJob(id, ms, signal);

@@ -234,7 +234,7 @@ describe("the OpenAPI document", () => {
       if (operation.requestBody) {
         const answer = await send(concrete(path, agentId), "[]");
         expectRefused(answer, "an array for a body");
-        expect(answer.body.error.message).toMatch(/^invalid (request body|job): /);
+        expect(answer.body.error.message).toMatch(/^invalid (request body|job|batch): /);
         // Read by labrun's JSON reader, not refused by a stricter one.
         const text = await app.request(concrete(path, agentId), {
           method: method.toUpperCase(),

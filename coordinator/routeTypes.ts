@@ -1,5 +1,6 @@
 import type { MiddlewareHandler } from "hono";
 import type { Logger } from "pino";
+import type { NewBatch } from "../protocol/index.js";
 import type { CoordinatorConfig } from "./config.js";
 import type { CoordinatorMetrics } from "./metrics/registry.js";
 import type { Notifier } from "./notifier.js";
@@ -36,9 +37,11 @@ export type Role = Caller["role"];
  * The Hono env of every route. `caller`: put there by the auth middleware.
  * `bodyName`: what a validation message calls the route's JSON body
  * ("invalid job: …"); set by the route's JSON reader when it is not
- * "request body".
+ * "request body". `batch`: a batch body, read by routes/batches.ts.
  */
-export type AuthEnv = { Variables: { caller: Caller; bodyName?: string } };
+export type AuthEnv = {
+  Variables: { caller: Caller; bodyName?: string; batch?: NewBatch };
+};
 
 /** What the route modules are built from. */
 export interface RouteDeps extends Required<Omit<CreateAppOptions, "tokens">> {

@@ -15,7 +15,8 @@ export function sweepLeases(
   now: number,
   metrics?: CoordinatorMetrics,
 ): void {
-  const { requeued, failed } = store.expireLeases(now);
+  const expired = store.expireLeases(now);
+  const { requeued, failed } = expired;
   metrics?.leasesExpired(requeued.length, failed.length);
   metrics?.jobsFinished("NODE_LOST", failed.length);
   if (requeued.length > 0) {
@@ -29,8 +30,8 @@ export function sweepLeases(
       { jobId: id },
       "job failed with NODE_LOST: its node stopped answering on every attempt",
     );
-    notifier.jobFinished(id);
   }
+  notifier.jobsFailed(expired);
 }
 
 /**

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { OutcomeError, RunStats, SubmitJobRequest } from "./jobs.js";
+import { JsonValue, OutcomeError, RunStats, SubmitJobRequest } from "./jobs.js";
 import { JobLimits } from "./limits.js";
 
 /**
@@ -53,7 +53,7 @@ export type BatchSpecParsed = z.output<typeof BatchSpec>;
 
 /** `POST /v1/batches` as one JSON document. */
 export const SubmitBatchRequest = BatchSpec.extend({
-  inputs: z.array(z.json().nullable()).min(1, "a batch needs at least one input"),
+  inputs: z.array(JsonValue.nullable()).min(1, "a batch needs at least one input"),
 }).strict();
 export type SubmitBatchRequest = z.input<typeof SubmitBatchRequest>;
 
@@ -133,7 +133,7 @@ export const ItemResult = z.discriminatedUnion("ok", [
   z.object({
     index: z.number().int().nonnegative(),
     ok: z.literal(true),
-    result: z.json(),
+    result: JsonValue,
     stats: RunStats,
     jobId: z.string(),
   }),

@@ -75,11 +75,12 @@ export function adminRoutes({ store, notifier, clock, logger, auth, metrics }: R
   });
   app.openapi(remove, (c) => {
     const agentId = c.req.valid("param").node;
-    const { requeued, failed } = store.removeAgent(agentId, clock());
+    const expired = store.removeAgent(agentId, clock());
+    const { requeued, failed } = expired;
     logger.info({ agentId, requeued: requeued.length, failed: failed.length }, "node removed");
     if (requeued.length > 0) notifier.workAvailable();
     metrics.jobsFinished("NODE_LOST", failed.length);
-    for (const id of failed) notifier.jobFinished(id);
+    notifier.jobsFailed(expired);
     return c.body(null, 204);
   });
 

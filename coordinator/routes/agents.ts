@@ -4,8 +4,11 @@ import {
   HeartbeatResponse,
   LeaseRequest,
   LeaseResponse,
+  type Outcome,
   RegisterAgentRequest,
   RegisterAgentResponse,
+  ResultGroupRequest,
+  ResultGroupResponse,
   ResultRequest,
   ResultResponse,
 } from "../../protocol/index.js";
@@ -103,12 +106,50 @@ export function agentRoutes({ store, notifier, config, clock, logger, auth, metr
     const agent = callingAgent(c);
     const { leaseId, outcome } = c.req.valid("json");
     const { value: job, changed } = store.complete(agent.id, leaseId, outcome, clock());
-    if (changed) {
-      metrics.resultRecorded(outcome);
-      notifier.jobFinished(job.id);
-    }
+    if (changed) recorded(job, outcome);
     return c.json({ accepted: true }, 200);
   });
+
+  const resultGroup = createRoute({
+    method: "post",
+    path: "/v1/agents/{id}/results/group",
+    summary:
+      "Report many leases' outcomes in one request and one commit; each is taken or refused (stale) on its own, as a single report would be.",
+    ...guard(auth, AGENT, { maxBodyBytes: BODY_LIMITS.resultGroup, json: {} }),
+    request: { params: AgentPath, body: jsonBody(ResultGroupRequest) },
+    responses: { 200: jsonContent(ResultGroupResponse, "each result's answer, in order") },
+  });
+  app.openapi(resultGroup, (c) => {
+    const agent = callingAgent(c);
+    const { results } = c.req.valid("json");
+    const answers = store.completeMany(agent.id, results, clock());
+    const outcomes = new Map(results.map((result) => [result.leaseId, result.outcome]));
+    return c.json(
+      {
+        results: answers.map((answer) => {
+          if ("refused" in answer) {
+            const { code, message } = answer.refused;
+            return { leaseId: answer.leaseId, accepted: false, error: { code, message } };
+          }
+          const outcome = outcomes.get(answer.leaseId);
+          if (answer.changed && outcome) recorded(answer.value, outcome);
+          return { leaseId: answer.leaseId, accepted: true };
+        }),
+      },
+      200,
+    );
+  });
+
+  /**
+   * A result taken: readers of the job and of its batch are woken, and an
+   * item queued again (its retry) wakes a lease.
+   */
+  function recorded(job: { id: string; state: string; batchId?: string | null }, outcome: Outcome) {
+    metrics.resultRecorded(outcome);
+    notifier.jobFinished(job.id);
+    if (job.batchId) notifier.batchProgress(job.batchId);
+    if (job.state === "queued") notifier.workAvailable(1);
+  }
 
   // An agent leaving on its own (graceful shutdown): as an admin's remove,
   // its token stops working and the leases it still holds are queued again now
@@ -123,11 +164,12 @@ export function agentRoutes({ store, notifier, config, clock, logger, auth, metr
   });
   app.openapi(leave, (c) => {
     const agent = callingAgent(c);
-    const { requeued, failed } = store.removeAgent(agent.id, clock());
+    const expired = store.removeAgent(agent.id, clock());
+    const { requeued, failed } = expired;
     logger.info({ agentId: agent.id, requeued: requeued.length }, "agent left the cluster");
     if (requeued.length > 0) notifier.workAvailable(requeued.length);
     metrics.jobsFinished("NODE_LOST", failed.length);
-    for (const id of failed) notifier.jobFinished(id);
+    notifier.jobsFailed(expired);
     return c.body(null, 204);
   });
 

@@ -1,7 +1,7 @@
 import type { Job, JobState, Outcome, OutcomeErrorCode } from "../../protocol/index.js";
 import { ApiError } from "../errors.js";
 import { type StoreContext, writeTransaction } from "./database.js";
-import type { Changed } from "./interfaces.js";
+import type { Changed, CompletedResult, JobRef } from "./interfaces.js";
 import type { SettleBatches } from "./settleBatches.js";
 
 /** Codes the agent reports when the sandbox, not the program, failed. */
@@ -140,15 +140,3 @@ export function prepareComplete(
 
   return { complete, completeMany };
 }
-
-/** What `completeMany` tells of a job: enough to wake its waiters. */
-export interface JobRef {
-  id: string;
-  state: JobState;
-  batchId: string | null;
-}
-
-/** One result of `completeMany`: taken (changed or a repeat), or refused with its error. */
-export type CompletedResult =
-  | ({ leaseId: string } & Changed<JobRef>)
-  | { leaseId: string; refused: ApiError };

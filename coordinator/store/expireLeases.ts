@@ -36,8 +36,7 @@ export function prepareExpireLeases({ db, settings }: StoreContext, settleBatche
   );
 
   return writeTransaction(db, function expireLeases(now: number): ExpiredLeases {
-    const expired: ExpiredLeases = { requeued: [], failed: [] };
-    const failedBatches: string[] = [];
+    const expired: ExpiredLeases = { requeued: [], failed: [], batches: [] };
     for (const row of due.all(now)) {
       if (row.attempts < row.max_attempts) {
         requeue.run(row.seq);
@@ -56,9 +55,11 @@ export function prepareExpireLeases({ db, settings }: StoreContext, settleBatche
         ),
       });
       expired.failed.push(row.id);
-      if (row.batch_id !== null) failedBatches.push(row.batch_id);
+      if (row.batch_id !== null && !expired.batches.includes(row.batch_id)) {
+        expired.batches.push(row.batch_id);
+      }
     }
-    settleBatches(failedBatches, now);
+    settleBatches(expired.batches, now);
     return expired;
   });
 }

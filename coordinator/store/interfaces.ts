@@ -17,7 +17,7 @@ import type {
   SubmitBatchResponse,
   SubmitJobParsed,
 } from "../../protocol/index.js";
-import type { CompletedResult } from "./complete.js";
+import type { ApiError } from "../errors.js";
 
 /**
  * The queue's verbs. Terms as in protocol/index.ts: a job is leased to an
@@ -149,7 +149,17 @@ export interface CancelledBatch {
   cancelled: string[];
 }
 
-export type { CompletedResult };
+/** What `completeMany` tells of a job: enough to wake its waiters. */
+export interface JobRef {
+  id: string;
+  state: JobState;
+  batchId: string | null;
+}
+
+/** One result of `completeMany`: taken (changed or a repeat), or refused with its error. */
+export type CompletedResult =
+  | ({ leaseId: string } & Changed<JobRef>)
+  | { leaseId: string; refused: ApiError };
 
 /** A verb's result, and whether it changed anything (then waiters are woken). */
 export interface Changed<T> {
@@ -165,8 +175,9 @@ export interface AgentIdentity {
   name: string;
 }
 
-/** Job ids by what an expiry did to them. */
+/** Job ids by what an expiry did to them, and the batches whose items failed. */
 export interface ExpiredLeases {
   requeued: string[];
   failed: string[];
+  batches: string[];
 }

@@ -213,7 +213,7 @@ describe("lease, heartbeat, complete", () => {
     // Renewed at +400, +800, +1200: never expires while heartbeats come.
     for (const now of [T0 + 800, T0 + 1200]) {
       store.heartbeat(agent.id, [leased?.leaseId ?? ""], now);
-      expect(store.expireLeases(now + TTL - 1)).toEqual({ requeued: [], failed: [] });
+      expect(store.expireLeases(now + TTL - 1)).toEqual({ requeued: [], failed: [], batches: [] });
     }
     expect(store.getJob(id).startedAt).toBe(new Date(T0 + 400).toISOString());
   });
@@ -285,8 +285,8 @@ describe("expireLeases", () => {
     const { id } = submit(store);
     const agent = store.registerAgent(agentSpec(), "hash", T0);
     const [first] = store.lease(agent.id, 1, T0);
-    expect(store.expireLeases(T0 + TTL)).toEqual({ requeued: [], failed: [] });
-    expect(store.expireLeases(T0 + TTL + 1)).toEqual({ requeued: [id], failed: [] });
+    expect(store.expireLeases(T0 + TTL)).toEqual({ requeued: [], failed: [], batches: [] });
+    expect(store.expireLeases(T0 + TTL + 1)).toEqual({ requeued: [id], failed: [], batches: [] });
     const requeued = store.getJob(id);
     expect(requeued).toMatchObject({ state: "queued", attempts: 1 });
     expect(requeued.node).toBeUndefined();
@@ -298,7 +298,7 @@ describe("expireLeases", () => {
 
     const [second] = store.lease(agent.id, 1, T0 + 2000);
     expect(second?.attempt).toBe(2);
-    expect(store.expireLeases(T0 + 2000 + TTL + 1)).toEqual({ requeued: [], failed: [id] });
+    expect(store.expireLeases(T0 + 2000 + TTL + 1)).toEqual({ requeued: [], failed: [id], batches: [] });
     const lost = store.getJob(id);
     expect(lost).toMatchObject({ state: "failed", attempts: 2, node: "node-1" });
     expect(lost.outcome).toMatchObject({
@@ -340,7 +340,7 @@ describe("cancel", () => {
     expect(store.heartbeat(agent.id, [leaseId], T0 + 700)).toEqual([leaseId]);
     expect(codeOf(() => store.complete(agent.id, leaseId, OK, T0 + 800))).toBe("STALE_LEASE");
     // Not requeued by the sweeper either.
-    expect(store.expireLeases(T0 + 10 * TTL)).toEqual({ requeued: [], failed: [] });
+    expect(store.expireLeases(T0 + 10 * TTL)).toEqual({ requeued: [], failed: [], batches: [] });
     expect(store.getJob(id)).toEqual(cancelled);
   });
 
@@ -428,7 +428,7 @@ describe("agents and nodes", () => {
     const { id } = submit(store);
     const agent = store.registerAgent(agentSpec(), "hash", T0);
     store.lease(agent.id, 1, T0);
-    expect(store.removeAgent(agent.id, T0 + 1)).toEqual({ requeued: [id], failed: [] });
+    expect(store.removeAgent(agent.id, T0 + 1)).toEqual({ requeued: [id], failed: [], batches: [] });
     expect(store.agentByTokenHash("hash")).toBeUndefined();
     expect(store.listNodes(T0)).toEqual([]);
     expect(store.getJob(id).state).toBe("queued");
