@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { BAD_PROGRAM_FORMAT_MESSAGE, OutcomeErrorCode } from "./errors.js";
 import { JobLimits, JobLimitsInput, MAX_SOURCE_BYTES } from "./limits.js";
+import { Runtime, resolveProgram, runtimeOfFilename } from "./runtimes.js";
 
 /**
  * Job states and the transitions the store allows:
@@ -21,11 +22,17 @@ export type JobState = z.infer<typeof JobState>;
 export const TERMINAL_STATES: readonly JobState[] = ["succeeded", "failed", "cancelled"];
 export const isTerminal = (state: JobState): boolean => TERMINAL_STATES.includes(state);
 
-/** A program file name: plain name ending in .js, .cjs or .mjs (picks CommonJS or ESM). */
+/**
+ * A program file name: plain name ending in .js, .cjs or .mjs (picks CommonJS
+ * or ESM) for node, .py for python.
+ */
 export const ProgramFilename = z
   .string()
   .regex(/^[A-Za-z0-9_.-]{1,100}$/, "a plain file name of letters, digits, _ . -")
-  .refine((name) => /\.(c|m)?js$/.test(name), "must end in .js, .cjs or .mjs");
+  .refine(
+    (name) => runtimeOfFilename(name) !== undefined,
+    "must end in .js, .cjs or .mjs (node) or .py (python)",
+  );
 
 const Labels = z
   .record(z.string().max(64), z.string().max(256))
@@ -41,12 +48,20 @@ export const SubmitJobRequest = z
         (source) => Buffer.byteLength(source, "utf8") <= MAX_SOURCE_BYTES,
         `the program is larger than ${MAX_SOURCE_BYTES} bytes`,
       ),
-    filename: ProgramFilename.default("main.js"),
+    /** Default: main.js, or main.py for a python job. */
+    filename: ProgramFilename.optional(),
+    /** Default: from the file name's extension (.py → python), else node. */
+    runtime: Runtime.optional(),
     input: z.json().nullable().optional(),
     limits: JobLimitsInput.optional(),
     labels: Labels.optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((request, ctx) => {
+    const program = resolveProgram(request);
+    if ("problem" in program)
+      ctx.addIssue({ code: "custom", path: ["filename"], message: program.problem });
+  });
 export type SubmitJobRequest = z.input<typeof SubmitJobRequest>;
 export type SubmitJobParsed = z.output<typeof SubmitJobRequest>;
 
@@ -78,12 +93,18 @@ export const Outcome = z.discriminatedUnion("ok", [
 ]);
 export type Outcome = z.infer<typeof Outcome>;
 
+/** Why a queued job is not running yet, when the coordinator can tell (absent: it is next in line). */
+export const JobWaiting = z.object({ reason: z.string() });
+export type JobWaiting = z.infer<typeof JobWaiting>;
+
 /** A job as the API returns it. */
 export const Job = z.object({
   id: z.string(),
   state: JobState,
   attempts: z.number().int().nonnegative(),
   filename: z.string(),
+  /** Jobs of coordinators that predate runtimes are node jobs. */
+  runtime: Runtime.default("node"),
   createdAt: z.string(),
   startedAt: z.string().optional(),
   finishedAt: z.string().optional(),
@@ -91,6 +112,8 @@ export const Job = z.object({
   limits: JobLimits,
   labels: z.record(z.string(), z.string()),
   outcome: Outcome.optional(),
+  /** Only on a queued job read by id (optional, added after 0.1). */
+  waiting: JobWaiting.optional(),
 });
 export type Job = z.infer<typeof Job>;
 

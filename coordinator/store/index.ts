@@ -33,7 +33,7 @@ export type * from "./interfaces.js";
 export function openStore(dataDir: string, settings: StoreSettings): Store {
   const db = openDatabase(dataDir);
   const context: StoreContext = { db, settings: { ...settings } };
-  const getJob = prepareGetJob(context);
+  const { getJob, readJob } = prepareGetJob(context);
   const expireLeases = prepareExpireLeases(context);
   const { listNodes, getNode } = prepareListNodes(context);
   const ping = db.prepare("SELECT 1");
@@ -41,7 +41,7 @@ export function openStore(dataDir: string, settings: StoreSettings): Store {
   const hasQueued = () => anyQueued.get() !== undefined;
   return {
     enqueue: prepareEnqueue(context, getJob),
-    getJob,
+    getJob: readJob,
     listJobs: prepareListJobs(context),
     cancel: prepareCancel(context, getJob),
     registerAgent: prepareRegisterAgent(context),

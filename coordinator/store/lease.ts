@@ -4,6 +4,7 @@ import {
   type LeasedJob,
   LIMIT_NAMES,
   type MaxLimits,
+  type Runtime,
 } from "../../protocol/index.js";
 import { type StoreContext, writeTransaction } from "./database.js";
 import { newId, storedLimits } from "./rows.js";
@@ -18,9 +19,10 @@ export function prepareLease({ db, settings }: StoreContext, hasQueued: () => bo
       held: number;
       max_limits: string | null;
       capacity: string | null;
+      runtimes: string | null;
     }
   >(
-    `SELECT name, state, slots, max_limits, capacity,
+    `SELECT name, state, slots, max_limits, capacity, runtimes,
        (SELECT COUNT(*) FROM jobs WHERE agent_id = agents.id AND state IN ('leased', 'running')) AS held
      FROM agents WHERE id = ?`,
   );
@@ -30,11 +32,13 @@ export function prepareLease({ db, settings }: StoreContext, hasQueued: () => bo
        COALESCE(SUM(json_extract(limits, '$.cpus')), 0) AS cpus
      FROM jobs WHERE agent_id = ? AND state IN ('leased', 'running')`,
   );
-  const oldestQueued = db.prepare<[Record<string, number>], QueuedRow>(
-    // Jobs beyond the agent's largest limits stay queued for a bigger machine.
+  const oldestQueued = db.prepare<[Record<string, number | string>], QueuedRow>(
+    // Jobs beyond the agent's largest limits stay queued for a bigger machine,
+    // and jobs in a runtime it does not offer for one that does.
     // A job stored before a limit existed runs with its default.
-    `SELECT seq, id, source, filename, input, limits, attempts FROM jobs
+    `SELECT seq, id, source, filename, runtime, input, limits, attempts FROM jobs
      WHERE state = 'queued'
+       AND runtime IN (SELECT value FROM json_each(@runtimes))
        ${LIMIT_NAMES.map(
          (name) =>
            `AND COALESCE(json_extract(limits, '$.${name}'), ${DEFAULT_LIMITS[name]}) <= @${name}`,
@@ -59,7 +63,8 @@ export function prepareLease({ db, settings }: StoreContext, hasQueued: () => bo
       const room = Math.min(free, self.slots - self.held);
       if (self.state !== "ready" || room <= 0) return [];
       const max: MaxLimits = self.max_limits ? JSON.parse(self.max_limits) : {};
-      const fits: Record<string, number> = { room };
+      // An agent registered before runtimes runs node jobs only.
+      const fits: Record<string, number | string> = { room, runtimes: self.runtimes ?? '["node"]' };
       // A limit the agent names no bound for (an older agent) does not hold a job back.
       for (const name of LIMIT_NAMES) fits[name] = max[name] ?? Number.MAX_SAFE_INTEGER;
       let candidates: QueuedRow[];
@@ -68,9 +73,12 @@ export function prepareLease({ db, settings }: StoreContext, hasQueued: () => bo
         // never fit here does not take the place of one that does.
         const left = capacityLeft(JSON.parse(self.capacity), heldLimits.get(agentId));
         if (left.memoryMb <= 0 || left.milliCpus <= 0) return [];
-        fits.memoryMb = Math.min(fits.memoryMb ?? left.memoryMb, left.memoryMb);
+        fits.memoryMb = Math.min(Number(fits.memoryMb ?? left.memoryMb), left.memoryMb);
         // Half a thousandth over, so 0.1 + 0.2 (0.30000000000000004) fits in 0.3.
-        fits.cpus = Math.min(fits.cpus ?? Number.MAX_SAFE_INTEGER, (left.milliCpus + 0.5) / 1000);
+        fits.cpus = Math.min(
+          Number(fits.cpus ?? Number.MAX_SAFE_INTEGER),
+          (left.milliCpus + 0.5) / 1000,
+        );
         candidates = withinCapacity(oldestQueued.all(fits), left);
       } else {
         candidates = oldestQueued.all(fits);
@@ -92,6 +100,7 @@ export function prepareLease({ db, settings }: StoreContext, hasQueued: () => bo
           spec: {
             source: row.source,
             filename: row.filename,
+            runtime: row.runtime,
             input: JSON.parse(row.input) as LeasedJob["spec"]["input"],
             limits: storedLimits(row.limits),
           },
@@ -111,6 +120,7 @@ interface QueuedRow {
   id: string;
   source: string;
   filename: string;
+  runtime: Runtime;
   input: string;
   limits: string;
   attempts: number;

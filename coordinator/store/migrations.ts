@@ -68,6 +68,13 @@ const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE agents ADD COLUMN capacity TEXT;
   `,
+  // 6: a job's runtime (node | python) and the runtimes an agent offers (JSON
+  // array, NULL = node only, as agents registered before runtimes): the lease
+  // gives a job only to an agent that has its runtime.
+  `
+  ALTER TABLE jobs ADD COLUMN runtime TEXT NOT NULL DEFAULT 'node';
+  ALTER TABLE agents ADD COLUMN runtimes TEXT;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -5,6 +5,7 @@ import {
   type JobLimits,
   type JobState,
   type Outcome,
+  type Runtime,
 } from "../../protocol/index.js";
 import { ApiError } from "../errors.js";
 
@@ -16,7 +17,7 @@ export const newId = (prefix: string, bytes = 15) =>
   `${prefix}_${randomBytes(bytes).toString("base64url")}`;
 
 /** The columns a Job is built from; never the (large) source and input. */
-export const JOB_COLUMNS = `seq, id, state, filename, limits, labels, attempts, created_at,
+export const JOB_COLUMNS = `seq, id, state, filename, runtime, limits, labels, attempts, created_at,
   started_at, finished_at, node, outcome`;
 
 export interface JobRow {
@@ -24,6 +25,7 @@ export interface JobRow {
   id: string;
   state: JobState;
   filename: string;
+  runtime: Runtime;
   limits: string;
   labels: string;
   attempts: number;
@@ -52,6 +54,7 @@ export function toJob(row: JobRow): Job {
     state: row.state,
     attempts: row.attempts,
     filename: row.filename,
+    runtime: row.runtime,
     createdAt: iso(row.created_at),
     ...(row.started_at !== null ? { startedAt: iso(row.started_at) } : {}),
     ...(row.finished_at !== null ? { finishedAt: iso(row.finished_at) } : {}),
