@@ -72,6 +72,11 @@ export const AgentConfig = z.object({
   drainGraceMs: z.number().int().min(0).max(3_600_000).default(60_000),
   /** Use this runner image instead of building the bundled one. */
   image: z.string().min(1).optional(),
+  /**
+   * The python3 whose runner image runs python jobs (a path or a name on
+   * PATH); unset: python3 on PATH, and node only when there is none.
+   */
+  python: z.string().min(1).optional(),
 });
 export type AgentConfig = z.infer<typeof AgentConfig>;
 export type AgentConfigInput = z.input<typeof AgentConfig>;

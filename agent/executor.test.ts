@@ -81,6 +81,7 @@ describe("executeJob", () => {
   const spec = {
     source: "exports.main=()=>1",
     filename: "main.js",
+    runtime: "node" as const,
     input: null,
     limits: DEFAULT_LIMITS,
   };

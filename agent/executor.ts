@@ -8,6 +8,7 @@ import type {
   OutcomeError,
   RunnerEnvelope as RunnerEnvelopeType,
   RunnerRequest,
+  Runtime,
 } from "../protocol/index.js";
 import { clampLimits, MAX_JSON_DEPTH, nestsDeeperThan, RunnerEnvelope } from "../protocol/index.js";
 import type { OutputCaps } from "./sandbox/output.js";
@@ -21,6 +22,8 @@ import type { ContainerExit } from "./sandbox/run.js";
 export interface JobSandbox {
   run(job: {
     jobId: string;
+    /** Which runner image runs it (default node). */
+    runtime?: Runtime;
     limits: JobLimits;
     stdin: string;
     nonce: string;
@@ -76,6 +79,7 @@ export async function executeJob(
   try {
     exit = await sandbox.run({
       jobId: job.id,
+      runtime: job.spec.runtime,
       limits,
       // One line: the runner starts at the newline, before Docker passes on the EOF.
       stdin: `${JSON.stringify(request)}\n`,

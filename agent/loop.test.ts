@@ -10,7 +10,13 @@ const job = (n: number): LeasedJob => ({
   id: `j${n}`,
   leaseId: `l${n}`,
   attempt: 1,
-  spec: { source: "exports.main=()=>1", filename: "main.js", input: null, limits: DEFAULT_LIMITS },
+  spec: {
+    source: "exports.main=()=>1",
+    filename: "main.js",
+    runtime: "node",
+    input: null,
+    limits: DEFAULT_LIMITS,
+  },
 });
 
 /** A sandbox that answers every job with a fixed envelope. */

@@ -6,9 +6,9 @@ import { AgentConfig, type AgentConfigInput } from "./config.js";
 import { CoordinatorApi } from "./coordinator-api.js";
 import { connectDocker } from "./docker.js";
 import { AgentLoop } from "./loop.js";
+import { prepareRuntimeImages } from "./runtimes.js";
 import { DockerSandbox } from "./sandbox/docker-sandbox.js";
 import { AgentSettingsError, checkRuntime, loadSeccompProfile } from "./sandbox/hardening.js";
-import { ensureRunnerImage } from "./sandbox/image.js";
 import { reapOrphans } from "./sandbox/reaper.js";
 
 export const AGENT_VERSION = "0.1.0";
@@ -43,7 +43,8 @@ export async function startAgent(input: AgentConfigInput, logger: Logger): Promi
   const docker = await connectDocker();
   if (config.runtime) await checkRuntime(docker, config.runtime);
   await reapOrphans(docker, config.name, log);
-  const image = config.image ?? (await ensureRunnerImage(docker, log));
+  const images = await prepareRuntimeImages(docker, config, log);
+  const runtimes = DockerSandbox.runtimesOf(images);
 
   const api = new CoordinatorApi(config.server, config.token);
   const register = () =>
@@ -55,6 +56,7 @@ export async function startAgent(input: AgentConfigInput, logger: Logger): Promi
       labels: config.labels,
       maxLimits: config.maxLimits,
       capacity: config.capacity,
+      runtimes,
     });
   const registration = await register();
   log.info(
@@ -62,7 +64,7 @@ export async function startAgent(input: AgentConfigInput, logger: Logger): Promi
       agentId: registration.agentId,
       slots: config.slots,
       server: config.server,
-      image,
+      images,
       maxLimits: config.maxLimits,
       capacity: config.capacity,
       runtime: config.runtime,
@@ -76,7 +78,7 @@ export async function startAgent(input: AgentConfigInput, logger: Logger): Promi
   const pooledLimits = clampLimits(registration.defaultLimits ?? DEFAULT_LIMITS, config.maxLimits);
   const sandbox = new DockerSandbox(
     docker,
-    image,
+    images,
     config.name,
     { runtime: config.runtime, seccompProfile },
     {

@@ -22,6 +22,7 @@ import { dockerRunFlags } from "./e2e/baselines.js";
 import { bareNode, dockerRun, labrunCli, labrunHttp } from "./e2e/latency.js";
 import { warmContainersMemory } from "./e2e/pool-memory.js";
 import { launchCluster, rssMb } from "./e2e/processes.js";
+import { benchPython, type PythonBench, renderPython } from "./e2e/python.js";
 import { dockerChurn, labrunBurst } from "./e2e/throughput.js";
 import { type BenchResults, renderMarkdown } from "./report.js";
 
@@ -94,9 +95,12 @@ async function main(): Promise<void> {
     step("coordinator capacity (simulated agents over loopback HTTP, no Docker)");
     coordinator = await benchCoordinatorCapacity();
   }
+  // Python rows (BENCH_SKIP_PYTHON=1 leaves them out): bench/e2e/python.ts.
+  const python =
+    process.env.BENCH_SKIP_PYTHON === "1" ? null : await benchPython(docker, SAMPLES, step);
   rmSync(workDir, { recursive: true, force: true });
 
-  const results: BenchResults = {
+  const results: BenchResults & { python: PythonBench | null } = {
     date: new Date().toISOString(),
     machine: {
       cpu: cpus()[0]?.model ?? "unknown",
@@ -121,10 +125,11 @@ async function main(): Promise<void> {
       warmContainers: pool,
     },
     coordinator,
+    python,
     elapsedSeconds: Math.round((Date.now() - began) / 1000),
   };
   mkdirSync(RESULTS_DIR, { recursive: true });
-  const markdown = renderMarkdown(results);
+  const markdown = renderMarkdown(results) + (python ? renderPython(python) : "");
   writeFileSync(join(RESULTS_DIR, "latest.json"), `${JSON.stringify(results, null, 2)}\n`);
   writeFileSync(join(RESULTS_DIR, "latest.md"), markdown);
   process.stdout.write(markdown);

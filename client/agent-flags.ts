@@ -20,6 +20,7 @@ const agentMaxima = limitFlags("max-");
 export const AGENT_TUNING = {
   options: {
     runtime: { type: "string" },
+    python: { type: "string" },
     warm: { type: "string" },
     grace: { type: "string" },
     memory: { type: "string" },
@@ -29,6 +30,7 @@ export const AGENT_TUNING = {
   },
   shape: {
     runtime: z.string().min(1).optional(),
+    python: z.string().min(1).optional(),
     warm: Warm.optional(),
     grace: Grace.optional(),
     ...agentMaxima.shape,
@@ -50,6 +52,7 @@ type TuningArgs = {
 export function agentTuning(args: TuningArgs): Partial<AgentConfigInput> {
   return {
     ...(args.runtime ? { runtime: args.runtime } : {}),
+    ...(args.python ? { python: args.python } : {}),
     ...(args.warm !== undefined ? { warmPool: args.warm } : {}),
     ...(args.grace !== undefined ? { drainGraceMs: args.grace } : {}),
     ...(args["seccomp-profile"] ? { seccompProfile: args["seccomp-profile"] } : {}),

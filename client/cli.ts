@@ -37,16 +37,17 @@ const COMMANDS: Record<string, Command> = {
   image: async (argv) => (await import("./commands/image.js")).image(argv),
 };
 
-const USAGE = `labrun — run JavaScript programs in throwaway containers on a lab's machines
+const USAGE = `labrun — run JavaScript and Python programs in throwaway containers on a lab's machines
 
 Usage:
   labrun up [--port 7878] [--host 127.0.0.1] [--data-dir DIR] [--slots N] [--warm N] [--grace 60s]
   labrun submit FILE [--input JSON | --input-file F] [--timeout 10s] [--memory 256m]
                      [--cpus N] [--pids 64] [--tmpfs 64m] [--log-bytes 64k]
-                     [--result-bytes 8m] [--detach] [--json]
+                     [--result-bytes 8m] [--runtime node|python (default: .py → python)]
+                     [--detach] [--json]
   labrun status|wait|cancel|logs ID [--json]
   labrun jobs [--state S] [--limit N] [--json]
-  labrun map FILE --inputs F.jsonl|- [--parallel N] [--unordered] [--retries N] [--isolate]
+  labrun map FILE --inputs F.jsonl|- [--parallel N] [--unordered] [--retries N] [--isolate] [--runtime R]
                   [limit flags as for submit] [--detach] [--json]
                                               one program over every input line; results in order
   labrun batches [--limit N] [--json]
@@ -63,11 +64,13 @@ Usage:
                [--max-timeout|memory|cpus|pids|tmpfs|log-bytes|result-bytes V] (largest job it takes)
                [--memory 16g] [--cpus 6] (all its jobs together)
                [--seccomp-profile FILE] (instead of the engine's default profile)
+               [--python PATH] (runs python jobs; default: python3 on PATH, else node only)
   labrun agent install --server URL --token JOIN_TOKEN [--slots N] [--name NAME] [--no-enable]
                        [any of the agent flags above, written into the unit]
                                               a systemd unit + env file (0600) for this machine
   labrun agent uninstall
-  labrun image build | labrun image prune   build the runner image; remove old versions of it
+  labrun image build [--runtime node|python] [--python PATH] | labrun image prune
+                                              build a runner image; remove old versions of them
 
 Every command that talks to a coordinator takes --server URL and --token T
 (else LABRUN_SERVER / LABRUN_TOKEN / LABRUN_ADMIN_TOKEN, else the config file

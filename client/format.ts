@@ -5,7 +5,8 @@ export function jobLine(job: Job): string {
   const duration = job.outcome ? `${job.outcome.stats.durationMs} ms` : "";
   const error =
     job.outcome && !job.outcome.ok ? `${job.outcome.error.code}: ${job.outcome.error.message}` : "";
-  return [job.id, job.state.padEnd(9), job.node ?? "-", duration, error]
+  const waiting = job.waiting ? `waiting: ${job.waiting.reason}` : "";
+  return [job.id, job.state.padEnd(9), job.node ?? "-", duration, error, waiting]
     .filter((part) => part !== "")
     .join("  ");
 }

@@ -29,7 +29,7 @@ export async function waitWithProgress(
     // Short long-polls so the state on the line stays fresh.
     for (;;) {
       const job = await client.get(id, 1);
-      state = job.state;
+      state = job.waiting ? `${job.state} (${job.waiting.reason})` : job.state;
       if (isTerminal(job.state)) return job;
     }
   } finally {

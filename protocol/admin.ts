@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { AgentCapacity } from "./agents.js";
 import { MaxLimits } from "./limits.js";
+import { Runtime } from "./runtimes.js";
 
 export const NodeState = z.enum(["ready", "draining", "lost"]);
 export type NodeState = z.infer<typeof NodeState>;
@@ -23,6 +24,8 @@ export const NodeInfo = z.object({
   maxLimits: MaxLimits.optional(),
   /** What all its jobs together may use (absent: only its slots bound it). */
   capacity: AgentCapacity.optional(),
+  /** The runtimes it runs jobs in (absent: registered before runtimes, node only). */
+  runtimes: z.array(Runtime).optional(),
 });
 export type NodeInfo = z.infer<typeof NodeInfo>;
 

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { JsonValue, Outcome, ProgramFilename } from "./jobs.js";
 import { JobLimits, MaxLimits } from "./limits.js";
+import { Runtime } from "./runtimes.js";
 
 /**
  * What all of one agent's running jobs together may use; a missing value is
@@ -36,6 +37,8 @@ export const RegisterAgentRequest = z
     maxLimits: MaxLimits.optional(),
     /** Whole-agent bounds (optional, added after 0.1). */
     capacity: AgentCapacity.optional(),
+    /** The runtimes it runs jobs in (optional, added after 0.1; absent: node only). */
+    runtimes: z.array(Runtime).min(1).max(8).optional(),
   })
   .strict();
 export type RegisterAgentRequest = z.input<typeof RegisterAgentRequest>;
@@ -67,6 +70,8 @@ export type LeaseRequest = z.input<typeof LeaseRequest>;
 export const JobSpec = z.object({
   source: z.string(),
   filename: ProgramFilename,
+  /** A coordinator that predates runtimes leases node jobs only. */
+  runtime: Runtime.default("node"),
   input: JsonValue.nullable(),
   limits: JobLimits,
 });

@@ -1,6 +1,7 @@
 import { z } from "zod";
-import { JsonValue, OutcomeError, RunStats, SubmitJobRequest } from "./jobs.js";
+import { JsonValue, OutcomeError, PROGRAM_FIELDS, programAgrees, RunStats } from "./jobs.js";
 import { JobLimits } from "./limits.js";
+import { Runtime } from "./runtimes.js";
 
 /**
  * Batches (DESIGN.md §6): one program over many inputs. Each input becomes
@@ -30,31 +31,36 @@ export const NDJSON = "application/x-ndjson";
  * What a batch runs, without its inputs: the first line of an NDJSON submit,
  * or the rest of a JSON one.
  */
-export const BatchSpec = SubmitJobRequest.omit({ input: true })
-  .extend({
-    /** Items of this batch running at once at most, across all agents. */
-    maxParallel: z.number().int().min(1).max(100_000).optional(),
-    /**
-     * Times an item whose program failed (any code but the coordinator's
-     * own) is run again. A lost node or a failed sandbox is retried anyway,
-     * up to the coordinator's attempts.
-     */
-    retries: z.number().int().min(0).max(MAX_ITEM_RETRIES).default(0),
-    /**
-     * One fresh container per item, never one reused from an item before it
-     * (items of a batch may otherwise share a container, each in a fresh
-     * realm with /tmp emptied: DESIGN.md §6).
-     */
-    isolate: z.boolean().default(false),
-  })
-  .strict();
+const BATCH_FIELDS = {
+  ...PROGRAM_FIELDS,
+  /** Items of this batch running at once at most, across all agents. */
+  maxParallel: z.number().int().min(1).max(100_000).optional(),
+  /**
+   * Times an item whose program failed (any code but the coordinator's
+   * own) is run again. A lost node or a failed sandbox is retried anyway,
+   * up to the coordinator's attempts.
+   */
+  retries: z.number().int().min(0).max(MAX_ITEM_RETRIES).default(0),
+  /**
+   * One fresh container per item, never one reused from an item before it
+   * (items of a batch may otherwise share a container, each in a fresh
+   * realm with /tmp emptied: DESIGN.md §6).
+   */
+  isolate: z.boolean().default(false),
+};
+
+export const BatchSpec = z.object(BATCH_FIELDS).strict().superRefine(programAgrees);
 export type BatchSpec = z.input<typeof BatchSpec>;
 export type BatchSpecParsed = z.output<typeof BatchSpec>;
 
 /** `POST /v1/batches` as one JSON document. */
-export const SubmitBatchRequest = BatchSpec.extend({
-  inputs: z.array(JsonValue.nullable()).min(1, "a batch needs at least one input"),
-}).strict();
+export const SubmitBatchRequest = z
+  .object({
+    ...BATCH_FIELDS,
+    inputs: z.array(JsonValue.nullable()).min(1, "a batch needs at least one input"),
+  })
+  .strict()
+  .superRefine(programAgrees);
 export type SubmitBatchRequest = z.input<typeof SubmitBatchRequest>;
 
 /** A batch parsed from either form: the spec, and each input as JSON text. */
@@ -96,6 +102,7 @@ export const Batch = z.object({
   total: z.number().int().positive(),
   counts: BatchCounts,
   filename: z.string(),
+  runtime: Runtime,
   createdAt: z.string(),
   finishedAt: z.string().optional(),
   limits: JobLimits,

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { BAD_PROGRAM_FORMAT_MESSAGE, OutcomeErrorCode } from "./errors.js";
 import { JobLimits, JobLimitsInput, MAX_SOURCE_BYTES } from "./limits.js";
+import { Runtime, resolveProgram, runtimeOfFilename } from "./runtimes.js";
 
 /**
  * Any JSON value (a job's input, a program's result). One shared schema, so
@@ -27,32 +28,54 @@ export type JobState = z.infer<typeof JobState>;
 export const TERMINAL_STATES: readonly JobState[] = ["succeeded", "failed", "cancelled"];
 export const isTerminal = (state: JobState): boolean => TERMINAL_STATES.includes(state);
 
-/** A program file name: plain name ending in .js, .cjs or .mjs (picks CommonJS or ESM). */
+/**
+ * A program file name: plain name ending in .js, .cjs or .mjs (picks CommonJS
+ * or ESM) for node, .py for python.
+ */
 export const ProgramFilename = z
   .string()
   .regex(/^[A-Za-z0-9_.-]{1,100}$/, "a plain file name of letters, digits, _ . -")
-  .refine((name) => /\.(c|m)?js$/.test(name), "must end in .js, .cjs or .mjs");
+  .refine(
+    (name) => runtimeOfFilename(name) !== undefined,
+    "must end in .js, .cjs or .mjs (node) or .py (python)",
+  );
 
 const Labels = z
   .record(z.string().max(64), z.string().max(256))
   .refine((labels) => Object.keys(labels).length <= 32, "at most 32 labels");
 
+/** What a job or a batch runs: its program, runtime, limits and labels. */
+export const PROGRAM_FIELDS = {
+  source: z
+    .string()
+    .min(1, "the program is empty")
+    .refine(
+      (source) => Buffer.byteLength(source, "utf8") <= MAX_SOURCE_BYTES,
+      `the program is larger than ${MAX_SOURCE_BYTES} bytes`,
+    ),
+  /** Default: main.js, or main.py for a python job. */
+  filename: ProgramFilename.optional(),
+  /** Default: from the file name's extension (.py → python), else node. */
+  runtime: Runtime.optional(),
+  limits: JobLimitsInput.optional(),
+  labels: Labels.optional(),
+};
+
+/** A refinement: the file name and the runtime agree (a .py file is python). */
+export function programAgrees(
+  request: { filename?: string | undefined; runtime?: Runtime | undefined },
+  ctx: z.RefinementCtx,
+): void {
+  const program = resolveProgram(request);
+  if ("problem" in program)
+    ctx.addIssue({ code: "custom", path: ["filename"], message: program.problem });
+}
+
 /** `POST /v1/jobs` body. */
 export const SubmitJobRequest = z
-  .object({
-    source: z
-      .string()
-      .min(1, "the program is empty")
-      .refine(
-        (source) => Buffer.byteLength(source, "utf8") <= MAX_SOURCE_BYTES,
-        `the program is larger than ${MAX_SOURCE_BYTES} bytes`,
-      ),
-    filename: ProgramFilename.default("main.js"),
-    input: JsonValue.nullable().optional(),
-    limits: JobLimitsInput.optional(),
-    labels: Labels.optional(),
-  })
-  .strict();
+  .object({ ...PROGRAM_FIELDS, input: JsonValue.nullable().optional() })
+  .strict()
+  .superRefine(programAgrees);
 export type SubmitJobRequest = z.input<typeof SubmitJobRequest>;
 export type SubmitJobParsed = z.output<typeof SubmitJobRequest>;
 
@@ -84,12 +107,18 @@ export const Outcome = z.discriminatedUnion("ok", [
 ]);
 export type Outcome = z.infer<typeof Outcome>;
 
+/** Why a queued job is not running yet, when the coordinator can tell (absent: it is next in line). */
+export const JobWaiting = z.object({ reason: z.string() });
+export type JobWaiting = z.infer<typeof JobWaiting>;
+
 /** A job as the API returns it. */
 export const Job = z.object({
   id: z.string(),
   state: JobState,
   attempts: z.number().int().nonnegative(),
   filename: z.string(),
+  /** Jobs of coordinators that predate runtimes are node jobs. */
+  runtime: Runtime.default("node"),
   createdAt: z.string(),
   startedAt: z.string().optional(),
   finishedAt: z.string().optional(),
@@ -100,6 +129,8 @@ export const Job = z.object({
   /** Set on a batch's items: the batch, and the item's position among its inputs. */
   batchId: z.string().optional(),
   index: z.number().int().nonnegative().optional(),
+  /** Only on a queued job read by id (optional, added after 0.1). */
+  waiting: JobWaiting.optional(),
 });
 export type Job = z.infer<typeof Job>;
 

@@ -228,6 +228,7 @@ describe("labrun nodes drain|resume and doctor", () => {
     expect(checks.map((check) => check.name)).toEqual([
       "docker",
       "runner image",
+      "python image",
       "coordinator",
       "clock",
       "client token",
@@ -235,6 +236,8 @@ describe("labrun nodes drain|resume and doctor", () => {
       "nodes",
     ]);
     expect(checks.filter((check) => check.status === "fail")).toEqual([]);
+    // The global setup built it from this machine's python3.
+    expect(checks.find((check) => check.name === "python image")?.status).toBe("ok");
     const wrong = await labrun(["doctor"], { ...env, LABRUN_TOKEN: "not-the-token" });
     expect(wrong.code).toBe(3);
     expect(wrong.stdout).toMatch(/FAIL\s+client token\s+refused \(UNAUTHORIZED\)/);

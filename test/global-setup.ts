@@ -3,11 +3,13 @@ import pino from "pino";
 import { connectDocker } from "../agent/docker.js";
 import { ensureRunnerImage } from "../agent/sandbox/image.js";
 import { AGENT_LABEL, JOB_LABEL } from "../agent/sandbox/options.js";
+import { ensurePythonImage } from "../agent/sandbox/python-image.js";
 import { TEST_RUN_ENV } from "./helpers/run-id.js";
 
 /**
  * Integration tests run on a real Docker engine: check it answers and build
- * the runner image once, before any test file starts its cluster. Afterwards,
+ * the runner images (node, and python from this machine's python3) once,
+ * before any test file starts its cluster. Afterwards,
  * no job container may be left behind.
  */
 export async function setup(): Promise<void> {
@@ -17,6 +19,7 @@ export async function setup(): Promise<void> {
   process.env[TEST_RUN_ENV] ??= `r${randomBytes(2).toString("hex")}`;
   const docker = await connectDocker();
   await ensureRunnerImage(docker, pino({ level: "warn" }));
+  await ensurePythonImage(docker, pino({ level: "warn" }));
 }
 
 export async function teardown(): Promise<void> {

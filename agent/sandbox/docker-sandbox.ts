@@ -1,24 +1,32 @@
 import type Dockerode from "dockerode";
 import type { Logger } from "pino";
-import type { HeartbeatStats, JobLimits } from "../../protocol/index.js";
+import type { HeartbeatStats, JobLimits, Runtime } from "../../protocol/index.js";
 import type { JobSandbox } from "../executor.js";
 import { containerOptions, type SandboxSettings } from "./options.js";
 import { WarmPool, type WarmPoolSettings } from "./pool.js";
-import { BootedContainer, type ContainerExit } from "./run.js";
+import { DemandSplit } from "./pool-split.js";
+import { BootedContainer, type ContainerExit, SandboxError } from "./run.js";
+
+/** The runner image of each runtime this agent offers (node always). */
+export type RuntimeImages = { node: string } & Partial<Record<Runtime, string>>;
 
 /** Boot times kept for the next heartbeat at most (the protocol's bound). */
 const MAX_START_SAMPLES = 1024;
 
 /**
  * The executor's sandbox, backed by a Docker engine: one throwaway container
- * per job. A job whose container settings match the warm pool's (the
- * coordinator's default limits, which most jobs run under) takes a
- * pre-booted container; any other job (or one arriving when the pool is empty)
- * boots its own. Containers are removed in the background once their job's
- * result is known, so removal never delays a result; `close` waits for them.
+ * per job, from the runner image of the job's runtime. A job whose container
+ * settings match the warm pool's (the coordinator's default limits, which
+ * most jobs run under) takes a pre-booted container of its runtime; any other
+ * job (or one arriving when the pool is empty) boots its own. The pool's
+ * containers are split between runtimes by recent demand. Containers are
+ * removed in the background once their job's result is known, so removal never
+ * delays a result; `close` waits for them.
  */
 export class DockerSandbox implements JobSandbox {
-  private readonly pool: WarmPool;
+  private readonly pools = new Map<Runtime, WarmPool>();
+  private readonly demand: DemandSplit;
+  private readonly poolSize: number;
   private readonly pooledLimits: JobLimits;
   private readonly removals = new Set<Promise<void>>();
   private warmRuns = 0;
@@ -28,35 +36,67 @@ export class DockerSandbox implements JobSandbox {
 
   constructor(
     private readonly docker: Dockerode,
-    private readonly image: string,
+    private readonly images: RuntimeImages,
     private readonly agentName: string,
     private readonly settings: SandboxSettings,
     poolSettings: WarmPoolSettings & { limits: JobLimits },
     private readonly logger: Logger,
   ) {
     this.pooledLimits = poolSettings.limits;
-    this.pool = new WarmPool(
-      // A warm container has no job yet: its job label stays empty.
-      () => this.boot("", this.pooledLimits),
-      poolSettings,
-      (container) => this.retire(container),
-      logger,
-    );
+    this.poolSize = poolSettings.size;
+    const runtimes = this.runtimes;
+    this.demand = new DemandSplit(runtimes);
+    for (const runtime of runtimes) {
+      this.pools.set(
+        runtime,
+        new WarmPool(
+          // A warm container has no job yet: its job label stays empty.
+          () => this.boot("", this.pooledLimits, runtime),
+          poolSettings,
+          (container) => this.retire(container),
+          logger.child({ runtime }),
+        ),
+      );
+    }
+  }
+
+  /** The runtimes this sandbox has an image for, node first. */
+  get runtimes(): Runtime[] {
+    return DockerSandbox.runtimesOf(this.images);
+  }
+
+  static runtimesOf(images: RuntimeImages): Runtime[] {
+    return (Object.keys(images) as Runtime[])
+      .filter((runtime) => images[runtime])
+      .sort((a, b) => (a === "node" ? -1 : b === "node" ? 1 : a.localeCompare(b)));
   }
 
   /** Starts filling the warm pool. */
   start(): void {
-    this.pool.start();
+    for (const pool of this.pools.values()) pool.start();
+    this.splitPool();
   }
 
   get stats(): { warmRuns: number; coldRuns: number; pool: { idle: number; booting: number } } {
-    return { warmRuns: this.warmRuns, coldRuns: this.coldRuns, pool: this.pool.stats };
+    const pool = { idle: 0, booting: 0 };
+    for (const each of this.pools.values()) {
+      pool.idle += each.stats.idle;
+      pool.booting += each.stats.booting;
+    }
+    return { warmRuns: this.warmRuns, coldRuns: this.coldRuns, pool };
   }
 
   async run(job: Parameters<JobSandbox["run"]>[0]): Promise<ContainerExit> {
-    const warm = sameContainer(job.limits, this.pooledLimits) ? this.pool.take() : undefined;
+    const runtime = job.runtime ?? "node";
+    const pool = this.pools.get(runtime);
+    if (!pool) {
+      throw new SandboxError(`this agent has no ${runtime} runtime (its runner image is missing)`);
+    }
+    const warm = sameContainer(job.limits, this.pooledLimits) ? pool.take() : undefined;
+    this.demand.record(runtime);
+    this.splitPool();
     const bootStarted = performance.now();
-    const booted = warm ?? (await this.boot(job.jobId, job.limits));
+    const booted = warm ?? (await this.boot(job.jobId, job.limits, runtime));
     if (warm) {
       this.warmRuns += 1;
       this.pending.warm += 1;
@@ -112,16 +152,24 @@ export class DockerSandbox implements JobSandbox {
 
   /** Empties the pool and waits until every container of this sandbox is removed. */
   async close(): Promise<void> {
-    await this.pool.close();
+    await Promise.all([...this.pools.values()].map((pool) => pool.close()));
     while (this.removals.size > 0) await Promise.all(this.removals);
   }
 
-  private async boot(jobId: string, limits: JobLimits): Promise<BootedContainer> {
+  /** Gives each runtime's pool its share of the warm containers. */
+  private splitPool(): void {
+    const shares = this.demand.shares(this.poolSize);
+    for (const [runtime, pool] of this.pools) pool.resize(shares[runtime] ?? 0);
+  }
+
+  private async boot(jobId: string, limits: JobLimits, runtime: Runtime): Promise<BootedContainer> {
     const started = performance.now();
+    const image = this.images[runtime];
+    if (!image) throw new SandboxError(`this agent has no ${runtime} runtime`);
     const booted = await BootedContainer.boot(
       this.docker,
       containerOptions({
-        image: this.image,
+        image,
         jobId,
         agentName: this.agentName,
         limits,

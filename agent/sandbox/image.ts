@@ -146,7 +146,7 @@ interface BuildEvent {
 }
 
 /** Waits for the build stream to end; an error message in it becomes a thrown Error. */
-function followBuild(
+export function followBuild(
   docker: Dockerode,
   stream: NodeJS.ReadableStream,
   logger: Logger,
@@ -195,7 +195,7 @@ export function assembleBuildContext(context: string): string[] {
 }
 
 /** The shared libraries `binary` needs; none for a static binary. */
-function sharedLibraries(binary: string): string[] {
+export function sharedLibraries(binary: string): string[] {
   let output: string;
   try {
     output = execFileSync("ldd", [binary], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
@@ -206,9 +206,7 @@ function sharedLibraries(binary: string): string[] {
       return [];
     }
     if (failed.code === "ENOENT") {
-      throw new Error(
-        "ldd is not installed; it lists the shared libraries node needs in the image",
-      );
+      throw new Error("ldd is not installed; it lists the shared libraries the runner image needs");
     }
     throw new Error(`ldd ${binary} failed: ${describe(error)}`, { cause: error });
   }

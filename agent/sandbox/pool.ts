@@ -37,6 +37,8 @@ export class WarmPool {
   private retryTimer: NodeJS.Timeout | undefined;
   private recycleTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** Containers wanted now: the setting, or less while another runtime's jobs are in demand. */
+  private size: number;
 
   constructor(
     private readonly boot: () => Promise<BootedContainer>,
@@ -44,7 +46,21 @@ export class WarmPool {
     /** Destroys a container the pool lets go of (the owner tracks the removal). */
     private readonly retire: (container: BootedContainer) => void,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.size = settings.size;
+  }
+
+  /**
+   * Keeps `size` containers from now on: idle ones beyond it are destroyed
+   * (the oldest first), and the pool refills up to it.
+   */
+  resize(size: number): void {
+    this.size = Math.max(0, size);
+    while (this.idle.length > 0 && this.idle.length + this.booting > this.size) {
+      this.retire(this.idle.shift() as BootedContainer);
+    }
+    this.refill();
+  }
 
   start(): void {
     if (this.settings.size <= 0) return;
@@ -82,10 +98,7 @@ export class WarmPool {
 
   private refill(): void {
     if (this.closed || this.retryTimer) return;
-    while (
-      this.idle.length + this.booting < this.settings.size &&
-      this.booting < MAX_PARALLEL_BOOTS
-    ) {
+    while (this.idle.length + this.booting < this.size && this.booting < MAX_PARALLEL_BOOTS) {
       this.booting += 1;
       const boot = this.boot().then(
         (container) => this.booted(container),

@@ -1,6 +1,13 @@
 import { readFileSync } from "node:fs";
 import { z } from "zod";
-import { type Batch, BatchId, type BatchSpec, MAX_ITEM_RETRIES } from "../../protocol/index.js";
+import {
+  type Batch,
+  BatchId,
+  type BatchSpec,
+  MAX_ITEM_RETRIES,
+  Runtime,
+  runtimeOfFilename,
+} from "../../protocol/index.js";
 import { ServerUnreachableError } from "../api.js";
 import { CONNECTION_OPTIONS, parseCommand } from "../args.js";
 import { EXIT, UsageError } from "../errors.js";
@@ -21,6 +28,7 @@ const MapArgs = z.object({
   unordered: z.boolean(),
   isolate: z.boolean(),
   detach: z.boolean(),
+  runtime: Runtime.optional(),
   ...jobLimits.shape,
 });
 
@@ -130,12 +138,19 @@ export async function map(argv: string[]): Promise<number> {
       unordered: { type: "boolean", default: false },
       isolate: { type: "boolean", default: false },
       detach: { type: "boolean", default: false },
+      runtime: { type: "string" },
       ...jobLimits.options,
     },
     MapArgs,
   );
   const file = args.positionals[0];
-  const spec: BatchSpec = { source: readText(file, "program"), filename: programFilename(file) };
+  // .py runs as python, anything else as node, unless --runtime says otherwise.
+  const runtime = args.runtime ?? runtimeOfFilename(file) ?? "node";
+  const spec: BatchSpec = {
+    source: readText(file, "program"),
+    filename: programFilename(file, runtime),
+  };
+  if (runtime !== "node") spec.runtime = runtime;
   const inputs = readInputs(args.inputs);
   const limits = jobLimits.limits(args);
   if (Object.keys(limits).length > 0) spec.limits = limits;

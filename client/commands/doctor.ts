@@ -43,9 +43,10 @@ export async function doctor(argv: string[]): Promise<number> {
 
 async function dockerChecks(): Promise<Check[]> {
   // Loaded here only: the other commands must not pay for dockerode.
-  const [{ connectDocker, dockerAddress }, { runnerImageTag }] = await Promise.all([
+  const [{ connectDocker, dockerAddress }, { runnerImageTag }, python] = await Promise.all([
     import("../../agent/docker.js"),
     import("../../agent/sandbox/image.js"),
+    import("../../agent/sandbox/python-image.js"),
   ]);
   let docker: Awaited<ReturnType<typeof connectDocker>>;
   try {
@@ -72,7 +73,37 @@ async function dockerChecks(): Promise<Check[]> {
       detail: `${tag} is not built yet — an agent builds it on its first start (~5 s), or run \`labrun image build\``,
     });
   }
+  checks.push(await pythonImageCheck(docker, python));
   return checks;
+}
+
+/** The python runner image of this machine's python3, or why agents here offer node only. */
+async function pythonImageCheck(
+  docker: { getImage(tag: string): { inspect(): Promise<unknown> } },
+  python: typeof import("../../agent/sandbox/python-image.js"),
+): Promise<Check> {
+  const name = "python image";
+  let info: ReturnType<typeof python.describePythonFor>;
+  try {
+    info = python.describePythonFor(undefined);
+  } catch (error) {
+    return {
+      name,
+      status: "warn",
+      detail: `no usable python3 (${(error as Error).message}): agents here offer the node runtime only`,
+    };
+  }
+  const tag = python.pythonImageTag(info);
+  try {
+    await docker.getImage(tag).inspect();
+    return { name, status: "ok", detail: `${tag} is built from ${info.executable}` };
+  } catch {
+    return {
+      name,
+      status: "warn",
+      detail: `${tag} (from ${info.executable}) is not built yet — an agent builds it on its first start (~20 s), or run \`labrun image build --runtime python\``,
+    };
+  }
 }
 
 async function serverChecks(flags: {

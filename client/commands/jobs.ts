@@ -6,6 +6,8 @@ import {
   JobId,
   JobState,
   ProgramFilename,
+  Runtime,
+  runtimeOfFilename,
   type SubmitJobRequest,
 } from "../../protocol/index.js";
 import { LabrunClient } from "../api.js";
@@ -34,6 +36,7 @@ const SubmitArgs = z
     input: z.string().optional(),
     "input-file": z.string().optional(),
     ...jobLimits.shape,
+    runtime: Runtime.optional(),
     detach: z.boolean(),
   })
   .refine((args) => !(args.input && args["input-file"]), "use --input or --input-file, not both");
@@ -48,17 +51,22 @@ export async function submit(argv: string[]): Promise<number> {
       input: { type: "string" },
       "input-file": { type: "string" },
       ...jobLimits.options,
+      runtime: { type: "string" },
       detach: { type: "boolean", default: false },
     },
     SubmitArgs,
   );
   const file = args.positionals[0];
   const limits = jobLimits.limits(args);
+  // .py runs as python, anything else as node, unless --runtime says otherwise.
+  const runtime = args.runtime ?? runtimeOfFilename(file) ?? "node";
   const request: SubmitJobRequest = {
     source: readText(file, "program"),
-    filename: programFilename(file),
+    filename: programFilename(file, runtime),
     input: parseInput(args.input, args["input-file"]),
   };
+  // Sent only for python, so a node job still goes to a coordinator that predates runtimes.
+  if (runtime !== "node") request.runtime = runtime;
   if (Object.keys(limits).length > 0) request.limits = limits;
 
   const client = clientFor(args);
@@ -108,10 +116,14 @@ export function readText(file: string, what: string): string {
   }
 }
 
-/** The runner picks CommonJS or ESM from the extension; anything else runs as .js. */
-export function programFilename(file: string): string {
+/**
+ * The runner picks CommonJS or ESM from the extension; a name the runtime
+ * does not run is sent as its default (main.js, main.py).
+ */
+export function programFilename(file: string, runtime: Runtime): string {
   const name = basename(file).replace(/[^A-Za-z0-9_.-]/g, "_");
-  return ProgramFilename.safeParse(name).success ? name : "main.js";
+  const fits = ProgramFilename.safeParse(name).success && runtimeOfFilename(name) === runtime;
+  return fits ? name : runtime === "python" ? "main.py" : "main.js";
 }
 
 function parseInput(inline: string | undefined, file: string | undefined) {

@@ -6,8 +6,8 @@ import { newId } from "./rows.js";
 
 export function prepareRegisterAgent({ db }: StoreContext) {
   const insert = db.prepare(
-    `INSERT INTO agents (id, name, hostname, slots, version, labels, max_limits, capacity, token_hash, registered_at, last_heartbeat_at)
-     VALUES (@id, @name, @hostname, @slots, @version, @labels, @maxLimits, @capacity, @tokenHash, @now, @now)`,
+    `INSERT INTO agents (id, name, hostname, slots, version, labels, max_limits, capacity, runtimes, token_hash, registered_at, last_heartbeat_at)
+     VALUES (@id, @name, @hostname, @slots, @version, @labels, @maxLimits, @capacity, @runtimes, @tokenHash, @now, @now)`,
   );
 
   /** Every registration is a new agent id, even under a name seen before. */
@@ -22,6 +22,7 @@ export function prepareRegisterAgent({ db }: StoreContext) {
       labels: JSON.stringify(agent.labels),
       maxLimits: agent.maxLimits ? JSON.stringify(agent.maxLimits) : null,
       capacity: agent.capacity ? JSON.stringify(agent.capacity) : null,
+      runtimes: agent.runtimes ? JSON.stringify([...new Set(agent.runtimes)]) : null,
       tokenHash,
       now,
     });

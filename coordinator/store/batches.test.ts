@@ -84,6 +84,7 @@ describe("enqueueBatch and getBatch", () => {
     expect(first?.spec).toEqual({
       source: "exports.main = (n) => n",
       filename: "main.js",
+      runtime: "node",
       input: 0,
       limits: DEFAULT_LIMITS,
     });
@@ -154,6 +155,22 @@ describe("leasing a batch's items", () => {
     expect(running.counts.running).toBe(3);
   });
 
+  it("leases a python batch only to an agent that offers python", () => {
+    const store = openTestStore();
+    const nodeOnly = store.registerAgent(agentSpec("node-only"), "h1", T0);
+    const both = store.registerAgent(
+      { ...agentSpec("both"), runtimes: ["node", "python"] },
+      "h2",
+      T0,
+    );
+    enqueue(store, 2, { source: "def main(n): return n", filename: "main.py" });
+    expect(store.lease(nodeOnly.id, 4, T0)).toHaveLength(0);
+    expect(store.lease(both.id, 4, T0).map((job) => job.spec.runtime)).toEqual([
+      "python",
+      "python",
+    ]);
+  });
+
   it("holds back a batch whose limits are past an agent's maxima", () => {
     const store = openTestStore();
     const small = store.registerAgent(
@@ -177,7 +194,7 @@ describe("leasing a batch's items", () => {
         .all(...bindings)
         .map((row) => (row as { detail: string }).detail)
         .join("; ");
-    const fits = { room: 4, ...DEFAULT_LIMITS };
+    const fits = { room: 4, runtimes: '["node"]', ...DEFAULT_LIMITS };
     expect(plan(LEASE_SQL.singles, fits)).toMatch(/USING INDEX jobs_singles_queued/);
     expect(plan(LEASE_SQL.singles, fits)).not.toMatch(/TEMP B-TREE/);
     expect(plan(LEASE_SQL.items, "b", 4)).toMatch(/USING INDEX jobs_by_batch_state/);

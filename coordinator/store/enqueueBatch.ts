@@ -1,4 +1,10 @@
-import type { JobLimits, NewBatch, SubmitBatchResponse } from "../../protocol/index.js";
+import {
+  type JobLimits,
+  type NewBatch,
+  resolveProgram,
+  type SubmitBatchResponse,
+} from "../../protocol/index.js";
+import { ApiError } from "../errors.js";
 import { type StoreContext, writeTransaction } from "./database.js";
 import { itemId, newId } from "./rows.js";
 
@@ -8,29 +14,33 @@ import { itemId, newId } from "./rows.js";
  */
 export function prepareEnqueueBatch({ db, settings }: StoreContext) {
   const insertBatch = db.prepare(
-    `INSERT INTO batches (id, source, filename, limits, labels, total, max_parallel, retries,
-       isolate, created_at)
-     VALUES (@id, @source, @filename, @limits, @labels, @total, @maxParallel, @retries,
-       @isolate, @now)`,
+    `INSERT INTO batches (id, source, filename, runtime, limits, labels, total, max_parallel,
+       retries, isolate, created_at)
+     VALUES (@id, @source, @filename, @runtime, @limits, @labels, @total, @maxParallel,
+       @retries, @isolate, @now)`,
   );
   // Positional parameters: this runs once per item, up to 100,000 times.
   const insertItem = db.prepare(
-    `INSERT INTO jobs (id, state, source, filename, input, limits, labels, max_attempts,
+    `INSERT INTO jobs (id, state, source, filename, runtime, input, limits, labels, max_attempts,
        created_at, batch_id, item_index, retries_left)
-     VALUES (?, 'queued', '', ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+     VALUES (?, 'queued', '', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   );
 
   return writeTransaction(
     db,
     function enqueueBatch(batch: NewBatch, limits: JobLimits, now: number): SubmitBatchResponse {
       const { spec, inputs } = batch;
+      // The schema refuses a file name and runtime that disagree; this only fills them in.
+      const program = resolveProgram(spec);
+      if ("problem" in program) throw new ApiError("VALIDATION_ERROR", program.problem);
       const id = newId("b");
       const limitsText = JSON.stringify(limits);
       const labelsText = JSON.stringify(spec.labels ?? {});
       insertBatch.run({
         id,
         source: spec.source,
-        filename: spec.filename,
+        filename: program.filename,
+        runtime: program.runtime,
         limits: limitsText,
         labels: labelsText,
         total: inputs.length,
@@ -42,7 +52,8 @@ export function prepareEnqueueBatch({ db, settings }: StoreContext) {
       for (let index = 0; index < inputs.length; index++) {
         insertItem.run(
           itemId(id, index),
-          spec.filename,
+          program.filename,
+          program.runtime,
           inputs[index],
           limitsText,
           labelsText,

@@ -1,4 +1,4 @@
-import type { Batch, BatchCounts, BatchPage, BatchState } from "../../protocol/index.js";
+import type { Batch, BatchCounts, BatchPage, BatchState, Runtime } from "../../protocol/index.js";
 import { notFound } from "../errors.js";
 import type { StoreContext } from "./database.js";
 import type { ListBatchesOptions } from "./interfaces.js";
@@ -6,13 +6,14 @@ import { decodeCursor, encodeCursor, storedLimits } from "./rows.js";
 import type { CountBatch } from "./settleBatches.js";
 
 /** The columns a Batch is built from; never the (large) source. */
-const BATCH_COLUMNS = `seq, id, filename, limits, labels, total, max_parallel, retries, isolate,
+const BATCH_COLUMNS = `seq, id, filename, runtime, limits, labels, total, max_parallel, retries, isolate,
   created_at, finished_at, final_state, final_counts`;
 
 interface BatchRow {
   seq: number;
   id: string;
   filename: string;
+  runtime: Runtime;
   limits: string;
   labels: string;
   total: number;
@@ -50,6 +51,7 @@ export function prepareGetBatch({ db }: StoreContext, countBatch: CountBatch) {
       total: row.total,
       counts,
       filename: row.filename,
+      runtime: row.runtime,
       createdAt: iso(row.created_at),
       ...(row.finished_at !== null ? { finishedAt: iso(row.finished_at) } : {}),
       limits: storedLimits(row.limits),

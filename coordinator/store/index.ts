@@ -39,7 +39,7 @@ export type * from "./interfaces.js";
 export function openStore(dataDir: string, settings: StoreSettings): Store {
   const db = openDatabase(dataDir);
   const context: StoreContext = { db, settings: { ...settings } };
-  const getJob = prepareGetJob(context);
+  const { getJob, readJob } = prepareGetJob(context);
   const countBatch = prepareCountBatch(context);
   const settleBatches = prepareSettleBatches(context, countBatch);
   const { getBatch, listBatches } = prepareGetBatch(context, countBatch);
@@ -51,7 +51,7 @@ export function openStore(dataDir: string, settings: StoreSettings): Store {
   const hasQueued = () => anyQueued.get() !== undefined;
   return {
     enqueue: prepareEnqueue(context, getJob),
-    getJob,
+    getJob: readJob,
     listJobs: prepareListJobs(context),
     cancel: prepareCancel(context, getJob, settleBatches),
     enqueueBatch: prepareEnqueueBatch(context),

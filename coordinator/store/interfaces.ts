@@ -32,8 +32,11 @@ import type { ApiError } from "../errors.js";
 export interface Store {
   /** Queues a new job (limits = DEFAULT_LIMITS merged with the requested ones). */
   enqueue(request: SubmitJobParsed, now: number): Job;
-  /** One job; NOT_FOUND when there is none. */
-  getJob(id: string): Job;
+  /**
+   * One job; NOT_FOUND when there is none. A queued job that no ready node
+   * can take (none offers its runtime) says so in `waiting`.
+   */
+  getJob(id: string, now?: number): Job;
   /**
    * Single jobs, newest first (a batch's items are read through the batch);
    * `cursor` is the opaque `nextCursor` of the previous page.

@@ -5,6 +5,7 @@ import {
   type LeasedJob,
   LIMIT_NAMES,
   type MaxLimits,
+  type Runtime,
 } from "../../protocol/index.js";
 import { type StoreContext, writeTransaction } from "./database.js";
 import { newLeaseIds, storedLimits } from "./rows.js";
@@ -15,9 +16,11 @@ export const LEASE_SQL = {
   // jobs_by_state and walk past every queued item of a big batch.
   // Jobs beyond the agent's largest limits stay queued for a bigger machine.
   // A job stored before a limit existed runs with its default.
-  singles: `SELECT seq, id, source, filename, input, limits, attempts
+  // Jobs in a runtime the agent does not offer wait for one that does.
+  singles: `SELECT seq, id, source, filename, runtime, input, limits, attempts
      FROM jobs INDEXED BY jobs_singles_queued
      WHERE state = 'queued' AND batch_id IS NULL
+       AND runtime IN (SELECT value FROM json_each(@runtimes))
        ${LIMIT_NAMES.map(
          (name) =>
            `AND COALESCE(json_extract(limits, '$.${name}'), ${DEFAULT_LIMITS[name]}) <= @${name}`,
@@ -38,9 +41,10 @@ export function prepareLease({ db, settings }: StoreContext, hasQueued: () => bo
       held: number;
       max_limits: string | null;
       capacity: string | null;
+      runtimes: string | null;
     }
   >(
-    `SELECT name, state, slots, max_limits, capacity,
+    `SELECT name, state, slots, max_limits, capacity, runtimes,
        (SELECT COUNT(*) FROM jobs WHERE agent_id = agents.id AND state IN ('leased', 'running')) AS held
      FROM agents WHERE id = ?`,
   );
@@ -50,9 +54,9 @@ export function prepareLease({ db, settings }: StoreContext, hasQueued: () => bo
        COALESCE(SUM(json_extract(limits, '$.cpus')), 0) AS cpus
      FROM jobs WHERE agent_id = ? AND state IN ('leased', 'running')`,
   );
-  const oldestQueued = db.prepare<[Record<string, number>], QueuedRow>(LEASE_SQL.singles);
+  const oldestQueued = db.prepare<[Record<string, number | string>], QueuedRow>(LEASE_SQL.singles);
   const activeBatches = db.prepare<[], BatchStreamRow>(
-    `SELECT id, source, filename, limits, max_parallel FROM batches
+    `SELECT id, source, filename, runtime, limits, max_parallel FROM batches
      WHERE finished_at IS NULL AND cancelled_at IS NULL ORDER BY seq`,
   );
   const batchInFlight = db
@@ -62,7 +66,7 @@ export function prepareLease({ db, settings }: StoreContext, hasQueued: () => bo
     .pluck();
   const queuedItems = db.prepare<
     [string, number],
-    Omit<QueuedRow, "source" | "filename" | "limits">
+    Omit<QueuedRow, "source" | "filename" | "runtime" | "limits">
   >(LEASE_SQL.items);
   const markLeased = db.prepare(
     `UPDATE jobs SET state = 'leased', agent_id = @agentId, node = @node, lease_id = @leaseId,
@@ -83,7 +87,8 @@ export function prepareLease({ db, settings }: StoreContext, hasQueued: () => bo
       const room = Math.min(free, self.slots - self.held);
       if (self.state !== "ready" || room <= 0) return [];
       const max: MaxLimits = self.max_limits ? JSON.parse(self.max_limits) : {};
-      const fits: Record<string, number> = { room };
+      // An agent registered before runtimes runs node jobs only.
+      const fits: Record<string, number | string> = { room, runtimes: self.runtimes ?? '["node"]' };
       // A limit the agent names no bound for (an older agent) does not hold a job back.
       for (const name of LIMIT_NAMES) fits[name] = max[name] ?? Number.MAX_SAFE_INTEGER;
       let left: CapacityLeft | undefined;
@@ -92,15 +97,22 @@ export function prepareLease({ db, settings }: StoreContext, hasQueued: () => bo
         // never fit here does not take the place of one that does.
         left = capacityLeft(JSON.parse(self.capacity), heldLimits.get(agentId));
         if (left.memoryMb <= 0 || left.milliCpus <= 0) return [];
-        fits.memoryMb = Math.min(fits.memoryMb ?? left.memoryMb, left.memoryMb);
+        fits.memoryMb = Math.min(Number(fits.memoryMb ?? left.memoryMb), left.memoryMb);
         // Half a thousandth over, so 0.1 + 0.2 (0.30000000000000004) fits in 0.3.
-        fits.cpus = Math.min(fits.cpus ?? Number.MAX_SAFE_INTEGER, (left.milliCpus + 0.5) / 1000);
+        fits.cpus = Math.min(
+          Number(fits.cpus ?? Number.MAX_SAFE_INTEGER),
+          (left.milliCpus + 0.5) / 1000,
+        );
       }
+      const runtimes = JSON.parse(String(fits.runtimes)) as Runtime[];
       const streams: Stream[] = [{ key: SINGLES, rows: oldestQueued.all(fits) }];
       for (const batch of activeBatches.all()) {
+        if (!runtimes.includes(batch.runtime)) continue;
         const limits = storedLimits(batch.limits);
         // A batch's items share its limits: it fits this agent or not, as a whole.
-        if (LIMIT_NAMES.some((name) => limits[name] > (fits[name] ?? Number.MAX_SAFE_INTEGER))) {
+        if (
+          LIMIT_NAMES.some((name) => limits[name] > Number(fits[name] ?? Number.MAX_SAFE_INTEGER))
+        ) {
           continue;
         }
         const headroom =
@@ -112,6 +124,7 @@ export function prepareLease({ db, settings }: StoreContext, hasQueued: () => bo
           ...item,
           source: batch.source,
           filename: batch.filename,
+          runtime: batch.runtime,
           limits: batch.limits,
         }));
         if (rows.length > 0) streams.push({ key: batch.id, rows });
@@ -143,6 +156,7 @@ export function prepareLease({ db, settings }: StoreContext, hasQueued: () => bo
           spec: {
             source: row.source,
             filename: row.filename,
+            runtime: row.runtime,
             input: JSON.parse(row.input) as LeasedJob["spec"]["input"],
             limits,
           },
@@ -169,6 +183,7 @@ interface BatchStreamRow {
   id: string;
   source: string;
   filename: string;
+  runtime: Runtime;
   limits: string;
   max_parallel: number | null;
 }
@@ -214,6 +229,7 @@ interface QueuedRow {
   id: string;
   source: string;
   filename: string;
+  runtime: Runtime;
   input: string;
   limits: string;
   attempts: number;

@@ -1,4 +1,4 @@
-import type { AgentCapacity, MaxLimits, NodeInfo } from "../../protocol/index.js";
+import type { AgentCapacity, MaxLimits, NodeInfo, Runtime } from "../../protocol/index.js";
 import type { StoreContext } from "./database.js";
 
 interface NodeRow {
@@ -16,12 +16,13 @@ interface NodeRow {
   failed: number;
   max_limits: string | null;
   capacity: string | null;
+  runtimes: string | null;
 }
 
 /** Agents with their job counts (index jobs_by_agent answers each count). */
 const NODE_SELECT = `
   SELECT a.id, a.name, a.hostname, a.slots, a.version, a.labels, a.state,
-    a.registered_at, a.last_heartbeat_at, a.max_limits, a.capacity,
+    a.registered_at, a.last_heartbeat_at, a.max_limits, a.capacity, a.runtimes,
     (SELECT COUNT(*) FROM jobs j WHERE j.agent_id = a.id AND j.state IN ('leased', 'running')) AS running,
     (SELECT COUNT(*) FROM jobs j WHERE j.agent_id = a.id AND j.state = 'succeeded') AS done,
     (SELECT COUNT(*) FROM jobs j WHERE j.agent_id = a.id AND j.state = 'failed') AS failed
@@ -48,6 +49,7 @@ export function prepareListNodes({ db, settings }: StoreContext) {
     jobsFailed: row.failed,
     ...(row.max_limits ? { maxLimits: JSON.parse(row.max_limits) as MaxLimits } : {}),
     ...(row.capacity ? { capacity: JSON.parse(row.capacity) as AgentCapacity } : {}),
+    ...(row.runtimes ? { runtimes: JSON.parse(row.runtimes) as Runtime[] } : {}),
   });
 
   return {

@@ -104,6 +104,14 @@ const MIGRATIONS: readonly string[] = [
   CREATE INDEX jobs_by_batch_finished ON jobs (batch_id, finished_at, item_index)
     WHERE batch_id IS NOT NULL AND finished_at IS NOT NULL;
   `,
+  // 7: a job's (and a batch's) runtime (node | python) and the runtimes an agent offers (JSON
+  // array, NULL = node only, as agents registered before runtimes): the lease
+  // gives a job only to an agent that has its runtime.
+  `
+  ALTER TABLE jobs ADD COLUMN runtime TEXT NOT NULL DEFAULT 'node';
+  ALTER TABLE agents ADD COLUMN runtimes TEXT;
+  ALTER TABLE batches ADD COLUMN runtime TEXT NOT NULL DEFAULT 'node';
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -5,6 +5,7 @@ import {
   type JobLimits,
   type JobState,
   type Outcome,
+  type Runtime,
 } from "../../protocol/index.js";
 import { ApiError } from "../errors.js";
 
@@ -33,14 +34,15 @@ export function newLeaseIds(count: number): string[] {
 export const itemId = (batchId: string, index: number) => `j${batchId.slice(1)}-${index}`;
 
 /** The columns a Job is built from; never the (large) source and input. */
-export const JOB_COLUMNS = `seq, id, state, filename, limits, labels, attempts, created_at,
-  started_at, finished_at, node, outcome, batch_id, item_index`;
+export const JOB_COLUMNS = `seq, id, state, filename, runtime, limits, labels, attempts,
+  created_at, started_at, finished_at, node, outcome, batch_id, item_index`;
 
 export interface JobRow {
   seq: number;
   id: string;
   state: JobState;
   filename: string;
+  runtime: Runtime;
   limits: string;
   labels: string;
   attempts: number;
@@ -71,6 +73,7 @@ export function toJob(row: JobRow): Job {
     state: row.state,
     attempts: row.attempts,
     filename: row.filename,
+    runtime: row.runtime,
     createdAt: iso(row.created_at),
     ...(row.started_at !== null ? { startedAt: iso(row.started_at) } : {}),
     ...(row.finished_at !== null ? { finishedAt: iso(row.finished_at) } : {}),

@@ -34,12 +34,17 @@ describe("enqueue and getJob", () => {
       state: "queued",
       attempts: 0,
       filename: "prog.mjs",
+      runtime: "node",
       createdAt: new Date(T0).toISOString(),
       limits: { ...DEFAULT_LIMITS, memoryMb: 64 },
       labels: { team: "a" },
     });
     expect(job.id).toMatch(/^j_[A-Za-z0-9_-]{20}$/);
-    expect(store.getJob(job.id)).toEqual(job);
+    // Read by id, a queued job no node can take says why.
+    expect(store.getJob(job.id)).toEqual({
+      ...job,
+      waiting: { reason: expect.stringContaining("no ready node offers the node runtime") },
+    });
   });
 
   it("throws NOT_FOUND for an unknown job", () => {
@@ -87,6 +92,41 @@ describe("lease, heartbeat, complete", () => {
     expect(store.getJob(big).state).toBe("queued");
     const server = store.registerAgent(agentSpec("server"), "h-server", T0);
     expect(store.lease(server.id, 4, T0).map((job) => job.id)).toEqual([big]);
+  });
+
+  it("leases a python job only to an agent that offers python; until then it says why it waits", () => {
+    const store = open();
+    const python = store.enqueue({ source: "def main(): return 1", filename: "prog.py" }, T0);
+    expect(python).toMatchObject({ runtime: "python", filename: "prog.py" });
+    const node = submit(store).id;
+    const older = store.registerAgent(agentSpec("older"), "h-older", T0);
+    const nodeOnly = store.registerAgent({ ...agentSpec("n"), runtimes: ["node"] }, "h-n", T0);
+    expect(store.lease(older.id, 4, T0).map((job) => job.id)).toEqual([node]);
+    expect(store.lease(nodeOnly.id, 4, T0)).toEqual([]);
+    expect(store.getJob(python.id, T0).waiting?.reason).toMatch(
+      /^no ready node offers the python runtime/,
+    );
+    const both = store.registerAgent(
+      { ...agentSpec("both"), runtimes: ["node", "python"] },
+      "h-both",
+      T0,
+    );
+    expect(store.getJob(python.id, T0).waiting).toBeUndefined();
+    const [leased] = store.lease(both.id, 4, T0);
+    expect(leased?.spec).toMatchObject({ runtime: "python", filename: "prog.py" });
+    expect(store.listNodes(T0).find((n) => n.id === both.id)?.runtimes).toEqual(["node", "python"]);
+  });
+
+  it("names a python job main.py when its client names no file", () => {
+    const store = open();
+    expect(store.enqueue({ source: "x", runtime: "python" }, T0)).toMatchObject({
+      runtime: "python",
+      filename: "main.py",
+    });
+    expect(store.enqueue({ source: "x" }, T0)).toMatchObject({
+      runtime: "node",
+      filename: "main.js",
+    });
   });
 
   it("holds back a job whose pids, /tmp, log or result limit is past the agent's maximum", () => {
@@ -298,7 +338,11 @@ describe("expireLeases", () => {
 
     const [second] = store.lease(agent.id, 1, T0 + 2000);
     expect(second?.attempt).toBe(2);
-    expect(store.expireLeases(T0 + 2000 + TTL + 1)).toEqual({ requeued: [], failed: [id], batches: [] });
+    expect(store.expireLeases(T0 + 2000 + TTL + 1)).toEqual({
+      requeued: [],
+      failed: [id],
+      batches: [],
+    });
     const lost = store.getJob(id);
     expect(lost).toMatchObject({ state: "failed", attempts: 2, node: "node-1" });
     expect(lost.outcome).toMatchObject({
@@ -428,7 +472,11 @@ describe("agents and nodes", () => {
     const { id } = submit(store);
     const agent = store.registerAgent(agentSpec(), "hash", T0);
     store.lease(agent.id, 1, T0);
-    expect(store.removeAgent(agent.id, T0 + 1)).toEqual({ requeued: [id], failed: [], batches: [] });
+    expect(store.removeAgent(agent.id, T0 + 1)).toEqual({
+      requeued: [id],
+      failed: [],
+      batches: [],
+    });
     expect(store.agentByTokenHash("hash")).toBeUndefined();
     expect(store.listNodes(T0)).toEqual([]);
     expect(store.getJob(id).state).toBe("queued");

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEFAULT_LIMITS } from "../../protocol/index.js";
 import { run, SLOWDOWN, startTestCluster, type TestCluster } from "../helpers/cluster.js";
 import { HOSTILE, type HostileProgram } from "./programs.js";
+import { PYTHON_HOSTILE } from "./python-programs.js";
 
 // Two agents with 3 slots each: hostile and benign jobs share them.
 let cluster: TestCluster;
@@ -21,69 +22,21 @@ const timeLimit = (program: HostileProgram) =>
   Math.min(3_600_000, (program.limits?.timeoutMs ?? DEFAULT_LIMITS.timeoutMs) * SLOWDOWN);
 
 const BENIGN = `exports.main = async (n) => { await new Promise((r) => setTimeout(r, 100)); return n * 2; };`;
+const BENIGN_PYTHON = `import time
+def main(n):
+    time.sleep(0.1)
+    return n * 2`;
 
 describe("hostile programs are contained", () => {
   it(
-    "gives every hostile program its exact code in time, while benign jobs still succeed",
-    async () => {
-      // The agents run in this process: its RSS bounds theirs. A program that
-      // prints without end must not grow it (output is read through bounded buffers).
-      const baseline = process.memoryUsage().rss;
-      let peak = baseline;
-      const sampler = setInterval(() => {
-        peak = Math.max(peak, process.memoryUsage().rss);
-      }, 50);
-      const hostile = HOSTILE.map(async (program) => {
-        const started = Date.now();
-        const job = await run(cluster.client, program.source, {
-          ...(program.filename ? { filename: program.filename } : {}),
-          limits: { ...program.limits, timeoutMs: timeLimit(program) },
-        });
-        return { program, job, ms: Date.now() - started };
-      });
-      const benign = Array.from({ length: 12 }, (_, n) =>
-        run(cluster.client, BENIGN, { input: n }),
-      );
-      const [hostileDone, benignDone] = await Promise.all([
-        Promise.all(hostile),
-        Promise.all(benign),
-      ]);
+    "gives every hostile Node program its exact code in time, while benign jobs still succeed",
+    () => containsAll(HOSTILE, () => BENIGN),
+    180_000 * SLOWDOWN,
+  );
 
-      benignDone.forEach((job, n) => {
-        expect(job.outcome, `benign job ${n}`).toMatchObject({ ok: true, result: n * 2 });
-      });
-      clearInterval(sampler);
-      const grewMb = Math.round((peak - baseline) / 2 ** 20);
-      const table = hostileDone.map(({ program, job, ms }) => {
-        const code = job.outcome?.ok ? "ok" : job.outcome?.error.code;
-        return `${program.name.padEnd(72)} ${String(code).padEnd(17)} ran ${job.outcome?.stats.durationMs} ms, ${ms} ms from submit`;
-      });
-      table.push(`test process RSS grew by at most ${grewMb} MB (2 agents + coordinator)`);
-      // Before any check can fail, so a failing run shows every outcome.
-      if (process.env.LABRUN_HOSTILE_TABLE) console.log(table.join("\n"));
-
-      for (const { program, job } of hostileDone) {
-        const outcome = job.outcome;
-        const code = outcome?.ok ? "ok" : outcome?.error.code;
-        expect.soft(code, program.name).toBe(program.expect);
-        // Within its limit + 2 s of reaching the runner (time queued or booting is not the program's).
-        const ranMs = outcome?.stats.durationMs ?? Number.NaN;
-        if (outcome) {
-          expect
-            .soft(ranMs, program.name)
-            .toBeLessThanOrEqual(timeLimit(program) + 2_000 * SLOWDOWN);
-        }
-        try {
-          program.check?.({
-            ...(outcome?.ok ? { result: outcome.result } : { message: outcome?.error.message }),
-            logs: outcome?.logs ?? "",
-          });
-        } catch (error) {
-          expect.soft((error as Error).message, `${program.name}: its own check`).toBe("");
-        }
-      }
-      expect(grewMb).toBeLessThan(150);
-    },
+  it(
+    "gives every hostile Python program its exact code in time, while benign Node and Python jobs still succeed",
+    () => containsAll(PYTHON_HOSTILE, (n) => (n % 2 === 0 ? BENIGN_PYTHON : BENIGN)),
     180_000 * SLOWDOWN,
   );
 
@@ -158,4 +111,67 @@ function postEarlyAnswered(
     req.on("socket", (socket) => socket.on("error", onError));
     req.end(payload);
   });
+}
+
+/**
+ * Runs `programs` at once beside 12 benign jobs on the cluster's agents and
+ * checks each program's exact code, in time, and that every benign job is right.
+ */
+async function containsAll(programs: HostileProgram[], benignSource: (n: number) => string) {
+  // The agents run in this process: its RSS bounds theirs. A program that
+  // prints without end must not grow it (output is read through bounded buffers).
+  const baseline = process.memoryUsage().rss;
+  let peak = baseline;
+  const sampler = setInterval(() => {
+    peak = Math.max(peak, process.memoryUsage().rss);
+  }, 50);
+  const hostile = programs.map(async (program) => {
+    const started = Date.now();
+    const job = await run(cluster.client, program.source, {
+      ...(program.filename ? { filename: program.filename } : {}),
+      limits: { ...program.limits, timeoutMs: timeLimit(program) },
+    });
+    return { program, job, ms: Date.now() - started };
+  });
+  const benign = Array.from({ length: 12 }, (_, n) => {
+    const source = benignSource(n);
+    return run(cluster.client, source, {
+      input: n,
+      ...(source === BENIGN_PYTHON ? { filename: "benign.py" } : {}),
+    });
+  });
+  const [hostileDone, benignDone] = await Promise.all([Promise.all(hostile), Promise.all(benign)]);
+
+  benignDone.forEach((job, n) => {
+    expect(job.outcome, `benign job ${n}`).toMatchObject({ ok: true, result: n * 2 });
+  });
+  clearInterval(sampler);
+  const grewMb = Math.round((peak - baseline) / 2 ** 20);
+  const table = hostileDone.map(({ program, job, ms }) => {
+    const code = job.outcome?.ok ? "ok" : job.outcome?.error.code;
+    return `${program.name.padEnd(80)} ${String(code).padEnd(17)} ran ${job.outcome?.stats.durationMs} ms, ${ms} ms from submit`;
+  });
+  table.push(`test process RSS grew by at most ${grewMb} MB (2 agents + coordinator)`);
+  // Before any check can fail, so a failing run shows every outcome.
+  if (process.env.LABRUN_HOSTILE_TABLE) console.log(table.join("\n"));
+
+  for (const { program, job } of hostileDone) {
+    const outcome = job.outcome;
+    const code = outcome?.ok ? "ok" : outcome?.error.code;
+    expect.soft(code, program.name).toBe(program.expect);
+    // Within its limit + 2 s of reaching the runner (time queued or booting is not the program's).
+    const ranMs = outcome?.stats.durationMs ?? Number.NaN;
+    if (outcome) {
+      expect.soft(ranMs, program.name).toBeLessThanOrEqual(timeLimit(program) + 2_000 * SLOWDOWN);
+    }
+    try {
+      program.check?.({
+        ...(outcome?.ok ? { result: outcome.result } : { message: outcome?.error.message }),
+        logs: outcome?.logs ?? "",
+      });
+    } catch (error) {
+      expect.soft((error as Error).message, `${program.name}: its own check`).toBe("");
+    }
+  }
+  expect(grewMb).toBeLessThan(150);
 }

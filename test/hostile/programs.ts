@@ -24,7 +24,7 @@ const T = 3000; // wall timeout for programs that can only be stopped from outsi
  * either). From a container without a network nothing is ever sent; a
  * documentation address (TEST-NET-1) stands in on a machine with none.
  */
-const HOST_ADDRESS =
+export const HOST_ADDRESS =
   Object.values(networkInterfaces())
     .flat()
     .find((net) => net && net.family === "IPv4" && !net.internal)?.address ?? "192.0.2.1";
