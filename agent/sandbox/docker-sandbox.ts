@@ -4,7 +4,16 @@ import type { HeartbeatStats, JobLimits } from "../../protocol/index.js";
 import type { JobSandbox } from "../executor.js";
 import { containerOptions, type SandboxSettings } from "./options.js";
 import { WarmPool, type WarmPoolSettings } from "./pool.js";
+import { QuietGate } from "./quiet-gate.js";
 import { BootedContainer, type ContainerExit } from "./run.js";
+
+/**
+ * Background boots and removals wait for a job's hot path to end: its run,
+ * then this long for its result to go out (a trivial job's result reaches
+ * the coordinator in a few ms) — at most MAX_BACKGROUND_WAIT_MS.
+ */
+const RESULT_TAIL_MS = 20;
+const MAX_BACKGROUND_WAIT_MS = 100;
 
 /** Boot times kept for the next heartbeat at most (the protocol's bound). */
 const MAX_START_SAMPLES = 1024;
@@ -21,6 +30,10 @@ export class DockerSandbox implements JobSandbox {
   private readonly pool: WarmPool;
   private readonly pooledLimits: JobLimits;
   private readonly removals = new Set<Promise<void>>();
+  private readonly jobPath = new QuietGate({
+    tailMs: RESULT_TAIL_MS,
+    maxWaitMs: MAX_BACKGROUND_WAIT_MS,
+  });
   private warmRuns = 0;
   private coldRuns = 0;
   /** Not yet reported in a heartbeat. */
@@ -36,8 +49,12 @@ export class DockerSandbox implements JobSandbox {
   ) {
     this.pooledLimits = poolSettings.limits;
     this.pool = new WarmPool(
-      // A warm container has no job yet: its job label stays empty.
-      () => this.boot("", this.pooledLimits),
+      // A warm container has no job yet: its job label stays empty. Booted
+      // once the job that took the last one is out of the way.
+      async () => {
+        await this.jobPath.whenQuiet();
+        return this.boot("", this.pooledLimits);
+      },
       poolSettings,
       (container) => this.retire(container),
       logger,
@@ -54,9 +71,16 @@ export class DockerSandbox implements JobSandbox {
   }
 
   async run(job: Parameters<JobSandbox["run"]>[0]): Promise<ContainerExit> {
+    const leaveJobPath = this.jobPath.enter();
     const warm = sameContainer(job.limits, this.pooledLimits) ? this.pool.take() : undefined;
     const bootStarted = performance.now();
-    const booted = warm ?? (await this.boot(job.jobId, job.limits));
+    let booted: BootedContainer;
+    try {
+      booted = warm ?? (await this.boot(job.jobId, job.limits));
+    } catch (error) {
+      leaveJobPath();
+      throw error;
+    }
     if (warm) {
       this.warmRuns += 1;
       this.pending.warm += 1;
@@ -91,7 +115,8 @@ export class DockerSandbox implements JobSandbox {
       );
       return exit;
     } finally {
-      this.retire(booted);
+      leaveJobPath();
+      this.retire(booted, { afterJobPath: true });
     }
   }
 
@@ -136,9 +161,9 @@ export class DockerSandbox implements JobSandbox {
     return booted;
   }
 
-  private retire(container: BootedContainer): void {
-    const removal = container
-      .destroy()
+  private retire(container: BootedContainer, options = { afterJobPath: false }): void {
+    const removal = (options.afterJobPath ? this.jobPath.whenQuiet() : Promise.resolve())
+      .then(() => container.destroy())
       .catch((error: unknown) => {
         // The reaper removes it on the agent's next start; the job is unaffected.
         this.logger.warn(
