@@ -13,6 +13,8 @@ export interface BenchResults {
     kernel: string;
     node: string;
     docker: string;
+    /** The machine's 1-minute load average as the run began and ended (noise from other work). */
+    loadAverage: { atStart: number; atEnd: number };
   };
   samples: number;
   latencyMs: {
@@ -118,7 +120,7 @@ export function renderMarkdown(r: BenchResults): string {
   const lines: string[] = [];
   const m = r.machine;
   lines.push(
-    `Measured ${r.date.slice(0, 10)} on ${m.cpu}, ${m.cores} cores, ${m.memoryGb} GB, Linux ${m.kernel}, Node ${m.node}, Docker ${m.docker}; ${r.samples} sequential jobs per latency row.`,
+    `Measured ${r.date.slice(0, 10)} on ${m.cpu}, ${m.cores} cores, ${m.memoryGb} GB, Linux ${m.kernel}, Node ${m.node}, Docker ${m.docker}; ${r.samples} sequential jobs per latency row; load average ${m.loadAverage.atStart} at the start, ${m.loadAverage.atEnd} at the end.`,
     "",
     "| Trivial job (`exports.main = () => 1`) | p50 ms | p95 ms | ÷ `node -e 1` | ÷ `docker run` |",
     "|---|---:|---:|---:|---:|",

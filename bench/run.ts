@@ -8,7 +8,7 @@
  * BENCH_SKIP_COORDINATOR=1 to leave out the Docker-free coordinator part.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { cpus, release, tmpdir, totalmem } from "node:os";
+import { cpus, loadavg, release, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
@@ -25,6 +25,7 @@ import { warmContainersMemory } from "./e2e/pool-memory.js";
 import { launchCluster, rssMb } from "./e2e/processes.js";
 import { dockerChurn, labrunBurst } from "./e2e/throughput.js";
 import { type BenchResults, renderMarkdown } from "./report.js";
+import { round } from "./stats.js";
 
 const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 30);
 const BURST = Number(process.env.BENCH_BURST ?? 200);
@@ -37,6 +38,7 @@ function step(text: string): void {
 
 async function main(): Promise<void> {
   const began = Date.now();
+  const loadAtStart = round(loadavg()[0] ?? 0, 1);
   const docker = await connectDocker();
   const image = await ensureRunnerImage(docker, pino({ level: "silent" }));
   const options = containerOptions({
@@ -114,6 +116,7 @@ async function main(): Promise<void> {
       kernel: release(),
       node: process.version,
       docker: version.Version ?? "unknown",
+      loadAverage: { atStart: loadAtStart, atEnd: round(loadavg()[0] ?? 0, 1) },
     },
     samples: SAMPLES,
     latencyMs: {

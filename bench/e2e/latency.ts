@@ -70,8 +70,8 @@ export interface InterleavedLatency {
  * `node -e 1`, a warm job over HTTP, `labrun submit`, `labrun --version`,
  * `labrun status ID` and `labrun jobs`, interleaved: each round runs one of
  * each, so a noisy neighbour (other test runs on this machine) weighs on all
- * of them alike and the ratios compare like with like. Jobs arrive PAUSE_MS
- * apart, as in every latency row.
+ * of them alike and the ratios compare like with like. Each row starts
+ * PAUSE_MS after the one before, as in every latency row.
  */
 export async function interleavedLatency(
   cluster: ClusterProcesses,
@@ -90,19 +90,21 @@ export async function interleavedLatency(
     }
   };
   const rows = {
-    nodeE: { pause: false, once: () => runCommand(process.execPath, ["-e", "1"]).then(() => {}) },
-    labrunWarmHttp: { pause: true, once: () => httpJob(client) },
-    labrunWarmCli: { pause: true, once: cli(["submit", program], "1") },
-    cliVersion: { pause: false, once: cli(["--version"]) },
-    cliStatus: { pause: false, once: cli(["status", someJob]) },
-    cliJobs: { pause: false, once: cli(["jobs"]) },
+    nodeE: () => runCommand(process.execPath, ["-e", "1"]).then(() => {}),
+    labrunWarmHttp: () => httpJob(client),
+    labrunWarmCli: cli(["submit", program], "1"),
+    cliVersion: cli(["--version"]),
+    cliStatus: cli(["status", someJob]),
+    cliJobs: cli(["jobs"]),
   };
   const times = Object.fromEntries(Object.keys(rows).map((name) => [name, [] as number[]]));
   for (let round = 0; round <= count; round++) {
-    for (const [name, row] of Object.entries(rows)) {
-      await sleep(row.pause ? PAUSE_MS : 50);
+    for (const [name, once] of Object.entries(rows)) {
+      // Every row waits as long: the agent's background work after a job
+      // (its container's replacement booting) must not land on one row only.
+      await sleep(PAUSE_MS);
       const started = performance.now();
-      await row.once();
+      await once();
       // Round 0 warms up (page cache, JIT, compile cache) and is not counted.
       if (round > 0) times[name]?.push(performance.now() - started);
     }
