@@ -2,8 +2,9 @@ import { configDefaults, defineConfig } from "vitest/config";
 
 // `unit` (pure logic, next to the code, no Docker, no sockets), `integration`
 // (test/: real coordinator, real agents, real Docker), `browser` (the
-// dashboard in headless chromium; skipped when chromium is missing — CI
-// installs it with scripts/ensure-chromium.sh), then the fault suite: real
+// dashboard in headless chromium, which `npm test` installs with
+// scripts/ensure-chromium.sh; without it the suite fails, unless
+// LABRUN_SKIP_BROWSER=1 says to skip it), then the fault suite: real
 // `labrun` processes killed and restarted, one file at a time after the
 // others, since it asserts recovery times. `faults-docker` restarts dockerd
 // and runs only with FAULTS_DOCKER_RESTART=1 (see test/faults/README.md).

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { HttpClient } from "../protocol/http-client.js";
 import {
   API_PREFIX,
   HeartbeatResponse,
@@ -30,6 +31,8 @@ export class CoordinatorError extends Error {
 export class CoordinatorApi {
   private agentId = "";
   private agentToken = "";
+  /** node:http, not fetch: undici alone is ~35 MB of an idle agent's RSS. */
+  private readonly http = new HttpClient();
 
   constructor(
     private readonly server: string,
@@ -99,15 +102,15 @@ export class CoordinatorApi {
     signal?: AbortSignal,
     method: "POST" | "DELETE" = "POST",
   ): Promise<z.infer<T>> {
-    const response = await fetch(`${this.server}${API_PREFIX}${path}`, {
+    const response = await this.http.request(`${this.server}${API_PREFIX}${path}`, {
       method,
       headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       ...(signal ? { signal } : {}),
     });
-    const text = await response.text();
+    const text = response.text;
     const json = text ? (JSON.parse(text) as unknown) : undefined;
-    if (!response.ok) {
+    if (response.status < 200 || response.status >= 300) {
       const error = (json as { error?: { code?: string; message?: string } } | undefined)?.error;
       throw new CoordinatorError(
         response.status,

@@ -1,4 +1,5 @@
-import Dockerode from "dockerode";
+import type Dockerode from "dockerode";
+import { deferRarelyUsedDockerModules } from "./deferred-modules.js";
 
 /** Docker could not be reached: says where it looked and what to do. */
 export class DockerUnreachableError extends Error {
@@ -19,6 +20,8 @@ export function dockerAddress(): string {
 
 /** A dockerode client that has answered a ping. */
 export async function connectDocker(): Promise<Dockerode> {
+  deferRarelyUsedDockerModules();
+  const { default: Dockerode } = await import("dockerode");
   const docker = new Dockerode();
   try {
     await docker.ping();

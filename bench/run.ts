@@ -8,7 +8,7 @@
  * BENCH_SKIP_COORDINATOR=1 to leave out the Docker-free coordinator part.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { cpus, release, tmpdir, totalmem } from "node:os";
+import { cpus, loadavg, release, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
@@ -19,12 +19,14 @@ import { containerOptions, DEFAULT_SANDBOX } from "../agent/sandbox/options.js";
 import { DEFAULT_LIMITS } from "../protocol/index.js";
 import { benchCoordinatorCapacity } from "./coordinator-capacity.js";
 import { dockerRunFlags } from "./e2e/baselines.js";
-import { bareNode, dockerRun, labrunCli, labrunHttp } from "./e2e/latency.js";
+import { measureWarmBreakdown } from "./e2e/breakdown.js";
+import { dockerRun, interleavedLatency, labrunHttp } from "./e2e/latency.js";
 import { warmContainersMemory } from "./e2e/pool-memory.js";
 import { launchCluster, rssMb } from "./e2e/processes.js";
 import { benchPython, type PythonBench, renderPython } from "./e2e/python.js";
 import { dockerChurn, labrunBurst } from "./e2e/throughput.js";
 import { type BenchResults, renderMarkdown } from "./report.js";
+import { round } from "./stats.js";
 
 const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 30);
 const BURST = Number(process.env.BENCH_BURST ?? 200);
@@ -37,22 +39,20 @@ function step(text: string): void {
 
 async function main(): Promise<void> {
   const began = Date.now();
+  const loadAtStart = round(loadavg()[0] ?? 0, 1);
   const docker = await connectDocker();
   const image = await ensureRunnerImage(docker, pino({ level: "silent" }));
-  const flags = dockerRunFlags(
-    containerOptions({
-      image,
-      jobId: "bench",
-      agentName: "bench",
-      limits: DEFAULT_LIMITS,
-      sandbox: DEFAULT_SANDBOX,
-    }),
-  );
+  const options = containerOptions({
+    image,
+    jobId: "bench",
+    agentName: "bench",
+    limits: DEFAULT_LIMITS,
+    sandbox: DEFAULT_SANDBOX,
+  });
+  const flags = dockerRunFlags(options);
   const version = (await docker.version()) as { Version?: string };
   const workDir = mkdtempSync(join(tmpdir(), "labrun-bench-"));
 
-  step(`latency: node -e 1 × ${SAMPLES}`);
-  const nodeE = await bareNode(SAMPLES);
   step(`latency: docker run × ${SAMPLES}`);
   const docker1 = await dockerRun(SAMPLES, flags, image);
 
@@ -68,10 +68,11 @@ async function main(): Promise<void> {
     await cold.stop();
   }
 
-  step(`latency: labrun warm × ${SAMPLES} (HTTP client, then CLI); burst of ${BURST}`);
+  step(
+    `latency: labrun warm × ${SAMPLES} rounds of node -e 1, HTTP job, labrun submit|--version|status|jobs; burst of ${BURST}`,
+  );
   const warm = await launchCluster({ slots: PARALLELISM, warm: PARALLELISM });
-  let warmHttp: Awaited<ReturnType<typeof labrunHttp>>;
-  let warmCli: Awaited<ReturnType<typeof labrunCli>>;
+  let user: Awaited<ReturnType<typeof interleavedLatency>>;
   let burst: Awaited<ReturnType<typeof labrunBurst>>;
   let agentWarmRssMb: number;
   let pool: Awaited<ReturnType<typeof warmContainersMemory>>;
@@ -79,13 +80,23 @@ async function main(): Promise<void> {
     await sleep(3_000); // the pool fills
     agentWarmRssMb = rssMb(warm.agentPid);
     pool = await warmContainersMemory(docker, warm.agentName);
-    warmHttp = await labrunHttp(warm, SAMPLES);
-    warmCli = await labrunCli(warm, SAMPLES, workDir);
+    user = await interleavedLatency(warm, SAMPLES, workDir);
     await sleep(1_000);
     burst = await labrunBurst(warm, BURST, PARALLELISM);
   } finally {
     await warm.stop();
   }
+
+  step(`warm job breakdown: ${SAMPLES} traced jobs`);
+  const traceDir = join(workDir, "trace");
+  mkdirSync(traceDir);
+  const breakdown = await measureWarmBreakdown(
+    docker,
+    options,
+    SAMPLES,
+    (trace) => launchCluster({ slots: PARALLELISM, warm: PARALLELISM, trace }),
+    traceDir,
+  );
 
   step(`throughput: ${BURST} × docker run at parallelism ${PARALLELISM}`);
   const churn = await dockerChurn(flags, image, BURST, PARALLELISM);
@@ -109,15 +120,20 @@ async function main(): Promise<void> {
       kernel: release(),
       node: process.version,
       docker: version.Version ?? "unknown",
+      loadAverage: { atStart: loadAtStart, atEnd: round(loadavg()[0] ?? 0, 1) },
     },
     samples: SAMPLES,
     latencyMs: {
-      nodeE,
+      nodeE: user.nodeE,
       dockerRun: docker1,
       labrunColdHttp: coldHttp,
-      labrunWarmHttp: warmHttp,
-      labrunWarmCli: warmCli,
+      labrunWarmHttp: user.labrunWarmHttp,
+      labrunWarmCli: user.labrunWarmCli,
+      cliVersion: user.cliVersion,
+      cliStatus: user.cliStatus,
+      cliJobs: user.cliJobs,
     },
+    warmJobBreakdown: breakdown,
     throughput: { labrunWarm: burst, dockerChurn: churn },
     memoryMb: {
       agentIdle: agentIdleRssMb,

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { type HttpAnswer, HttpClient } from "../protocol/http-client.js";
 import {
   API_PREFIX,
   Batch,
@@ -55,6 +56,7 @@ const LONG_POLL_SECONDS = 30;
 export class LabrunClient {
   readonly server: string;
   private readonly token: string;
+  private readonly http = new HttpClient();
 
   constructor(options: { server: string; token: string }) {
     this.server = options.server.replace(/\/+$/, "");
@@ -128,15 +130,14 @@ export class LabrunClient {
 
   /** `GET /healthz` (no token): the server's answer and its clock (the Date header). */
   async health(): Promise<{ ok: boolean; serverDate: Date | null }> {
-    let response: Response;
+    let response: HttpAnswer;
     try {
-      response = await fetch(`${this.server}/healthz`);
+      response = await this.http.request(`${this.server}/healthz`, { method: "GET" });
     } catch (error) {
       throw new ServerUnreachableError(this.server, error);
     }
-    const date = response.headers.get("date");
-    await response.body?.cancel();
-    return { ok: response.ok, serverDate: date ? new Date(date) : null };
+    const date = response.headers.date;
+    return { ok: isOk(response.status), serverDate: date ? new Date(date) : null };
   }
 
   private async call<T extends z.ZodType>(
@@ -145,9 +146,9 @@ export class LabrunClient {
     schema: T,
     body?: unknown,
   ): Promise<z.infer<T>> {
-    let response: Response;
+    let response: HttpAnswer;
     try {
-      response = await fetch(`${this.server}${API_PREFIX}${path}`, {
+      response = await this.http.request(`${this.server}${API_PREFIX}${path}`, {
         method,
         headers: {
           authorization: `Bearer ${this.token}`,
@@ -158,7 +159,7 @@ export class LabrunClient {
     } catch (error) {
       throw new ServerUnreachableError(this.server, error);
     }
-    const text = await response.text();
+    const text = response.text;
     let json: unknown;
     try {
       json = text ? JSON.parse(text) : undefined;
@@ -169,7 +170,7 @@ export class LabrunClient {
         `the server sent non-JSON: ${text.slice(0, 200)}`,
       );
     }
-    if (!response.ok) {
+    if (!isOk(response.status)) {
       const error = (json as { error?: { code?: string; message?: string; details?: unknown } })
         ?.error;
       throw new LabrunApiError(
@@ -192,7 +193,15 @@ function queryString(query: Record<string, unknown>): string {
   return params.size > 0 ? `?${params}` : "";
 }
 
+const isOk = (status: number) => status >= 200 && status < 300;
+
+/** `ECONNREFUSED`, `ENOTFOUND`, … (Node's error code; a wrapped `cause`'s when there is one). */
 function describeCause(error: unknown): string {
-  const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-  return cause?.code ?? cause?.message ?? (error instanceof Error ? error.message : String(error));
+  const { cause, code } = error as { cause?: { code?: string; message?: string }; code?: string };
+  return (
+    cause?.code ??
+    cause?.message ??
+    code ??
+    (error instanceof Error ? error.message : String(error))
+  );
 }

@@ -3,13 +3,16 @@
  * failed, 2 usage error, 3 server or Docker unreachable, or unauthorised.
  */
 import { readFileSync } from "node:fs";
-import { LabrunApiError, ServerUnreachableError } from "./api.js";
+import type { LabrunApiError } from "./api.js";
 import { EXIT, UsageError } from "./errors.js";
 
 type Command = (argv: string[]) => Promise<number>;
 
 // Loaded on demand: `submit` must not pay for dockerode, SQLite and Hono,
 // which only `up`, `coordinator`, `agent` and `image` need (~0.4 s of start-up).
+// The build bundles this file with the job and node commands into one file
+// (scripts/bundle-cli.mjs); serve, install, image and doctor stay outside it
+// and load from dist/ next to it, so their errors are recognised by name.
 const jobCommand = (name: "submit" | "status" | "wait" | "cancel" | "logs" | "jobs") =>
   (async (argv) => (await import("./commands/jobs.js"))[name](argv)) satisfies Command;
 const serveCommand = (name: "up" | "coordinator" | "agent") =>
@@ -102,26 +105,33 @@ async function main(argv: string[]): Promise<number> {
   return command(rest);
 }
 
-/** By name, so the CLI need not load dockerode to recognise it. */
-const isDockerUnreachable = (error: unknown): error is Error =>
-  error instanceof Error && error.name === "DockerUnreachableError";
+/**
+ * Errors are told apart by name, not class: a command loaded from dist/ has
+ * its own copy of the classes the bundle has, and the CLI need not load
+ * dockerode to recognise its errors.
+ */
+const named = (error: unknown, name: string): error is Error =>
+  error instanceof Error && error.name === name;
+const isUsageError = (error: unknown) => named(error, "UsageError");
+const isServerUnreachable = (error: unknown) => named(error, "ServerUnreachableError");
+const isApiError = (error: unknown): error is LabrunApiError => named(error, "LabrunApiError");
+const isDockerUnreachable = (error: unknown) => named(error, "DockerUnreachableError");
 
 /** A setting `labrun agent` cannot use (a seccomp profile that is not one, an unknown runtime). */
-const isAgentSettingsError = (error: unknown): error is Error =>
-  error instanceof Error && error.name === "AgentSettingsError";
+const isAgentSettingsError = (error: unknown) => named(error, "AgentSettingsError");
 
 /** Turns any error into one human line and the right exit code; never a stack trace. */
 function exitCodeFor(error: unknown): number {
   const say = (message: string) => process.stderr.write(`labrun: ${message}\n`);
-  if (error instanceof UsageError || isAgentSettingsError(error)) {
+  if (isUsageError(error) || isAgentSettingsError(error)) {
     say(error.message);
     return EXIT.usage;
   }
-  if (error instanceof ServerUnreachableError || isDockerUnreachable(error)) {
+  if (isServerUnreachable(error) || isDockerUnreachable(error)) {
     say(error.message);
     return EXIT.unreachable;
   }
-  if (error instanceof LabrunApiError) {
+  if (isApiError(error)) {
     if (error.status === 401 || error.status === 403) {
       say(`${error.message} (${error.code}) — check --token / LABRUN_TOKEN`);
       return EXIT.unreachable;

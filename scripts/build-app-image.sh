@@ -35,7 +35,7 @@ if [ -n "${LABRUN_APP_USE_DIST:-}" ] && [ ! -f dist/client/cli.js ]; then
   say "LABRUN_APP_USE_DIST is set but dist/ is not built"
   exit 1
 fi
-if [ -z "${LABRUN_APP_USE_DIST:-}" ] && { [ ! -f dist/client/cli.js ] ||
+if [ -z "${LABRUN_APP_USE_DIST:-}" ] && { [ ! -f dist/client/cli.js ] || [ ! -f dist/client/cli.bundle.js ] ||
   [ -n "$(find protocol coordinator agent client bench -name '*.ts' ! -name '*.test.ts' -newer dist/client/cli.js -print -quit)" ] ||
   [ package.json -nt dist/client/cli.js ]; }; then
   say "dist/ is missing or stale: npm run build"

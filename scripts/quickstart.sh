@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 [ -d node_modules ] || npm ci --no-audit --no-fund
-[ -f dist/client/cli.js ] || npm run build
+[ -f dist/client/cli.bundle.js ] || npm run build
 bash scripts/ensure-docker.sh
 
 data_dir="${LABRUN_DATA_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/labrun}"

@@ -5,10 +5,19 @@ import type { JobSandbox } from "../executor.js";
 import { containerOptions, type SandboxSettings } from "./options.js";
 import { WarmPool, type WarmPoolSettings } from "./pool.js";
 import { DemandSplit } from "./pool-split.js";
+import { QuietGate } from "./quiet-gate.js";
 import { BootedContainer, type ContainerExit, SandboxError } from "./run.js";
 
 /** The runner image of each runtime this agent offers (node always). */
 export type RuntimeImages = { node: string } & Partial<Record<Runtime, string>>;
+
+/**
+ * Background boots and removals wait for a job's hot path to end: its run,
+ * then this long for its result to go out (a trivial job's result reaches
+ * the coordinator in a few ms) — at most MAX_BACKGROUND_WAIT_MS.
+ */
+const RESULT_TAIL_MS = 20;
+const MAX_BACKGROUND_WAIT_MS = 100;
 
 /** Boot times kept for the next heartbeat at most (the protocol's bound). */
 const MAX_START_SAMPLES = 1024;
@@ -29,6 +38,10 @@ export class DockerSandbox implements JobSandbox {
   private readonly poolSize: number;
   private readonly pooledLimits: JobLimits;
   private readonly removals = new Set<Promise<void>>();
+  private readonly jobPath = new QuietGate({
+    tailMs: RESULT_TAIL_MS,
+    maxWaitMs: MAX_BACKGROUND_WAIT_MS,
+  });
   private warmRuns = 0;
   private coldRuns = 0;
   /** Not yet reported in a heartbeat. */
@@ -50,8 +63,12 @@ export class DockerSandbox implements JobSandbox {
       this.pools.set(
         runtime,
         new WarmPool(
-          // A warm container has no job yet: its job label stays empty.
-          () => this.boot("", this.pooledLimits, runtime),
+          // A warm container has no job yet: its job label stays empty. Booted
+          // once the job that took the last one is out of the way.
+          async () => {
+            await this.jobPath.whenQuiet();
+            return this.boot("", this.pooledLimits, runtime);
+          },
           poolSettings,
           (container) => this.retire(container),
           logger.child({ runtime }),
@@ -92,11 +109,18 @@ export class DockerSandbox implements JobSandbox {
     if (!pool) {
       throw new SandboxError(`this agent has no ${runtime} runtime (its runner image is missing)`);
     }
+    const leaveJobPath = this.jobPath.enter();
     const warm = sameContainer(job.limits, this.pooledLimits) ? pool.take() : undefined;
     this.demand.record(runtime);
     this.splitPool();
     const bootStarted = performance.now();
-    const booted = warm ?? (await this.boot(job.jobId, job.limits, runtime));
+    let booted: BootedContainer;
+    try {
+      booted = warm ?? (await this.boot(job.jobId, job.limits, runtime));
+    } catch (error) {
+      leaveJobPath();
+      throw error;
+    }
     if (warm) {
       this.warmRuns += 1;
       this.pending.warm += 1;
@@ -131,7 +155,8 @@ export class DockerSandbox implements JobSandbox {
       );
       return exit;
     } finally {
-      this.retire(booted);
+      leaveJobPath();
+      this.retire(booted, { afterJobPath: true });
     }
   }
 
@@ -184,9 +209,9 @@ export class DockerSandbox implements JobSandbox {
     return booted;
   }
 
-  private retire(container: BootedContainer): void {
-    const removal = container
-      .destroy()
+  private retire(container: BootedContainer, options = { afterJobPath: false }): void {
+    const removal = (options.afterJobPath ? this.jobPath.whenQuiet() : Promise.resolve())
+      .then(() => container.destroy())
       .catch((error: unknown) => {
         // The reaper removes it on the agent's next start; the job is unaffected.
         this.logger.warn(

@@ -6,7 +6,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { LabrunClient } from "../../client/api.js";
 import { type Distribution, distribution } from "../stats.js";
 import { runCommand, trivialRequest } from "./baselines.js";
-import { CLI, type ClusterProcesses } from "./processes.js";
+import { BIN, type ClusterProcesses } from "./processes.js";
 
 export const TRIVIAL_SOURCE = "exports.main = () => 1";
 
@@ -53,38 +53,89 @@ export function dockerRun(count: number, flags: string[], image: string): Promis
 /** Typed HTTP client: submit, then long-poll the job until it is terminal. */
 export function labrunHttp(cluster: ClusterProcesses, count: number): Promise<Distribution> {
   const client = new LabrunClient({ server: cluster.url, token: cluster.tokens.client });
-  return sample(count, async () => {
-    const { id } = await client.submit({ source: TRIVIAL_SOURCE });
-    const job = await client.wait(id, { timeoutMs: 60_000 });
-    if (!job.outcome?.ok || job.outcome.result !== 1) {
-      throw new Error(`job ${id} did not return 1: ${JSON.stringify(job.outcome)}`);
-    }
-  });
+  return sample(count, () => httpJob(client));
 }
 
-/** `labrun submit prog.js` as a user types it: a whole CLI process per job. */
-export function labrunCli(
+/** What a user feels, measured round by round side by side (one of each per round). */
+export interface InterleavedLatency {
+  nodeE: Distribution;
+  labrunWarmHttp: Distribution;
+  labrunWarmCli: Distribution;
+  cliVersion: Distribution;
+  cliStatus: Distribution;
+  cliJobs: Distribution;
+}
+
+/**
+ * `node -e 1`, a warm job over HTTP, `labrun submit`, `labrun --version`,
+ * `labrun status ID` and `labrun jobs`, interleaved: each round runs one of
+ * each, so a noisy neighbour (other test runs on this machine) weighs on all
+ * of them alike and the ratios compare like with like. Each row starts
+ * PAUSE_MS after the one before, as in every latency row.
+ */
+export async function interleavedLatency(
   cluster: ClusterProcesses,
   count: number,
   workDir: string,
-): Promise<Distribution> {
+): Promise<InterleavedLatency> {
   const program = join(workDir, "trivial.js");
   writeFileSync(program, `${TRIVIAL_SOURCE}\n`);
-  return sample(count, async () => {
-    const out = await new Promise<string>((resolve, reject) => {
-      const child = spawn(process.execPath, [CLI, "submit", program], {
-        env: cluster.cliEnv,
-        stdio: ["ignore", "pipe", "inherit"],
-      });
-      let text = "";
-      child.stdout.on("data", (chunk: Buffer) => {
-        text += chunk;
-      });
-      child.once("error", reject);
-      child.once("close", (code) =>
-        code === 0 ? resolve(text) : reject(new Error(`labrun submit exited ${code}`)),
-      );
+  const client = new LabrunClient({ server: cluster.url, token: cluster.tokens.client });
+  const { id: someJob } = await client.submit({ source: TRIVIAL_SOURCE });
+  await client.wait(someJob);
+  const cli = (args: string[], expect?: string) => async () => {
+    const out = await runCli(cluster, args);
+    if (expect !== undefined && out.trim() !== expect) {
+      throw new Error(`labrun ${args.join(" ")} printed ${out.trim().slice(0, 200)}`);
+    }
+  };
+  const rows = {
+    nodeE: () => runCommand(process.execPath, ["-e", "1"]).then(() => {}),
+    labrunWarmHttp: () => httpJob(client),
+    labrunWarmCli: cli(["submit", program], "1"),
+    cliVersion: cli(["--version"]),
+    cliStatus: cli(["status", someJob]),
+    cliJobs: cli(["jobs"]),
+  };
+  const times = Object.fromEntries(Object.keys(rows).map((name) => [name, [] as number[]]));
+  for (let round = 0; round <= count; round++) {
+    for (const [name, once] of Object.entries(rows)) {
+      // Every row waits as long: the agent's background work after a job
+      // (its container's replacement booting) must not land on one row only.
+      await sleep(PAUSE_MS);
+      const started = performance.now();
+      await once();
+      // Round 0 warms up (page cache, JIT, compile cache) and is not counted.
+      if (round > 0) times[name]?.push(performance.now() - started);
+    }
+  }
+  return Object.fromEntries(
+    Object.entries(times).map(([name, sample]) => [name, distribution(sample)]),
+  ) as unknown as InterleavedLatency;
+}
+
+async function httpJob(client: LabrunClient): Promise<void> {
+  const { id } = await client.submit({ source: TRIVIAL_SOURCE });
+  const job = await client.wait(id, { timeoutMs: 60_000 });
+  if (!job.outcome?.ok || job.outcome.result !== 1) {
+    throw new Error(`job ${id} did not return 1: ${JSON.stringify(job.outcome)}`);
+  }
+}
+
+/** One `labrun …` process as a user runs it (the package's bin); its stdout. */
+function runCli(cluster: ClusterProcesses, args: string[]): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      env: cluster.cliEnv,
+      stdio: ["ignore", "pipe", "inherit"],
     });
-    if (out.trim() !== "1") throw new Error(`labrun submit printed ${out.trim()}`);
+    let text = "";
+    child.stdout.on("data", (chunk: Buffer) => {
+      text += chunk;
+    });
+    child.once("error", reject);
+    child.once("close", (code) =>
+      code === 0 ? resolve(text) : reject(new Error(`labrun ${args[0]} exited ${code}`)),
+    );
   });
 }

@@ -7,8 +7,12 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { readMemory } from "../coordinator/launch.js";
 
-/** The CLI as a user runs it (`labrun …` = `node dist/client/cli.js …`). */
+/** The services' entry (`labrun coordinator|agent` = `node dist/client/cli.js …`). */
 export const CLI = fileURLToPath(new URL("../../client/cli.js", import.meta.url));
+/** The `labrun` command as a user runs it: the package's bin (the bundled CLI). */
+export const BIN = fileURLToPath(new URL("../../../bin/labrun.js", import.meta.url));
+/** The breakdown's preload (bench/e2e/trace-hooks.ts). */
+const TRACE_HOOKS = fileURLToPath(new URL("./trace-hooks.js", import.meta.url));
 
 /** A labrun cluster as separate processes, each with its own CPU and RSS. */
 export interface ClusterProcesses {
@@ -17,6 +21,8 @@ export interface ClusterProcesses {
   coordinatorPid: number;
   agentPid: number;
   agentName: string;
+  /** With `trace`: where each process writes its events when it exits. */
+  traceFiles: { coordinator: string; agent: string } | null;
   /** Client config for `labrun` CLI runs against this cluster. */
   cliEnv: NodeJS.ProcessEnv;
   stop(): Promise<void>;
@@ -29,8 +35,16 @@ export interface ClusterProcesses {
 export async function launchCluster(options: {
   slots: number;
   warm: number;
+  /** Loads trace-hooks into both processes, writing their events into this folder. */
+  trace?: string;
 }): Promise<ClusterProcesses> {
   const dataDir = mkdtempSync(join(tmpdir(), "labrun-bench-e2e-"));
+  const traceFiles = options.trace
+    ? {
+        coordinator: join(options.trace, "coordinator.trace.json"),
+        agent: join(options.trace, "agent.trace.json"),
+      }
+    : null;
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const children: ChildProcess[] = [];
@@ -43,6 +57,7 @@ export async function launchCluster(options: {
       spawnLogged(
         ["coordinator", "--host", "127.0.0.1", "--port", String(port), "--data-dir", dataDir],
         join(dataDir, "coordinator.log"),
+        traceFiles?.coordinator,
       ),
     );
     await waitUntil(async () => (await fetch(`${url}/readyz`).catch(() => null))?.ok === true);
@@ -63,6 +78,7 @@ export async function launchCluster(options: {
         String(options.warm),
       ],
       join(dataDir, "agent.log"),
+      traceFiles?.agent,
     );
     children.push(agent);
     await waitUntil(async () => {
@@ -78,6 +94,7 @@ export async function launchCluster(options: {
       coordinatorPid: children[0]?.pid ?? 0,
       agentPid: agent.pid ?? 0,
       agentName,
+      traceFiles,
       cliEnv: { ...process.env, LABRUN_SERVER: url, LABRUN_TOKEN: tokens.client },
       stop,
     };
@@ -96,10 +113,15 @@ export function rssMb(pid: number): number {
   }
 }
 
-function spawnLogged(args: string[], logFile: string): ChildProcess {
-  const child = spawn(process.execPath, [CLI, ...args], {
+function spawnLogged(args: string[], logFile: string, traceFile?: string): ChildProcess {
+  const preload = traceFile ? ["--import", TRACE_HOOKS] : [];
+  const child = spawn(process.execPath, [...preload, CLI, ...args], {
     stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, LABRUN_LOG_LEVEL: process.env.LABRUN_LOG_LEVEL ?? "warn" },
+    env: {
+      ...process.env,
+      LABRUN_LOG_LEVEL: process.env.LABRUN_LOG_LEVEL ?? "warn",
+      ...(traceFile ? { LABRUN_TRACE_FILE: traceFile } : {}),
+    },
   });
   const log = createWriteStream(logFile);
   child.stdout?.pipe(log);

@@ -15,22 +15,22 @@ import { followBatch } from "../follow-batch.js";
 import { table } from "../format.js";
 import { limitFlags } from "../limit-flags.js";
 import { resolveConnection } from "../settings.js";
-import { Connection, clientFor, programFilename, readText } from "./jobs.js";
+import { clientFor, connection, programFilename, readText } from "./jobs.js";
 
-const jobLimits = limitFlags("");
-
-const MapArgs = z.object({
-  ...Connection,
-  positionals: z.tuple([z.string().min(1)], { message: "expects exactly one program file" }),
-  inputs: z.string({ message: "--inputs is required: a JSONL file (one input per line) or -" }),
-  parallel: z.coerce.number().int().min(1).max(100_000).optional(),
-  retries: z.coerce.number().int().min(0).max(MAX_ITEM_RETRIES).optional(),
-  unordered: z.boolean(),
-  isolate: z.boolean(),
-  detach: z.boolean(),
-  runtime: Runtime.optional(),
-  ...jobLimits.shape,
-});
+// Schemas are built when their command runs (one CLI process runs one command).
+const mapArgs = (jobLimits: ReturnType<typeof limitFlags<"">>) =>
+  z.object({
+    ...connection(),
+    positionals: z.tuple([z.string().min(1)], { message: "expects exactly one program file" }),
+    inputs: z.string({ message: "--inputs is required: a JSONL file (one input per line) or -" }),
+    parallel: z.coerce.number().int().min(1).max(100_000).optional(),
+    retries: z.coerce.number().int().min(0).max(MAX_ITEM_RETRIES).optional(),
+    unordered: z.boolean(),
+    isolate: z.boolean(),
+    detach: z.boolean(),
+    runtime: Runtime.optional(),
+    ...jobLimits.shape,
+  });
 
 /**
  * The inputs of a JSONL file (or stdin for `-`): one JSON value per
@@ -127,6 +127,7 @@ async function follow(
 
 /** `labrun map FILE --inputs F.jsonl|-`: one program over every input, results in input order. */
 export async function map(argv: string[]): Promise<number> {
+  const jobLimits = limitFlags("");
   const args = parseCommand(
     "map",
     argv,
@@ -141,7 +142,7 @@ export async function map(argv: string[]): Promise<number> {
       runtime: { type: "string" },
       ...jobLimits.options,
     },
-    MapArgs,
+    mapArgs(jobLimits),
   );
   const file = args.positionals[0];
   // .py runs as python, anything else as node, unless --runtime says otherwise.
@@ -167,12 +168,13 @@ export async function map(argv: string[]): Promise<number> {
   return follow(args, submitted, { from: 0, unordered: args.unordered, json: args.json });
 }
 
-const OneBatchArgs = z.object({
-  ...Connection,
-  positionals: z.tuple([z.string(), BatchId], { message: "expects a batch id" }),
-  from: z.coerce.number().int().min(0).default(0),
-  unordered: z.boolean(),
-});
+const oneBatchArgs = () =>
+  z.object({
+    ...connection(),
+    positionals: z.tuple([z.string(), BatchId], { message: "expects a batch id" }),
+    from: z.coerce.number().int().min(0).default(0),
+    unordered: z.boolean(),
+  });
 
 function batchLine(batch: Batch): string {
   const done = batch.counts.succeeded + batch.counts.failed + batch.counts.cancelled;
@@ -202,7 +204,7 @@ export async function batch(argv: string[]): Promise<number> {
       from: { type: "string" },
       unordered: { type: "boolean", default: false },
     },
-    OneBatchArgs,
+    oneBatchArgs(),
   );
   const id = args.positionals[1];
   const client = clientFor(args);
@@ -247,11 +249,12 @@ export async function batch(argv: string[]): Promise<number> {
   }
 }
 
-const BatchesArgs = z.object({
-  ...Connection,
-  positionals: z.tuple([], { message: "takes no positional arguments" }),
-  limit: z.coerce.number().int().min(1).max(500).optional(),
-});
+const batchesArgs = () =>
+  z.object({
+    ...connection(),
+    positionals: z.tuple([], { message: "takes no positional arguments" }),
+    limit: z.coerce.number().int().min(1).max(500).optional(),
+  });
 
 /** `labrun batches [--limit N]`: newest first. */
 export async function batches(argv: string[]): Promise<number> {
@@ -259,7 +262,7 @@ export async function batches(argv: string[]): Promise<number> {
     "batches",
     argv,
     { ...CONNECTION_OPTIONS, limit: { type: "string" } },
-    BatchesArgs,
+    batchesArgs(),
   );
   const page = await clientFor(args).listBatches({ limit: args.limit });
   if (args.json) {

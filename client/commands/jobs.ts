@@ -18,31 +18,33 @@ import { limitFlags } from "../limit-flags.js";
 import { waitWithProgress } from "../progress.js";
 import { resolveConnection } from "../settings.js";
 
-export const Connection = {
+// Each command builds only the schemas it parses with, when it runs: one CLI
+// process runs one command.
+export const connection = () => ({
   server: z.string().url("--server must be a URL like http://127.0.0.1:7878").optional(),
   token: z.string().min(1).optional(),
   json: z.boolean(),
-};
+});
 
 export const clientFor = (flags: { server?: string | undefined; token?: string | undefined }) =>
   new LabrunClient(resolveConnection(flags, "client"));
 
-const jobLimits = limitFlags("");
-
-const SubmitArgs = z
-  .object({
-    ...Connection,
-    positionals: z.tuple([z.string().min(1)], { message: "expects exactly one program file" }),
-    input: z.string().optional(),
-    "input-file": z.string().optional(),
-    ...jobLimits.shape,
-    runtime: Runtime.optional(),
-    detach: z.boolean(),
-  })
-  .refine((args) => !(args.input && args["input-file"]), "use --input or --input-file, not both");
+const submitArgs = (jobLimits: ReturnType<typeof limitFlags<"">>) =>
+  z
+    .object({
+      ...connection(),
+      positionals: z.tuple([z.string().min(1)], { message: "expects exactly one program file" }),
+      input: z.string().optional(),
+      "input-file": z.string().optional(),
+      ...jobLimits.shape,
+      runtime: Runtime.optional(),
+      detach: z.boolean(),
+    })
+    .refine((args) => !(args.input && args["input-file"]), "use --input or --input-file, not both");
 
 /** `labrun submit FILE`: runs a program on the cluster and prints main()'s result. */
 export async function submit(argv: string[]): Promise<number> {
+  const jobLimits = limitFlags("");
   const args = parseCommand(
     "submit",
     argv,
@@ -54,7 +56,7 @@ export async function submit(argv: string[]): Promise<number> {
       runtime: { type: "string" },
       detach: { type: "boolean", default: false },
     },
-    SubmitArgs,
+    submitArgs(jobLimits),
   );
   const file = args.positionals[0];
   const limits = jobLimits.limits(args);
@@ -136,13 +138,14 @@ function parseInput(inline: string | undefined, file: string | undefined) {
   }
 }
 
-const OneJobArgs = z.object({
-  ...Connection,
-  positionals: z.tuple([JobId], { message: "expects one job id" }),
-});
+const oneJobArgs = () =>
+  z.object({
+    ...connection(),
+    positionals: z.tuple([JobId], { message: "expects one job id" }),
+  });
 
 function parseOneJob(command: string, argv: string[]) {
-  return parseCommand(command, argv, CONNECTION_OPTIONS, OneJobArgs);
+  return parseCommand(command, argv, CONNECTION_OPTIONS, oneJobArgs());
 }
 
 /** `labrun status ID`: the job now. */
@@ -181,12 +184,13 @@ export async function logs(argv: string[]): Promise<number> {
   return EXIT.ok;
 }
 
-const JobsArgs = z.object({
-  ...Connection,
-  positionals: z.tuple([], { message: "takes no positional arguments" }),
-  state: JobState.optional(),
-  limit: z.coerce.number().int().min(1).max(500).optional(),
-});
+const jobsArgs = () =>
+  z.object({
+    ...connection(),
+    positionals: z.tuple([], { message: "takes no positional arguments" }),
+    state: JobState.optional(),
+    limit: z.coerce.number().int().min(1).max(500).optional(),
+  });
 
 /** `labrun jobs [--state S] [--limit N]`: newest first. */
 export async function jobs(argv: string[]): Promise<number> {
@@ -194,7 +198,7 @@ export async function jobs(argv: string[]): Promise<number> {
     "jobs",
     argv,
     { ...CONNECTION_OPTIONS, state: { type: "string" }, limit: { type: "string" } },
-    JobsArgs,
+    jobsArgs(),
   );
   const page = await clientFor(args).list({ state: args.state, limit: args.limit });
   process.stdout.write(
