@@ -788,6 +788,8 @@ describe("admin", () => {
       jobs: { queued: 2, leased: 0, running: 0, succeeded: 1, failed: 0, cancelled: 0 },
       finished: { lastMinute: 1, lastHour: 1 },
       nodes: { ready: 2, draining: 0, lost: 0 },
+      batches: { active: 0, succeeded: 0, failed: 0, cancelled: 0 },
+      batchItems: { queued: 0, leased: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0 },
     });
     c.time.now += 61_000;
     const later = (await c.call("GET", "/v1/admin/stats", c.tokens.admin)).body;

@@ -150,6 +150,7 @@ describe("the OpenAPI document", () => {
     expect(document.paths["/healthz"].get.security).toEqual([]);
   });
 
+  // A fresh app per route: the time grows with the routes (20 and more).
   it("names the bearer token each route takes, as the app enforces it", async () => {
     const { document } = await setup();
     const schemes = document.components.securitySchemes;
@@ -188,7 +189,7 @@ describe("the OpenAPI document", () => {
         }
       }
     }
-  });
+  }, 30_000);
 
   it("answers a request that breaks a route's schema with that route's 400", async () => {
     const { app, document, tokenOf, agentId } = await setup();

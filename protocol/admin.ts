@@ -53,5 +53,22 @@ export const ClusterStats = z.object({
   }),
   finished: z.object({ lastMinute: Count, lastHour: Count }),
   nodes: z.object({ ready: Count, draining: Count, lost: Count }),
+  /**
+   * Batches by state (active: not finished yet), and their items by state
+   * (items are also counted in `jobs`). Optional: added with batches.
+   */
+  batches: z
+    .object({ active: Count, succeeded: Count, failed: Count, cancelled: Count })
+    .optional(),
+  batchItems: z
+    .object({
+      queued: Count,
+      leased: Count,
+      running: Count,
+      succeeded: Count,
+      failed: Count,
+      cancelled: Count,
+    })
+    .optional(),
 });
 export type ClusterStats = z.infer<typeof ClusterStats>;

@@ -113,6 +113,28 @@ export function createMetrics(options: MetricsOptions): CoordinatorMetrics {
       for (const state of NodeState.options) this.set({ state }, nodes[state]);
     },
   });
+  new Gauge({
+    name: "labrun_batch_items",
+    help: "Items of batches by state (each is also a job in labrun_jobs), read from the store when scraped.",
+    labelNames: ["state"] as const,
+    registers,
+    collect() {
+      const items = current().batchItems;
+      for (const state of JOB_STATES) this.set({ state }, items?.[state] ?? 0);
+    },
+  });
+  new Gauge({
+    name: "labrun_batches",
+    help: "Batches by state (active: some item not finished yet), read from the store when scraped.",
+    labelNames: ["state"] as const,
+    registers,
+    collect() {
+      const batches = current().batches;
+      for (const state of ["active", "succeeded", "failed", "cancelled"] as const) {
+        this.set({ state }, batches?.[state] ?? 0);
+      }
+    },
+  });
   if (notifier) {
     new Gauge({
       name: "labrun_long_polls_waiting",

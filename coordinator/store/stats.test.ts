@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { ClusterStats, type Outcome } from "../../protocol/index.js";
+import { ClusterStats, DEFAULT_LIMITS, type Outcome } from "../../protocol/index.js";
 import { openDatabase } from "./database.js";
 import { openStore, type Store } from "./index.js";
 import { STATS_SQL } from "./stats.js";
@@ -44,6 +44,33 @@ describe("stats", () => {
       jobs: { queued: 0, leased: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0 },
       finished: { lastMinute: 0, lastHour: 0 },
       nodes: { ready: 0, draining: 0, lost: 0 },
+      batches: { active: 0, succeeded: 0, failed: 0, cancelled: 0 },
+      batchItems: { queued: 0, leased: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0 },
+    });
+  });
+
+  it("counts batches and their items by state", () => {
+    const { store } = open();
+    const node = agent(store, "n");
+    const batch = store.enqueueBatch(
+      {
+        spec: { source: "x", filename: "main.js", retries: 0, isolate: false },
+        inputs: ["1", "2", "3"],
+      },
+      DEFAULT_LIMITS,
+      T0,
+    );
+    const [first] = store.lease(node.id, 1, T0);
+    store.complete(node.id, first?.leaseId ?? "", OK, T0);
+    expect(store.stats(T0)).toMatchObject({
+      batches: { active: 1, succeeded: 0 },
+      batchItems: { queued: 2, succeeded: 1 },
+      jobs: { queued: 2, succeeded: 1 },
+    });
+    store.cancelBatch(batch.id, T0);
+    expect(store.stats(T0)).toMatchObject({
+      batches: { active: 0, cancelled: 1 },
+      batchItems: { queued: 0, succeeded: 1, cancelled: 2 },
     });
   });
 
@@ -117,6 +144,7 @@ describe("stats", () => {
         .map((row) => (row as { detail: string }).detail)
         .join("; ");
     expect(plan(STATS_SQL.jobsByState)).toMatch(/COVERING INDEX jobs_by_state/);
+    expect(plan(STATS_SQL.itemsByState)).toMatch(/COVERING INDEX jobs_by_batch_state/);
     expect(plan(STATS_SQL.finishedSince)).toMatch(/COVERING INDEX jobs_by_finished/);
   });
 });

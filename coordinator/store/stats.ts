@@ -11,6 +11,11 @@ export const STATS_SQL = {
   // jobs_by_finished (migration 3) answers both counts from the index alone.
   finishedSince: `SELECT SUM(finished_at >= @minuteAgo) AS lastMinute, COUNT(*) AS lastHour
     FROM jobs WHERE finished_at >= @hourAgo`,
+  // A covering scan of jobs_by_batch_state: a batch's items only, never their rows.
+  itemsByState: `SELECT state, COUNT(*) AS n FROM jobs INDEXED BY jobs_by_batch_state
+    WHERE batch_id IS NOT NULL GROUP BY state`,
+  batchesByState: `SELECT COALESCE(final_state, 'active') AS state, COUNT(*) AS n
+    FROM batches GROUP BY 1`,
   // The same rule as listNodes: silent for longer than a lease means lost.
   nodesByState: `SELECT CASE WHEN @now - last_heartbeat_at > @leaseTtlMs THEN 'lost' ELSE state END
       AS state, COUNT(*) AS n
@@ -28,6 +33,12 @@ export function prepareStats({ db, settings }: StoreContext) {
     { state: "ready" | "draining" | "lost"; n: number }
   >(STATS_SQL.nodesByState);
 
+  const itemsByState = db.prepare<[], { state: JobState; n: number }>(STATS_SQL.itemsByState);
+  const batchesByState = db.prepare<
+    [],
+    { state: "active" | "succeeded" | "failed" | "cancelled"; n: number }
+  >(STATS_SQL.batchesByState);
+
   // One read transaction: every count is taken from the same snapshot.
   return db.transaction(function stats(now: number): ClusterStats {
     const jobs = { queued: 0, leased: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0 };
@@ -37,11 +48,17 @@ export function prepareStats({ db, settings }: StoreContext) {
     for (const { state, n } of nodesByState.all({ now, leaseTtlMs: settings.leaseTtlMs })) {
       nodes[state] = n;
     }
+    const batchItems = { queued: 0, leased: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0 };
+    for (const { state, n } of itemsByState.all()) batchItems[state] = n;
+    const batches = { active: 0, succeeded: 0, failed: 0, cancelled: 0 };
+    for (const { state, n } of batchesByState.all()) batches[state] = n;
     return {
       at: new Date(now).toISOString(),
       jobs,
       finished: { lastMinute: finished?.lastMinute ?? 0, lastHour: finished?.lastHour ?? 0 },
       nodes,
+      batches,
+      batchItems,
     };
   });
 }
