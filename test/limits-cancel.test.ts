@@ -41,7 +41,10 @@ describe.concurrent("limits enforced from outside the container", () => {
       `exports.main = () => new Promise((resolve) => setTimeout(() => resolve("done"), 2500));`,
     );
     expect(job.outcome).toMatchObject({ ok: true, result: "done" });
-    expect(job.outcome?.stats.durationMs).toBeGreaterThanOrEqual(2500);
+    // The agent's clock starts when it sees the runner's ready marker; a cold
+    // runner already has the job on stdin then and starts it at once, so on
+    // a loaded machine the clock may start a few ms after the program did.
+    expect(job.outcome?.stats.durationMs).toBeGreaterThanOrEqual(2400);
   });
 
   it("cancels a running job: CANCELLED, and its container is gone", async () => {
