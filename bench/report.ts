@@ -1,3 +1,4 @@
+import type { BatchCapacityResult } from "./batch-capacity.js";
 import type { CoordinatorCapacityResult } from "./coordinator-capacity.js";
 import { HOP_DESCRIPTIONS, type WarmJobBreakdown } from "./e2e/breakdown.js";
 import type { Throughput } from "./e2e/throughput.js";
@@ -35,6 +36,8 @@ export interface BenchResults {
     warmContainers: { containers: number; totalMb: number };
   };
   coordinator: CoordinatorCapacityResult | null;
+  /** Batch bookkeeping (bench/batch-capacity.ts); absent in runs from before it. */
+  batchCapacity?: BatchCapacityResult | null;
   elapsedSeconds: number;
 }
 
@@ -111,7 +114,39 @@ export function targets(r: BenchResults): TargetRow[] {
       },
     );
   }
+  const b = r.batchCapacity;
+  if (b) {
+    rows.push(
+      {
+        what: "coordinator bookkeeping, batches (submit + lease + result groups)",
+        target: "≥ 10,000 items/s",
+        measured: `${b.steady.itemsPerSecond} items/s`,
+        met: b.targets.itemsPerSecond.met,
+      },
+      {
+        what: `coordinator RSS with a ${b.submitBig.items.toLocaleString("en")}-item batch queued`,
+        target: "≤ 250 MB",
+        measured: `${b.memory.bigBatchQueued.rssMb} MB`,
+        met: b.targets.rssMbBigBatch.met,
+      },
+    );
+  }
   return rows;
+}
+
+/** The batch bookkeeping table's lines (also printed by batch-capacity.main.js). */
+export function renderBatchCapacity(b: BatchCapacityResult): string[] {
+  const items = (n: number) => n.toLocaleString("en");
+  return [
+    `| Coordinator with batches (${b.setup.agents} simulated agents × ${b.setup.slots} slots, NDJSON submits, results in groups, loopback HTTP) | value |`,
+    "|---|---:|",
+    `| items/s, submit + lease + result (batches of ${items(b.steady.batchItems)}) | ${b.steady.itemsPerSecond} |`,
+    `| items/s, lease + result, draining a ${items(b.submitBig.items)}-item batch | ${b.drainBig.itemsPerSecond} |`,
+    `| items per lease / per result group | ${b.steady.itemsPerLease} / ${b.steady.itemsPerGroup} |`,
+    `| coordinator CPU during the steady window (cores) | ${b.steady.cpu.coordinatorCores} |`,
+    `| accepting a ${items(b.submitBig.items)}-item NDJSON submit (${b.submitBig.bodyMb} MB) | ${b.submitBig.seconds} s |`,
+    `| RSS idle / with the ${items(b.submitBig.items)}-item batch queued | ${b.memory.idle.rssMb} / ${b.memory.bigBatchQueued.rssMb} MB |`,
+  ];
 }
 
 /** The readable table (bench/results/latest.md, quoted by the README). */
@@ -173,6 +208,8 @@ export function renderMarkdown(r: BenchResults): string {
       `| RSS idle / with ${c.memory.bigQueueQueued.queued.toLocaleString("en")} queued | ${c.memory.idle.rssMb} / ${c.memory.bigQueueQueued.rssMb} MB |`,
     );
   }
+
+  if (r.batchCapacity) lines.push("", ...renderBatchCapacity(r.batchCapacity));
 
   const mem = r.memoryMb;
   lines.push(

@@ -17,6 +17,7 @@ import { connectDocker } from "../agent/docker.js";
 import { ensureRunnerImage } from "../agent/sandbox/image.js";
 import { containerOptions, DEFAULT_SANDBOX } from "../agent/sandbox/options.js";
 import { DEFAULT_LIMITS } from "../protocol/index.js";
+import { benchBatchCapacity } from "./batch-capacity.js";
 import { benchCoordinatorCapacity } from "./coordinator-capacity.js";
 import { dockerRunFlags } from "./e2e/baselines.js";
 import { measureWarmBreakdown } from "./e2e/breakdown.js";
@@ -106,6 +107,12 @@ async function main(): Promise<void> {
     step("coordinator capacity (simulated agents over loopback HTTP, no Docker)");
     coordinator = await benchCoordinatorCapacity();
   }
+  // Batch bookkeeping (bench/batch-capacity.ts; alone: node dist/bench/batch-capacity.main.js).
+  let batchCapacity: Awaited<ReturnType<typeof benchBatchCapacity>> | null = null;
+  if (process.env.BENCH_SKIP_COORDINATOR !== "1") {
+    step("coordinator with batches (NDJSON submits, result groups, no Docker)");
+    batchCapacity = await benchBatchCapacity();
+  }
   // Python rows (BENCH_SKIP_PYTHON=1 leaves them out): bench/e2e/python.ts.
   const python =
     process.env.BENCH_SKIP_PYTHON === "1" ? null : await benchPython(docker, SAMPLES, step);
@@ -141,6 +148,7 @@ async function main(): Promise<void> {
       warmContainers: pool,
     },
     coordinator,
+    batchCapacity,
     python,
     elapsedSeconds: Math.round((Date.now() - began) / 1000),
   };
