@@ -42,6 +42,12 @@ export interface BatchWindow {
   seconds: number;
   /** Results the coordinator took per second: the headline figure. */
   itemsPerSecond: number;
+  /**
+   * Items per second of the coordinator's own CPU time: what one free core
+   * would do. On a loaded machine the coordinator gets less than a core, and
+   * itemsPerSecond shows the share it got as much as its cost.
+   */
+  itemsPerCoordinatorCpuSecond: number;
   leaseCalls: number;
   itemsPerLease: number;
   groupRequests: number;
@@ -261,6 +267,9 @@ function window(
     items,
     seconds: round(seconds, 2),
     itemsPerSecond: Math.round(items / seconds),
+    itemsPerCoordinatorCpuSecond: Math.round(
+      items / seconds / Math.max(0.01, cpu.coordinatorCores),
+    ),
     leaseCalls,
     itemsPerLease: round((after.leasedItems - before.leasedItems) / Math.max(1, leaseCalls)),
     groupRequests,

@@ -143,7 +143,8 @@ export function renderBatchCapacity(b: BatchCapacityResult): string[] {
     `| items/s, submit + lease + result (batches of ${items(b.steady.batchItems)}) | ${b.steady.itemsPerSecond} |`,
     `| items/s, lease + result, draining a ${items(b.submitBig.items)}-item batch | ${b.drainBig.itemsPerSecond} |`,
     `| items per lease / per result group | ${b.steady.itemsPerLease} / ${b.steady.itemsPerGroup} |`,
-    `| coordinator CPU during the steady window (cores) | ${b.steady.cpu.coordinatorCores} |`,
+    `| coordinator CPU during the steady window (cores; the machine's others took ${b.steady.cpu.otherCores}) | ${b.steady.cpu.coordinatorCores} |`,
+    `| items per coordinator CPU second, steady / draining | ${b.steady.itemsPerCoordinatorCpuSecond} / ${b.drainBig.itemsPerCoordinatorCpuSecond} |`,
     `| accepting a ${items(b.submitBig.items)}-item NDJSON submit (${b.submitBig.bodyMb} MB) | ${b.submitBig.seconds} s |`,
     `| RSS idle / with the ${items(b.submitBig.items)}-item batch queued | ${b.memory.idle.rssMb} / ${b.memory.bigBatchQueued.rssMb} MB |`,
   ];
