@@ -1,6 +1,7 @@
 import type { BatchCapacityResult } from "./batch-capacity.js";
 import type { CoordinatorCapacityResult } from "./coordinator-capacity.js";
 import { HOP_DESCRIPTIONS, type WarmJobBreakdown } from "./e2e/breakdown.js";
+import type { MapThroughput } from "./e2e/map-throughput.js";
 import type { Throughput } from "./e2e/throughput.js";
 import { type Distribution, round } from "./stats.js";
 
@@ -38,6 +39,8 @@ export interface BenchResults {
   coordinator: CoordinatorCapacityResult | null;
   /** Batch bookkeeping (bench/batch-capacity.ts); absent in runs from before it. */
   batchCapacity?: BatchCapacityResult | null;
+  /** `labrun map` on one agent against docker churn (bench/e2e/map-throughput.ts). */
+  mapThroughput?: MapThroughput | null;
   elapsedSeconds: number;
 }
 
@@ -131,7 +134,26 @@ export function targets(r: BenchResults): TargetRow[] {
       },
     );
   }
+  const map = r.mapThroughput;
+  if (map) {
+    rows.push({
+      what: "`labrun map` items/s ÷ `docker run` churn runs/s",
+      target: "≥ 50",
+      measured: String(map.ratio),
+      met: map.ratio >= 50,
+    });
+  }
   return rows;
+}
+
+/** The `labrun map` table's lines (also printed by map-throughput.main.js). */
+export function renderMapThroughput(m: MapThroughput): string[] {
+  return [
+    `| ${m.labrunMap.items.toLocaleString("en")} trivial items, parallelism ${m.labrunMap.slots} | seconds | items/s | ÷ \`docker run\` |`,
+    "|---|---:|---:|---:|",
+    `| \`labrun map\` (one agent, ${m.labrunMap.slots} slots, warm pool; one container per item today) | ${m.labrunMap.seconds} | ${m.labrunMap.itemsPerSecond} | ${m.ratio} |`,
+    `| \`docker run --rm\` × ${m.dockerChurn.jobs} | ${m.dockerChurn.seconds} | ${m.dockerChurn.jobsPerSecond} | 1 |`,
+  ];
 }
 
 /** The batch bookkeeping table's lines (also printed by batch-capacity.main.js). */
@@ -211,6 +233,7 @@ export function renderMarkdown(r: BenchResults): string {
   }
 
   if (r.batchCapacity) lines.push("", ...renderBatchCapacity(r.batchCapacity));
+  if (r.mapThroughput) lines.push("", ...renderMapThroughput(r.mapThroughput));
 
   const mem = r.memoryMb;
   lines.push(

@@ -5,7 +5,8 @@
  *
  * Environment: BENCH_SAMPLES (latency jobs per measure, default 30),
  * BENCH_BURST (burst jobs, default 200), BENCH_PARALLELISM (default 4),
- * BENCH_SKIP_COORDINATOR=1 to leave out the Docker-free coordinator part.
+ * BENCH_SKIP_COORDINATOR=1 to leave out the Docker-free coordinator part,
+ * BENCH_MAP_ITEMS (the `labrun map` row's items, default 2000; 0 leaves it out).
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, release, tmpdir, totalmem } from "node:os";
@@ -22,6 +23,7 @@ import { benchCoordinatorCapacity } from "./coordinator-capacity.js";
 import { dockerRunFlags } from "./e2e/baselines.js";
 import { measureWarmBreakdown } from "./e2e/breakdown.js";
 import { dockerRun, interleavedLatency, labrunHttp } from "./e2e/latency.js";
+import { benchMapThroughput } from "./e2e/map-throughput.js";
 import { warmContainersMemory } from "./e2e/pool-memory.js";
 import { launchCluster, rssMb } from "./e2e/processes.js";
 import { benchPython, type PythonBench, renderPython } from "./e2e/python.js";
@@ -102,6 +104,14 @@ async function main(): Promise<void> {
   step(`throughput: ${BURST} × docker run at parallelism ${PARALLELISM}`);
   const churn = await dockerChurn(flags, image, BURST, PARALLELISM);
 
+  // `labrun map` over BENCH_MAP_ITEMS (default 2,000; 0 leaves it out) at parallelism 2.
+  const mapItems = Number(process.env.BENCH_MAP_ITEMS ?? 2_000);
+  let mapThroughput: Awaited<ReturnType<typeof benchMapThroughput>> | null = null;
+  if (mapItems > 0) {
+    step(`throughput: labrun map × ${mapItems} on 2 slots, and docker run churn at parallelism 2`);
+    mapThroughput = await benchMapThroughput({ items: mapItems, slots: 2, flags, image });
+  }
+
   let coordinator: Awaited<ReturnType<typeof benchCoordinatorCapacity>> | null = null;
   if (process.env.BENCH_SKIP_COORDINATOR !== "1") {
     step("coordinator capacity (simulated agents over loopback HTTP, no Docker)");
@@ -149,6 +159,7 @@ async function main(): Promise<void> {
     },
     coordinator,
     batchCapacity,
+    mapThroughput,
     python,
     elapsedSeconds: Math.round((Date.now() - began) / 1000),
   };
