@@ -9,6 +9,7 @@ import {
   type Outcome,
   type RegisterAgentRequest,
   RegisterAgentResponse,
+  ResultGroupResponse,
   ResultResponse,
 } from "../protocol/index.js";
 
@@ -82,6 +83,20 @@ export class CoordinatorApi {
     return answer.accepted;
   }
 
+  /**
+   * Many results in one request and one commit; `results` are the JSON texts
+   * of each `{leaseId, outcome}` (serialised once, when the group was sized).
+   */
+  async postResultGroup(results: readonly string[]): Promise<ResultGroupResponse["results"]> {
+    const answer = await this.send(
+      `/agents/${this.agentId}/results/group`,
+      `{"results":[${results.join(",")}]}`,
+      ResultGroupResponse,
+      this.agentToken,
+    );
+    return answer.results;
+  }
+
   /** Leaves the cluster: the token stops working, leases still held are queued again at once. */
   async deregister(): Promise<void> {
     await this.post(
@@ -102,15 +117,40 @@ export class CoordinatorApi {
     signal?: AbortSignal,
     method: "POST" | "DELETE" = "POST",
   ): Promise<z.infer<T>> {
+    return this.send(
+      path,
+      body === undefined ? undefined : JSON.stringify(body),
+      schema,
+      token,
+      signal,
+      method,
+    );
+  }
+
+  /** One request with a body already serialised as JSON text. */
+  private async send<T extends z.ZodType>(
+    path: string,
+    body: string | undefined,
+    schema: T,
+    token: string,
+    signal?: AbortSignal,
+    method: "POST" | "DELETE" = "POST",
+  ): Promise<z.infer<T>> {
     const response = await this.http.request(`${this.server}${API_PREFIX}${path}`, {
       method,
       headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      ...(body === undefined ? {} : { body }),
       ...(signal ? { signal } : {}),
     });
     const text = response.text;
-    const json = text ? (JSON.parse(text) as unknown) : undefined;
-    if (response.status < 200 || response.status >= 300) {
+    const failed = response.status < 200 || response.status >= 300;
+    // An error answer that is not JSON (a proxy's 404 page) still keeps its status.
+    const json = text
+      ? failed
+        ? parseOrUndefined(text)
+        : (JSON.parse(text) as unknown)
+      : undefined;
+    if (failed) {
       const error = (json as { error?: { code?: string; message?: string } } | undefined)?.error;
       throw new CoordinatorError(
         response.status,
@@ -119,5 +159,13 @@ export class CoordinatorApi {
       );
     }
     return schema.parse(json);
+  }
+}
+
+function parseOrUndefined(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
   }
 }

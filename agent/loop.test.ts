@@ -1,6 +1,11 @@
 import pino from "pino";
 import { describe, expect, it, vi } from "vitest";
-import { DEFAULT_LIMITS, type LeasedJob, type Outcome } from "../protocol/index.js";
+import {
+  DEFAULT_LIMITS,
+  type LeasedJob,
+  type Outcome,
+  type ResultGroupResponse,
+} from "../protocol/index.js";
 import { type CoordinatorApi, CoordinatorError } from "./coordinator-api.js";
 import type { JobSandbox } from "./executor.js";
 import { AgentLoop } from "./loop.js";
@@ -38,10 +43,21 @@ const sandbox: JobSandbox = {
   },
 };
 
-/** A fake coordinator: hands out the given jobs once, then long-polls empty. */
+/** What a coordinator without the group route answers. */
+const noGroupRoute = async (): Promise<ResultGroupResponse["results"]> => {
+  throw new CoordinatorError(404, "NOT_FOUND", "no such route");
+};
+
+/**
+ * A fake coordinator: hands out the given jobs once, then long-polls empty.
+ * Without `postResultGroup` it is one from before result groups (404).
+ */
 function fakeApi(
   jobs: LeasedJob[],
   postResult: (leaseId: string, outcome: Outcome) => Promise<boolean>,
+  postResultGroup: (
+    results: readonly string[],
+  ) => Promise<ResultGroupResponse["results"]> = noGroupRoute,
 ) {
   let handed = false;
   return {
@@ -55,8 +71,17 @@ function fakeApi(
     }),
     heartbeat: vi.fn(async () => []),
     postResult: vi.fn(postResult),
-  } as unknown as CoordinatorApi & { postResult: ReturnType<typeof vi.fn> };
+    postResultGroup: vi.fn(postResultGroup),
+  } as unknown as CoordinatorApi & {
+    postResult: ReturnType<typeof vi.fn>;
+    postResultGroup: ReturnType<typeof vi.fn>;
+    heartbeat: ReturnType<typeof vi.fn>;
+  };
 }
+
+/** The lease ids of a group request's entries. */
+const leaseIds = (results: readonly string[]) =>
+  results.map((json) => (JSON.parse(json) as { leaseId: string }).leaseId);
 
 const settings = { slots: 2, heartbeatMs: 10_000, leaseWaitMs: 1000, reregister: async () => {} };
 const logger = pino({ level: "silent" });
@@ -139,5 +164,66 @@ describe("AgentLoop", () => {
     expect(Date.now() - started).toBeLessThan(2_000);
     expect(api.postResult.mock.calls.map((call) => call[0])).toEqual(["l1"]);
     expect(loop.busy).toBe(0);
+  });
+
+  it("reports results that are ready together in one group request", async () => {
+    const api = fakeApi(
+      [job(1), job(2), job(3)],
+      async () => true,
+      async (results) => leaseIds(results).map((leaseId) => ({ leaseId, accepted: true })),
+    );
+    const loop = new AgentLoop(api, sandbox, { ...settings, slots: 3 }, logger);
+    loop.start();
+    await vi.waitFor(() => expect(api.postResultGroup).toHaveBeenCalledTimes(1));
+    await loop.stop();
+    expect(leaseIds(api.postResultGroup.mock.calls[0]?.[0]).sort()).toEqual(["l1", "l2", "l3"]);
+    expect(api.postResult).not.toHaveBeenCalled();
+  });
+
+  it("drops a stale result of a group without retrying it, and the others are taken", async () => {
+    const api = fakeApi(
+      [job(1), job(2)],
+      async () => true,
+      async (results) =>
+        leaseIds(results).map((leaseId) =>
+          leaseId === "l1"
+            ? { leaseId, accepted: false, error: { code: "STALE_LEASE", message: "stale" } }
+            : { leaseId, accepted: true },
+        ),
+    );
+    const loop = new AgentLoop(api, sandbox, settings, logger);
+    loop.start();
+    await vi.waitFor(() => expect(api.postResultGroup).toHaveBeenCalledTimes(1));
+    await loop.stop();
+    expect(api.postResultGroup).toHaveBeenCalledTimes(1);
+    expect(api.postResult).not.toHaveBeenCalled();
+  });
+
+  it("retries a group that did not get through, keeping its leases in heartbeats, then delivers it", async () => {
+    let groupCalls = 0;
+    const api = fakeApi(
+      [job(1), job(2)],
+      async () => true,
+      async (results) => {
+        groupCalls++;
+        if (groupCalls < 3) throw new TypeError("connect ECONNREFUSED");
+        return leaseIds(results).map((leaseId) => ({ leaseId, accepted: true }));
+      },
+    );
+    const loop = new AgentLoop(api, sandbox, { ...settings, heartbeatMs: 20 }, logger);
+    loop.start();
+    // While undelivered, both leases are renewed by the heartbeats.
+    await vi.waitFor(() =>
+      expect(api.heartbeat.mock.calls.some((call) => (call[0] as string[]).length === 2)).toBe(
+        true,
+      ),
+    );
+    await vi.waitFor(() => expect(groupCalls).toBe(3), { timeout: 3000 });
+    await loop.stop();
+    // Both retried together each time (they wake together), and delivered once.
+    for (const call of api.postResultGroup.mock.calls) {
+      expect(leaseIds(call[0]).sort()).toEqual(["l1", "l2"]);
+    }
+    expect(api.postResult).not.toHaveBeenCalled();
   });
 });

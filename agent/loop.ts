@@ -4,6 +4,7 @@ import type { Logger } from "pino";
 import type { LeasedJob, MaxLimits, Outcome } from "../protocol/index.js";
 import { type CoordinatorApi, CoordinatorError } from "./coordinator-api.js";
 import { executeJob, type JobSandbox } from "./executor.js";
+import { ResultGroups } from "./result-groups.js";
 
 export interface LoopSettings {
   slots: number;
@@ -46,13 +47,19 @@ export class AgentLoop {
   private readonly stopLeasing = new AbortController();
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private loopDone: Promise<void> | undefined;
+  /** Results ready together go back in one request (agent/result-groups.ts). */
+  readonly results: ResultGroups;
 
   constructor(
     private readonly api: CoordinatorApi,
     private readonly sandbox: JobSandbox,
     private readonly settings: LoopSettings,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.results = new ResultGroups(api, () =>
+      logger.info("the coordinator has no results/group route: results go back one by one"),
+    );
+  }
 
   /** Number of jobs running now. */
   get busy(): number {
@@ -154,7 +161,11 @@ export class AgentLoop {
       });
   }
 
-  /** Reports a result, retrying with backoff while the coordinator is unreachable. */
+  /**
+   * Reports a result, retrying with backoff while the coordinator is
+   * unreachable. Results ready at the same time share one request (a
+   * group), but each keeps its own retries, refusal and drop rules here.
+   */
   private deliver(leaseId: string, outcome: Outcome, log: Logger): void {
     const delivery = (async () => {
       const giveUpAt = Date.now() + DELIVERY_GIVE_UP_MS;
@@ -162,7 +173,7 @@ export class AgentLoop {
       let report = outcome;
       for (;;) {
         try {
-          await this.api.postResult(leaseId, report);
+          await this.results.post(leaseId, report);
           return;
         } catch (error) {
           if (

@@ -1,5 +1,7 @@
+import type { BatchCapacityResult } from "./batch-capacity.js";
 import type { CoordinatorCapacityResult } from "./coordinator-capacity.js";
 import { HOP_DESCRIPTIONS, type WarmJobBreakdown } from "./e2e/breakdown.js";
+import type { MapThroughput } from "./e2e/map-throughput.js";
 import type { Throughput } from "./e2e/throughput.js";
 import { type Distribution, round } from "./stats.js";
 
@@ -35,6 +37,10 @@ export interface BenchResults {
     warmContainers: { containers: number; totalMb: number };
   };
   coordinator: CoordinatorCapacityResult | null;
+  /** Batch bookkeeping (bench/batch-capacity.ts); absent in runs from before it. */
+  batchCapacity?: BatchCapacityResult | null;
+  /** `labrun map` on one agent against docker churn (bench/e2e/map-throughput.ts). */
+  mapThroughput?: MapThroughput | null;
   elapsedSeconds: number;
 }
 
@@ -111,7 +117,59 @@ export function targets(r: BenchResults): TargetRow[] {
       },
     );
   }
+  const b = r.batchCapacity;
+  if (b) {
+    rows.push(
+      {
+        what: "coordinator bookkeeping, batches (submit + lease + result groups)",
+        target: "≥ 10,000 items/s",
+        measured: `${b.steady.itemsPerSecond} items/s`,
+        met: b.targets.itemsPerSecond.met,
+      },
+      {
+        what: `coordinator RSS with a ${b.submitBig.items.toLocaleString("en")}-item batch queued`,
+        target: "≤ 250 MB",
+        measured: `${b.memory.bigBatchQueued.rssMb} MB`,
+        met: b.targets.rssMbBigBatch.met,
+      },
+    );
+  }
+  const map = r.mapThroughput;
+  if (map) {
+    rows.push({
+      what: "`labrun map` items/s ÷ `docker run` churn runs/s",
+      target: "≥ 50",
+      measured: String(map.ratio),
+      met: map.ratio >= 50,
+    });
+  }
   return rows;
+}
+
+/** The `labrun map` table's lines (also printed by map-throughput.main.js). */
+export function renderMapThroughput(m: MapThroughput): string[] {
+  return [
+    `| ${m.labrunMap.items.toLocaleString("en")} trivial items, parallelism ${m.labrunMap.slots} | seconds | items/s | ÷ \`docker run\` |`,
+    "|---|---:|---:|---:|",
+    `| \`labrun map\` (one agent, ${m.labrunMap.slots} slots, warm pool; one container per item today) | ${m.labrunMap.seconds} | ${m.labrunMap.itemsPerSecond} | ${m.ratio} |`,
+    `| \`docker run --rm\` × ${m.dockerChurn.jobs} | ${m.dockerChurn.seconds} | ${m.dockerChurn.jobsPerSecond} | 1 |`,
+  ];
+}
+
+/** The batch bookkeeping table's lines (also printed by batch-capacity.main.js). */
+export function renderBatchCapacity(b: BatchCapacityResult): string[] {
+  const items = (n: number) => n.toLocaleString("en");
+  return [
+    `| Coordinator with batches (${b.setup.agents} simulated agents × ${b.setup.slots} slots, NDJSON submits, results in groups, loopback HTTP) | value |`,
+    "|---|---:|",
+    `| items/s, submit + lease + result (batches of ${items(b.steady.batchItems)}) | ${b.steady.itemsPerSecond} |`,
+    `| items/s, lease + result, draining a ${items(b.submitBig.items)}-item batch | ${b.drainBig.itemsPerSecond} |`,
+    `| items per lease / per result group | ${b.steady.itemsPerLease} / ${b.steady.itemsPerGroup} |`,
+    `| coordinator CPU during the steady window (cores; the machine's others took ${b.steady.cpu.otherCores}) | ${b.steady.cpu.coordinatorCores} |`,
+    `| items per coordinator CPU second, steady / draining | ${b.steady.itemsPerCoordinatorCpuSecond} / ${b.drainBig.itemsPerCoordinatorCpuSecond} |`,
+    `| accepting a ${items(b.submitBig.items)}-item NDJSON submit (${b.submitBig.bodyMb} MB) | ${b.submitBig.seconds} s |`,
+    `| RSS idle / with the ${items(b.submitBig.items)}-item batch queued | ${b.memory.idle.rssMb} / ${b.memory.bigBatchQueued.rssMb} MB |`,
+  ];
 }
 
 /** The readable table (bench/results/latest.md, quoted by the README). */
@@ -173,6 +231,9 @@ export function renderMarkdown(r: BenchResults): string {
       `| RSS idle / with ${c.memory.bigQueueQueued.queued.toLocaleString("en")} queued | ${c.memory.idle.rssMb} / ${c.memory.bigQueueQueued.rssMb} MB |`,
     );
   }
+
+  if (r.batchCapacity) lines.push("", ...renderBatchCapacity(r.batchCapacity));
+  if (r.mapThroughput) lines.push("", ...renderMapThroughput(r.mapThroughput));
 
   const mem = r.memoryMb;
   lines.push(

@@ -5,7 +5,8 @@
  *
  * Environment: BENCH_SAMPLES (latency jobs per measure, default 30),
  * BENCH_BURST (burst jobs, default 200), BENCH_PARALLELISM (default 4),
- * BENCH_SKIP_COORDINATOR=1 to leave out the Docker-free coordinator part.
+ * BENCH_SKIP_COORDINATOR=1 to leave out the Docker-free coordinator part,
+ * BENCH_MAP_ITEMS (the `labrun map` row's items, default 2000; 0 leaves it out).
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, release, tmpdir, totalmem } from "node:os";
@@ -17,10 +18,12 @@ import { connectDocker } from "../agent/docker.js";
 import { ensureRunnerImage } from "../agent/sandbox/image.js";
 import { containerOptions, DEFAULT_SANDBOX } from "../agent/sandbox/options.js";
 import { DEFAULT_LIMITS } from "../protocol/index.js";
+import { benchBatchCapacity } from "./batch-capacity.js";
 import { benchCoordinatorCapacity } from "./coordinator-capacity.js";
 import { dockerRunFlags } from "./e2e/baselines.js";
 import { measureWarmBreakdown } from "./e2e/breakdown.js";
 import { dockerRun, interleavedLatency, labrunHttp } from "./e2e/latency.js";
+import { benchMapThroughput } from "./e2e/map-throughput.js";
 import { warmContainersMemory } from "./e2e/pool-memory.js";
 import { launchCluster, rssMb } from "./e2e/processes.js";
 import { benchPython, type PythonBench, renderPython } from "./e2e/python.js";
@@ -101,10 +104,24 @@ async function main(): Promise<void> {
   step(`throughput: ${BURST} × docker run at parallelism ${PARALLELISM}`);
   const churn = await dockerChurn(flags, image, BURST, PARALLELISM);
 
+  // `labrun map` over BENCH_MAP_ITEMS (default 2,000; 0 leaves it out) at parallelism 2.
+  const mapItems = Number(process.env.BENCH_MAP_ITEMS ?? 2_000);
+  let mapThroughput: Awaited<ReturnType<typeof benchMapThroughput>> | null = null;
+  if (mapItems > 0) {
+    step(`throughput: labrun map × ${mapItems} on 2 slots, and docker run churn at parallelism 2`);
+    mapThroughput = await benchMapThroughput({ items: mapItems, slots: 2, flags, image });
+  }
+
   let coordinator: Awaited<ReturnType<typeof benchCoordinatorCapacity>> | null = null;
   if (process.env.BENCH_SKIP_COORDINATOR !== "1") {
     step("coordinator capacity (simulated agents over loopback HTTP, no Docker)");
     coordinator = await benchCoordinatorCapacity();
+  }
+  // Batch bookkeeping (bench/batch-capacity.ts; alone: node dist/bench/batch-capacity.main.js).
+  let batchCapacity: Awaited<ReturnType<typeof benchBatchCapacity>> | null = null;
+  if (process.env.BENCH_SKIP_COORDINATOR !== "1") {
+    step("coordinator with batches (NDJSON submits, result groups, no Docker)");
+    batchCapacity = await benchBatchCapacity();
   }
   // Python rows (BENCH_SKIP_PYTHON=1 leaves them out): bench/e2e/python.ts.
   const python =
@@ -141,6 +158,8 @@ async function main(): Promise<void> {
       warmContainers: pool,
     },
     coordinator,
+    batchCapacity,
+    mapThroughput,
     python,
     elapsedSeconds: Math.round((Date.now() - began) / 1000),
   };

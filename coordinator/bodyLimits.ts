@@ -1,5 +1,5 @@
 import { bodyLimit } from "hono/body-limit";
-import { MAX_SOURCE_BYTES } from "../protocol/index.js";
+import { MAX_RESULT_GROUP_BYTES, MAX_SOURCE_BYTES } from "../protocol/index.js";
 import { payloadTooLarge } from "./errors.js";
 
 const KiB = 1024;
@@ -31,7 +31,7 @@ export const BODY_LIMITS = {
    * one's. The agent sends a group only while it fits; a result as large as
    * the limits allow goes on its own.
    */
-  resultGroup: 32 * MiB,
+  resultGroup: MAX_RESULT_GROUP_BYTES,
   /** Everything else (register, lease, heartbeat, cancel, admin): small fixed shapes. */
   small: 64 * KiB,
 } as const;

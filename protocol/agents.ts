@@ -129,6 +129,12 @@ export type ResultResponse = z.infer<typeof ResultResponse>;
 export const MAX_RESULT_GROUP = 256;
 
 /**
+ * The largest body of a result group (the coordinator's limit on that route,
+ * twice a single result's): an agent sends a group only while it fits.
+ */
+export const MAX_RESULT_GROUP_BYTES = 32 * 1024 * 1024;
+
+/**
  * `POST /v1/agents/:id/results/group` body: many results at once, each
  * idempotent per leaseId as a single one is. The answer comes after the
  * one commit that records them all.

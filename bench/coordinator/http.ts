@@ -38,8 +38,14 @@ export class LoopbackJson {
    * `/v1<path>`. A request on a reused keep-alive socket that the server had
    * just closed is retried once, as the node:http docs advise.
    */
-  post(path: string, token: string, body: string, signal?: AbortSignal): Promise<JsonAnswer> {
-    return this.#send(path, token, body, signal, true);
+  post(
+    path: string,
+    token: string,
+    body: string,
+    signal?: AbortSignal,
+    contentType = "application/json",
+  ): Promise<JsonAnswer> {
+    return this.#send(path, token, body, signal, true, contentType);
   }
 
   /** Closes the idle keep-alive sockets. */
@@ -53,6 +59,7 @@ export class LoopbackJson {
     body: string,
     signal: AbortSignal | undefined,
     mayRetry: boolean,
+    contentType: string,
   ): Promise<JsonAnswer> {
     return new Promise((resolve, reject) => {
       const req = request(
@@ -64,7 +71,7 @@ export class LoopbackJson {
           path: `${API_PREFIX}${path}`,
           headers: {
             authorization: `Bearer ${token}`,
-            "content-type": "application/json",
+            "content-type": contentType,
             "content-length": Buffer.byteLength(body),
           },
           ...(signal ? { signal } : {}),
@@ -85,7 +92,7 @@ export class LoopbackJson {
       );
       req.on("error", (error: NodeJS.ErrnoException) => {
         if (mayRetry && req.reusedSocket && error.code === "ECONNRESET" && !signal?.aborted) {
-          this.#send(path, token, body, signal, false).then(resolve, reject);
+          this.#send(path, token, body, signal, false, contentType).then(resolve, reject);
         } else {
           reject(error);
         }

@@ -142,6 +142,23 @@ describe("leasing a batch's items", () => {
     expect(leased.filter((id) => id === b)).toHaveLength(2);
   });
 
+  it("fills every free slot from the batches that have items when others run short", () => {
+    // Each batch is first read for its share of the deal only; a short one
+    // leaves its turns to the others, as if every batch had been read in full.
+    const store = openTestStore();
+    const agent = store.registerAgent(agentSpec("n", 12), "h", T0);
+    const short = enqueue(store, 1).id;
+    const a = enqueue(store, 50).id;
+    const b = enqueue(store, 50).id;
+    store.enqueue({ source: "x", filename: "main.js" }, T0);
+    const leased = store.lease(agent.id, 12, T0).map((job) => store.getJob(job.id).batchId);
+    expect(leased).toHaveLength(12);
+    expect(leased.filter((id) => id === short)).toHaveLength(1);
+    expect(leased.filter((id) => !id)).toHaveLength(1);
+    expect(leased.filter((id) => id === a)).toHaveLength(5);
+    expect(leased.filter((id) => id === b)).toHaveLength(5);
+  });
+
   it("never runs more than maxParallel items of a batch at once, across agents", () => {
     const store = openTestStore();
     const one = store.registerAgent(agentSpec("one", 4), "h1", T0);

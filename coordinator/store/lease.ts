@@ -64,10 +64,7 @@ export function prepareLease({ db, settings }: StoreContext, hasQueued: () => bo
       "SELECT COUNT(*) FROM jobs WHERE batch_id = ? AND state IN ('leased', 'running')",
     )
     .pluck();
-  const queuedItems = db.prepare<
-    [string, number],
-    Omit<QueuedRow, "source" | "filename" | "runtime" | "limits">
-  >(LEASE_SQL.items);
+  const queuedItems = db.prepare<[string, number], ItemRow>(LEASE_SQL.items);
   const markLeased = db.prepare(
     `UPDATE jobs SET state = 'leased', agent_id = @agentId, node = @node, lease_id = @leaseId,
        lease_expires_at = @deadline, leased_at = @now, started_at = NULL, attempts = attempts + 1
@@ -106,6 +103,7 @@ export function prepareLease({ db, settings }: StoreContext, hasQueued: () => bo
       }
       const runtimes = JSON.parse(String(fits.runtimes)) as Runtime[];
       const streams: Stream[] = [{ key: SINGLES, rows: oldestQueued.all(fits) }];
+      const batches: { batch: BatchStreamRow; cap: number }[] = [];
       for (const batch of activeBatches.all()) {
         if (!runtimes.includes(batch.runtime)) continue;
         const limits = storedLimits(batch.limits);
@@ -119,27 +117,20 @@ export function prepareLease({ db, settings }: StoreContext, hasQueued: () => bo
           batch.max_parallel === null
             ? room
             : batch.max_parallel - (batchInFlight.get(batch.id) ?? 0);
-        if (headroom <= 0) continue;
-        const rows = queuedItems.all(batch.id, Math.min(room, headroom)).map((item) => ({
-          ...item,
-          source: batch.source,
-          filename: batch.filename,
-          runtime: batch.runtime,
-          limits: batch.limits,
-        }));
-        if (rows.length > 0) streams.push({ key: batch.id, rows });
+        if (headroom > 0) batches.push({ batch, cap: Math.min(room, headroom) });
       }
+      streams.push(...batchStreams(batches, room, streams[0]?.rows.length ?? 0, queuedItems));
       const dealt = roundRobin.deal(streams, room);
       const candidates = left ? withinCapacity(dealt, left) : dealt;
       const leaseIds = newLeaseIds(candidates.length);
       const limitsOf = new Map<string, JobLimits>();
-      return candidates.map((row, position) => {
+      return candidates.map(({ row, program }, position) => {
         const leaseId = leaseIds[position] ?? "";
         // A batch's items share one limits text: parsed once per lease.
-        let limits = limitsOf.get(row.limits);
+        let limits = limitsOf.get(program.limits);
         if (!limits) {
-          limits = storedLimits(row.limits);
-          limitsOf.set(row.limits, limits);
+          limits = storedLimits(program.limits);
+          limitsOf.set(program.limits, limits);
         }
         markLeased.run({
           seq: row.seq,
@@ -154,9 +145,9 @@ export function prepareLease({ db, settings }: StoreContext, hasQueued: () => bo
           leaseId,
           attempt: row.attempts + 1,
           spec: {
-            source: row.source,
-            filename: row.filename,
-            runtime: row.runtime,
+            source: program.source,
+            filename: program.filename,
+            runtime: program.runtime,
             input: JSON.parse(row.input) as LeasedJob["spec"]["input"],
             limits,
           },
@@ -171,12 +162,64 @@ export function prepareLease({ db, settings }: StoreContext, hasQueued: () => bo
     hasQueued() ? leaseInTransaction(agentId, free, now) : [];
 }
 
+/**
+ * Each batch's queued items, as many as the round-robin can deal from it.
+ * With several batches queued, one deal of `room` takes about room ÷ streams
+ * from each: every batch is first read for that share only, and read again up
+ * to its cap only when the shares fell short of `room` (some stream had
+ * fewer). The deal is then the same as if every batch had been read to its
+ * cap, without materialising rows that are not dealt (most, with many
+ * batches). Items carry no program: their batch's is joined to those dealt.
+ */
+function batchStreams(
+  batches: readonly { batch: BatchStreamRow; cap: number }[],
+  room: number,
+  singles: number,
+  queuedItems: { all(batchId: string, limit: number): ItemRow[] },
+): Stream[] {
+  if (batches.length === 0) return [];
+  const share = Math.ceil(room / (batches.length + (singles > 0 ? 1 : 0)));
+  const read = batches.map(({ batch, cap }) => {
+    const asked = Math.min(cap, share);
+    return { batch, cap, asked, rows: queuedItems.all(batch.id, asked) };
+  });
+  // What the deal's first `share` turns take; past them, only the streams read in full could give more.
+  const total =
+    Math.min(singles, share) + read.reduce((sum, stream) => sum + stream.rows.length, 0);
+  if (total < room) {
+    for (const stream of read) {
+      if (stream.rows.length === stream.asked && stream.asked < stream.cap) {
+        stream.rows = queuedItems.all(stream.batch.id, stream.cap);
+      }
+    }
+  }
+  return read
+    .filter((stream) => stream.rows.length > 0)
+    .map(({ batch, rows }) => ({ key: batch.id, rows, program: batch }));
+}
+
 /** The stream of single jobs, beside one stream per batch. */
 const SINGLES = "";
 
+/** What runs a queued job: its own (a single job) or its batch's (an item). */
+interface Program {
+  source: string;
+  filename: string;
+  runtime: Runtime;
+  limits: string;
+}
+
 interface Stream {
   key: string;
-  rows: QueuedRow[];
+  rows: ItemRow[];
+  /** The batch's program; absent for the single jobs, whose rows carry their own. */
+  program?: Program;
+}
+
+/** A queued job dealt to the lease, with the program it runs. */
+interface Candidate {
+  row: ItemRow;
+  program: Program;
 }
 
 interface BatchStreamRow {
@@ -199,17 +242,17 @@ class RoundRobin {
   readonly #lastServed = new Map<string, number>();
 
   /** Up to `room` rows, taken one per stream per turn, least recently served first. */
-  deal(streams: Stream[], room: number): QueuedRow[] {
+  deal(streams: Stream[], room: number): Candidate[] {
     const order = [...streams].sort(
       (a, b) => (this.#lastServed.get(a.key) ?? 0) - (this.#lastServed.get(b.key) ?? 0),
     );
-    const dealt: QueuedRow[] = [];
+    const dealt: Candidate[] = [];
     for (let turn = 0; dealt.length < room; turn++) {
       let took = false;
       for (const stream of order) {
         const row = stream.rows[turn];
         if (row === undefined || dealt.length >= room) continue;
-        dealt.push(row);
+        dealt.push({ row, program: stream.program ?? (row as QueuedRow) });
         this.#lastServed.set(stream.key, ++this.#tick);
         took = true;
       }
@@ -224,16 +267,16 @@ class RoundRobin {
   }
 }
 
-interface QueuedRow {
+/** A queued job as its stream reads it: a batch item's row has no program of its own. */
+interface ItemRow {
   seq: number;
   id: string;
-  source: string;
-  filename: string;
-  runtime: Runtime;
   input: string;
-  limits: string;
   attempts: number;
 }
+
+/** A queued single job: its row carries its program. */
+interface QueuedRow extends ItemRow, Program {}
 
 const milli = (cpus: number) => Math.round(cpus * 1000);
 
@@ -261,10 +304,10 @@ function capacityLeft(
  * does not fit beside the older ones stays queued (a smaller, younger one may
  * still go). Cores are counted in thousandths, so 0.1 + 0.2 fits in 0.3.
  */
-function withinCapacity(candidates: QueuedRow[], left: CapacityLeft): QueuedRow[] {
+function withinCapacity(candidates: Candidate[], left: CapacityLeft): Candidate[] {
   let { memoryMb, milliCpus } = left;
-  return candidates.filter((row) => {
-    const limits = storedLimits(row.limits);
+  return candidates.filter(({ program }) => {
+    const limits = storedLimits(program.limits);
     if (limits.memoryMb > memoryMb || milli(limits.cpus) > milliCpus) return false;
     memoryMb -= limits.memoryMb;
     milliCpus -= milli(limits.cpus);
