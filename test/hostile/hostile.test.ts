@@ -162,7 +162,9 @@ async function containsAll(programs: HostileProgram[], benignSource: (n: number)
     // Within its limit + 2 s of reaching the runner (time queued or booting is not the program's).
     const ranMs = outcome?.stats.durationMs ?? Number.NaN;
     if (outcome) {
-      expect.soft(ranMs, program.name).toBeLessThanOrEqual(timeLimit(program) + 2_000 * SLOWDOWN);
+      expect
+        .soft(ranMs, program.name)
+        .toBeLessThanOrEqual(timeLimit(program) + (program.teardownMs ?? 2_000) * SLOWDOWN);
     }
     try {
       program.check?.({

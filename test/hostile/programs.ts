@@ -15,6 +15,13 @@ export interface HostileProgram {
   expect: string;
   /** Extra check on the result or error message. */
   check?: (outcome: { result?: unknown; message?: string; logs: string }) => void;
+  /**
+   * Time past its limit the program may take to be gone (default 2 s). A
+   * python fork bomb fills the pids limit with processes that spin in a
+   * CPU-throttled cgroup: killed at its limit, each still needs CPU to exit,
+   * and on a loaded host that teardown takes seconds.
+   */
+  teardownMs?: number;
 }
 
 const T = 3000; // wall timeout for programs that can only be stopped from outside

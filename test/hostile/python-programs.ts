@@ -31,6 +31,7 @@ def main():
             pass`,
     limits: { timeoutMs: T },
     expect: "TIMEOUT",
+    teardownMs: 10_000,
   }),
   py({
     name: "memory bomb (bytes growth)",
