@@ -40,17 +40,20 @@ const Count = z.number().int().nonnegative();
  * minute and hour (their throughput); `nodes` uses the same states as
  * `GET /v1/admin/nodes` (lost = silent for longer than the lease TTL).
  */
+/** Jobs by state. */
+const JobCounts = z.object({
+  queued: Count,
+  leased: Count,
+  running: Count,
+  succeeded: Count,
+  failed: Count,
+  cancelled: Count,
+});
+
 export const ClusterStats = z.object({
   /** When the snapshot was taken (ISO 8601). */
   at: z.string(),
-  jobs: z.object({
-    queued: Count,
-    leased: Count,
-    running: Count,
-    succeeded: Count,
-    failed: Count,
-    cancelled: Count,
-  }),
+  jobs: JobCounts,
   finished: z.object({ lastMinute: Count, lastHour: Count }),
   nodes: z.object({ ready: Count, draining: Count, lost: Count }),
   /**
@@ -60,15 +63,6 @@ export const ClusterStats = z.object({
   batches: z
     .object({ active: Count, succeeded: Count, failed: Count, cancelled: Count })
     .optional(),
-  batchItems: z
-    .object({
-      queued: Count,
-      leased: Count,
-      running: Count,
-      succeeded: Count,
-      failed: Count,
-      cancelled: Count,
-    })
-    .optional(),
+  batchItems: JobCounts.optional(),
 });
 export type ClusterStats = z.infer<typeof ClusterStats>;

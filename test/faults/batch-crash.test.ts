@@ -54,20 +54,24 @@ function expectEveryItemOnce(stdout: string) {
     expect(line).toEqual({ index: line.index, ok: true, result: line.index * 2 });
 }
 
+/** Starts `labrun map` over the inputs; resolves, with its run, once a quarter of its items are done. */
+async function mapUnderWay() {
+  const map = labrun(["map", join(dir, "double.js"), "--inputs", join(dir, "inputs.jsonl")], env());
+  await waitFor(
+    "a quarter of the items to finish",
+    async () => (await doneOfNewest()) >= ITEMS / 4,
+    {
+      timeoutMs: 120_000,
+      intervalMs: 50,
+    },
+  );
+  // Wrapped: an async function returning the promise itself would wait for it.
+  return { map };
+}
+
 describe("batches under faults", () => {
   it("kill -9 of the coordinator mid-batch: it resumes and labrun map's stream picks up", async () => {
-    const map = labrun(
-      ["map", join(dir, "double.js"), "--inputs", join(dir, "inputs.jsonl")],
-      env(),
-    );
-    await waitFor(
-      "a quarter of the items to finish",
-      async () => (await doneOfNewest()) >= ITEMS / 4,
-      {
-        timeoutMs: 120_000,
-        intervalMs: 50,
-      },
-    );
+    const { map } = await mapUnderWay();
     await cluster.signalCoordinator("SIGKILL");
     await sleep(1_500);
     await cluster.startCoordinator();
@@ -77,18 +81,7 @@ describe("batches under faults", () => {
   });
 
   it("kill -9 of an agent mid-batch: every item has exactly one terminal result, the right one", async () => {
-    const map = labrun(
-      ["map", join(dir, "double.js"), "--inputs", join(dir, "inputs.jsonl")],
-      env(),
-    );
-    await waitFor(
-      "a quarter of the items to finish",
-      async () => (await doneOfNewest()) >= ITEMS / 4,
-      {
-        timeoutMs: 120_000,
-        intervalMs: 50,
-      },
-    );
+    const { map } = await mapUnderWay();
     await cluster.signalAgent("a", "SIGKILL");
     const out = await map;
     expect(out.code, out.stderr).toBe(0);
