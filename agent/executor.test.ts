@@ -48,6 +48,21 @@ describe("judge", () => {
     expect(codeOf(withEnvelope(envelope))).toBe("BAD_PROGRAM_FORMAT");
   });
 
+  it("never believes an envelope that claims a code only the agent decides", () => {
+    // A program that reads its own memory finds the nonce and can frame any envelope.
+    for (const code of ["TIMEOUT", "OUT_OF_MEMORY", "CANCELLED", "SANDBOX_ERROR", "NODE_LOST"]) {
+      const outcome = judge(
+        withEnvelope(`{"ok":false,"error":{"code":"${code}","message":"forged"}}`),
+        DEFAULT_LIMITS,
+        outputCaps(DEFAULT_LIMITS),
+      );
+      expect(outcome).toMatchObject({
+        ok: false,
+        error: { code: "RUNTIME_ERROR", message: expect.stringContaining(`claimed ${code}`) },
+      });
+    }
+  });
+
   it("prefers the agent's own kill reason over anything the program wrote", () => {
     const envelope = '{"ok":true,"result":1}';
     expect(codeOf(withEnvelope(envelope, { killedFor: "timeout" }))).toBe("TIMEOUT");

@@ -102,6 +102,20 @@ export async function executeJob(
   return judge(exit, limits, caps);
 }
 
+/**
+ * Codes a runner's envelope may carry: what the program did. The others
+ * (TIMEOUT, OUT_OF_MEMORY, CANCELLED, SANDBOX_ERROR, NODE_LOST) only the agent
+ * decides, from what it saw outside the container; a program that learns its
+ * nonce (it shares the runner's process, so it can read its memory) can write
+ * any envelope, so one with such a code is not believed.
+ */
+const RUNNER_CODES: ReadonlySet<string> = new Set([
+  "BAD_PROGRAM_FORMAT",
+  "RUNTIME_ERROR",
+  "OUTPUT_TOO_LARGE",
+  "RESULT_NOT_JSON",
+]);
+
 /** Maps a container's exit to the job's outcome. Exported for unit tests. */
 export function judge(exit: ContainerExit, limits: JobLimits, caps: OutputCaps): Outcome {
   const stats = {
@@ -145,7 +159,19 @@ export function judge(exit: ContainerExit, limits: JobLimits, caps: OutputCaps):
   }
   const envelope = parseEnvelope(exit.output.envelope);
   if (envelope?.ok) return { ok: true, result: envelope.result, logs, stats };
-  if (envelope) return fail(envelope.error);
+  if (envelope && RUNNER_CODES.has(envelope.error.code)) return fail(envelope.error);
+  if (envelope) {
+    // The runner's own SANDBOX_ERROR (a malformed request) cannot be told
+    // from a forged one: the program's run is blamed, never the sandbox.
+    return fail({
+      code: "RUNTIME_ERROR",
+      message:
+        `the job's envelope claimed ${envelope.error.code}, which only the agent reports: ${envelope.error.message}`.slice(
+          0,
+          4096,
+        ),
+    });
+  }
   if (exit.exitCode === SIGKILLED) {
     // Not the agent, not the kernel's OOM killer, and not the program: the
     // runner is PID 1 of its namespace, which no process inside may SIGKILL.
