@@ -170,18 +170,20 @@ export class LabrunClient {
         `the server sent non-JSON: ${text.slice(0, 200)}`,
       );
     }
-    if (!isOk(response.status)) {
-      const error = (json as { error?: { code?: string; message?: string; details?: unknown } })
-        ?.error;
-      throw new LabrunApiError(
-        response.status,
-        error?.code ?? "HTTP_ERROR",
-        error?.message ?? `the server answered HTTP ${response.status}`,
-        error?.details,
-      );
-    }
+    if (!isOk(response.status)) throw refusalOf(response.status, json);
     return schema.parse(json);
   }
+}
+
+/** A non-2xx answer as the LabrunApiError its error body (`{error:{code,message}}`) names. */
+export function refusalOf(status: number, body: unknown): LabrunApiError {
+  const error = (body as { error?: { code?: string; message?: string; details?: unknown } })?.error;
+  return new LabrunApiError(
+    status,
+    error?.code ?? "HTTP_ERROR",
+    error?.message ?? `the server answered HTTP ${status}`,
+    error?.details,
+  );
 }
 
 /** `?a=1&b=2` of the defined values; "" when there are none. */

@@ -8,7 +8,7 @@ import {
   NDJSON,
   SubmitBatchResponse,
 } from "../protocol/index.js";
-import { LabrunApiError, ServerUnreachableError } from "./api.js";
+import { refusalOf, ServerUnreachableError } from "./api.js";
 
 export interface Connection {
   server: string;
@@ -52,22 +52,16 @@ async function textOf(response: IncomingMessage): Promise<string> {
   return Buffer.concat(chunks).toString("utf8");
 }
 
-/** A non-2xx answer as the LabrunApiError its error body names. */
-async function refusal(response: IncomingMessage): Promise<LabrunApiError> {
-  const status = response.statusCode ?? 0;
+/** A non-2xx answer as the LabrunApiError its error body names (any body, JSON or not). */
+async function refusal(response: IncomingMessage) {
   const text = await textOf(response);
-  let error: { code?: string; message?: string; details?: unknown } | undefined;
+  let body: unknown;
   try {
-    error = (JSON.parse(text) as { error?: typeof error }).error;
+    body = JSON.parse(text);
   } catch {
     // not JSON: the status says it
   }
-  return new LabrunApiError(
-    status,
-    error?.code ?? "HTTP_ERROR",
-    error?.message ?? `the server answered HTTP ${status}`,
-    error?.details,
-  );
+  return refusalOf(response.statusCode ?? 0, body);
 }
 
 const ok = (response: IncomingMessage) =>

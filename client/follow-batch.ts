@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import type { ItemResult } from "../protocol/index.js";
 import { type LabrunClient, ServerUnreachableError } from "./api.js";
 import { BatchProgress } from "./batch-progress.js";
@@ -44,19 +45,6 @@ function writeOut(text: string): Promise<void> {
     : new Promise((resolve) => process.stdout.once("drain", resolve));
 }
 
-const pause = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal.addEventListener(
-      "abort",
-      () => {
-        clearTimeout(timer);
-        resolve();
-      },
-      { once: true },
-    );
-  });
-
 /**
  * Prints a batch's results on stdout as they stream in, one line per item,
  * until every line is in. A dropped connection (the coordinator restarted,
@@ -100,7 +88,8 @@ export async function followBatch(
           throw Object.assign(error, { tally });
         }
         progress.note("reconnecting…");
-        await pause(500, options.signal);
+        // Ends early on Ctrl-C (the abort), which the check below then answers.
+        await sleep(500, undefined, { signal: options.signal }).catch(() => undefined);
         if (options.signal.aborted) throw error;
       }
     }

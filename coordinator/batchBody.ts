@@ -1,12 +1,6 @@
-import {
-  BatchSpec,
-  MAX_JSON_DEPTH,
-  MAX_SOURCE_BYTES,
-  NDJSON,
-  type NewBatch,
-  nestsDeeperThan,
-} from "../protocol/index.js";
+import { BatchSpec, MAX_SOURCE_BYTES, NDJSON, type NewBatch } from "../protocol/index.js";
 import { ApiError, validationError } from "./errors.js";
+import { isJsonMediaType, parseJsonBodyText, parseJsonText } from "./jsonBody.js";
 
 /** What a batch may hold, from the coordinator's config. */
 export interface BatchBounds {
@@ -19,9 +13,6 @@ export interface BatchBounds {
 /** The media type of a body, lower-cased, without parameters; undefined when none was sent. */
 const mediaType = (contentType: string | undefined) =>
   contentType?.split(";")[0]?.trim().toLowerCase();
-
-/** Whether a batch body is NDJSON (else JSON, or refused by `readBatch`). */
-export const isNdjson = (contentType: string | undefined) => mediaType(contentType) === NDJSON;
 
 /** The parts of a request a batch is read from. */
 export interface BatchRequest {
@@ -49,11 +40,7 @@ export interface BatchRequest {
 export async function readBatch(request: BatchRequest, bounds: BatchBounds): Promise<NewBatch> {
   const type = mediaType(request.contentType);
   if (type === NDJSON) return readNdjsonBatch(request.body, bounds);
-  if (
-    type !== undefined &&
-    type !== "application/json" &&
-    !/^application\/[a-z0-9.+-]+\+json$/.test(type)
-  ) {
+  if (type !== undefined && !isJsonMediaType(type)) {
     throw new ApiError(
       "UNSUPPORTED_MEDIA_TYPE",
       `the body must be JSON (Content-Type: application/json) or NDJSON (${NDJSON}), not ${type}`,
@@ -62,23 +49,9 @@ export async function readBatch(request: BatchRequest, bounds: BatchBounds): Pro
   return readJsonBatch(await request.text(), bounds);
 }
 
-function parseLine(text: string, where: string, index?: number): unknown {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (error) {
-    const reason = error instanceof SyntaxError ? `: ${error.message}` : "";
-    throw new ApiError("VALIDATION_ERROR", `${where} is not valid JSON${reason}`, indexed(index));
-  }
-  if (nestsDeeperThan(text, MAX_JSON_DEPTH)) {
-    throw new ApiError(
-      "VALIDATION_ERROR",
-      `${where} nests arrays and objects deeper than ${MAX_JSON_DEPTH} levels; flatten it`,
-      indexed(index),
-    );
-  }
-  return value;
-}
+/** One line or the whole body as JSON; a bad line's refusal names its item. */
+const parseLine = (text: string, where: string, index?: number) =>
+  parseJsonText(text, where, indexed(index));
 
 const indexed = (index: number | undefined) => (index === undefined ? undefined : { index });
 
@@ -120,10 +93,7 @@ function tooMany(bounds: BatchBounds): ApiError {
 }
 
 function readJsonBatch(text: string, bounds: BatchBounds): NewBatch {
-  if (text.trim() === "") {
-    throw new ApiError("VALIDATION_ERROR", "the request body is empty; send a JSON object");
-  }
-  const body = parseLine(text, "the request body");
+  const body = parseJsonBodyText(text);
   if (typeof body !== "object" || body === null || Array.isArray(body)) {
     throw new ApiError("VALIDATION_ERROR", "invalid batch: send a JSON object with inputs");
   }

@@ -9,6 +9,38 @@ export function isJsonMediaType(contentType: string): boolean {
   return type === "application/json" || /^application\/[a-z0-9.+-]+\+json$/.test(type);
 }
 
+/**
+ * JSON text as a value: 400 VALIDATION_ERROR when it is not JSON, or when it
+ * nests deeper than MAX_JSON_DEPTH (checked before any schema recursion).
+ * `where` names it in the message ("the request body", "input 13");
+ * `details` go with the refusal (a batch names the item's index).
+ */
+export function parseJsonText(text: string, where: string, details?: unknown): unknown {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    const reason = error instanceof SyntaxError ? `: ${error.message}` : "";
+    throw new ApiError("VALIDATION_ERROR", `${where} is not valid JSON${reason}`, details);
+  }
+  if (nestsDeeperThan(text, MAX_JSON_DEPTH)) {
+    throw new ApiError(
+      "VALIDATION_ERROR",
+      `${where} nests arrays and objects deeper than ${MAX_JSON_DEPTH} levels; flatten it`,
+      details,
+    );
+  }
+  return value;
+}
+
+/** A whole request body's text as JSON; an empty body is refused first. */
+export function parseJsonBodyText(text: string): unknown {
+  if (text.trim() === "") {
+    throw new ApiError("VALIDATION_ERROR", "the request body is empty; send a JSON object");
+  }
+  return parseJsonText(text, "the request body");
+}
+
 export interface JsonBodyOptions {
   /** What a validation message calls the body: `invalid <name>: …`. Default "request body". */
   name?: string;
@@ -46,23 +78,7 @@ export function readJsonBody(options: JsonBodyOptions = {}): MiddlewareHandler<A
         `the body must be JSON (Content-Type: application/json), not ${contentType}`,
       );
     }
-    const text = await c.req.text();
-    if (text.trim() === "") {
-      throw new ApiError("VALIDATION_ERROR", "the request body is empty; send a JSON object");
-    }
-    let body: unknown;
-    try {
-      body = JSON.parse(text);
-    } catch (error) {
-      const reason = error instanceof SyntaxError ? `: ${error.message}` : "";
-      throw new ApiError("VALIDATION_ERROR", `the request body is not valid JSON${reason}`);
-    }
-    if (nestsDeeperThan(text, MAX_JSON_DEPTH)) {
-      throw new ApiError(
-        "VALIDATION_ERROR",
-        `the request body nests arrays and objects deeper than ${MAX_JSON_DEPTH} levels; flatten it`,
-      );
-    }
+    const body = parseJsonBodyText(await c.req.text());
     options.check?.(body);
     if (options.name !== undefined) c.set("bodyName", options.name);
     if (contentType !== "application/json")
