@@ -22,6 +22,7 @@ import { BatchFleet, type BatchFleetCounters } from "./coordinator/batch-agent.j
 import { type CpuWindow, startCpuWindow } from "./coordinator/cpu.js";
 import { LoopbackJson, sleep } from "./coordinator/http.js";
 import { launchCoordinator, type ProcessMemory } from "./coordinator/launch.js";
+import type { Target } from "./coordinator-capacity.js";
 import { round } from "./stats.js";
 
 export interface BatchCapacityOptions {
@@ -78,9 +79,9 @@ export interface BatchCapacityResult {
   steady: BatchWindow & { batchItems: number; batchesSubmitted: number };
   targets: {
     /** ≥ 10,000 items/s, steady state. */
-    itemsPerSecond: { target: number; measured: number; met: boolean };
+    itemsPerSecond: Target;
     /** RSS ≤ 250 MB with the big batch queued. */
-    rssMbBigBatch: { target: number; measured: number; met: boolean };
+    rssMbBigBatch: Target;
   };
   cpuProfiles?: Record<string, string>;
   elapsedSeconds: number;

@@ -20,7 +20,7 @@ export const TRIVIAL_SOURCE = "exports.main = () => 1";
 const PAUSE_MS = 600;
 
 /** Times `count` runs of `once`, one at a time (latency, not throughput). */
-async function sample(count: number, once: () => Promise<void>): Promise<Distribution> {
+export async function sample(count: number, once: () => Promise<void>): Promise<Distribution> {
   await once(); // warm-up: first-run costs (page cache, JIT) are not what is compared
   const times: number[] = [];
   for (let i = 0; i < count; i++) {

@@ -1,4 +1,3 @@
-import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import type Dockerode from "dockerode";
 import pino from "pino";
@@ -6,14 +5,14 @@ import { containerOptions, DEFAULT_SANDBOX } from "../../agent/sandbox/options.j
 import { ensurePythonImage } from "../../agent/sandbox/python-image.js";
 import { LabrunClient } from "../../client/api.js";
 import { DEFAULT_LIMITS, type SubmitJobRequest } from "../../protocol/index.js";
-import { type Distribution, distribution } from "../stats.js";
+import type { Distribution } from "../stats.js";
 import { dockerRunFlags, runCommand } from "./baselines.js";
+import { sample } from "./latency.js";
 import { type ClusterProcesses, launchCluster } from "./processes.js";
 
 const TRIVIAL_PYTHON = "def main():\n    return 1\n";
 const TRIVIAL_NODE = "exports.main = () => 1";
 /** As the other latency rows: each job arrives at an idle agent whose pool has refilled. */
-const PAUSE_MS = 600;
 
 export interface PythonBench {
   image: { tag: string; sizeMb: number };
@@ -23,18 +22,6 @@ export interface PythonBench {
     labrunWarmNode: Distribution;
     labrunWarmPython: Distribution;
   };
-}
-
-async function sample(count: number, once: () => Promise<void>): Promise<Distribution> {
-  await once(); // warm-up, as the other rows
-  const times: number[] = [];
-  for (let i = 0; i < count; i++) {
-    await sleep(PAUSE_MS);
-    const started = performance.now();
-    await once();
-    times.push(performance.now() - started);
-  }
-  return distribution(times);
 }
 
 /** Submit → result through the typed HTTP client, checking the job returned 1. */
