@@ -1,6 +1,7 @@
 import { availableParallelism, hostname, totalmem } from "node:os";
 import { z } from "zod";
 import { AgentCapacity, type JobLimits, LIMIT_CEILINGS, MaxLimits } from "../protocol/index.js";
+import { serverListText } from "../protocol/servers.js";
 
 /**
  * The largest job a machine takes unless told otherwise: the protocol's
@@ -23,11 +24,13 @@ export function machineMaxLimits(): JobLimits {
 
 /** Everything an agent is started with; parsed once at start (flags > env > defaults). */
 export const AgentConfig = z.object({
-  /** Coordinator base URL, e.g. http://127.0.0.1:7878 */
-  server: z
-    .string()
-    .url("--server must be a URL like http://127.0.0.1:7878")
-    .transform((url) => url.replace(/\/+$/, "")),
+  /**
+   * Coordinator base URL, e.g. http://127.0.0.1:7878, or several coordinators
+   * of one store (`URL1,URL2`): the agent fails over between them.
+   */
+  server: serverListText(
+    "--server must be a URL like http://127.0.0.1:7878, or several separated by commas",
+  ),
   /** The coordinator's agent-join token. */
   token: z.string().min(1, "--token is required (the coordinator's agent join token)"),
   name: z

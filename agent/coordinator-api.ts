@@ -1,5 +1,4 @@
 import { z } from "zod";
-import { HttpClient } from "../protocol/http-client.js";
 import {
   API_PREFIX,
   HeartbeatResponse,
@@ -12,6 +11,7 @@ import {
   ResultGroupResponse,
   ResultResponse,
 } from "../protocol/index.js";
+import { FailoverHttp, splitServers } from "../protocol/servers.js";
 
 /** An HTTP answer that is not 2xx, with the coordinator's error code. */
 export class CoordinatorError extends Error {
@@ -26,19 +26,37 @@ export class CoordinatorError extends Error {
 }
 
 /**
+ * A coordinator silent this long (beyond a long-poll's own wait) is taken for
+ * dead, and the next one of the list is tried: a stopped (SIGSTOP) process
+ * still accepts connections. Below the lease TTL's default, so the agent's
+ * heartbeats reach another coordinator before its leases expire.
+ */
+const SILENCE_MS = 5_000;
+
+/**
  * The agent's side of the agent routes (DESIGN.md §3). Every call is one
- * outbound HTTP request, so a lab machine behind NAT works.
+ * outbound HTTP request, so a lab machine behind NAT works. `server` may list
+ * several coordinators of one store (`URL1,URL2`): calls stick to the one
+ * that answers and fail over on connection errors, silence and 5xx, and the
+ * agent's identity and leases (kept in the store) go on as they were.
  */
 export class CoordinatorApi {
   private agentId = "";
   private agentToken = "";
   /** node:http, not fetch: undici alone is ~35 MB of an idle agent's RSS. */
-  private readonly http = new HttpClient();
+  private readonly http: FailoverHttp;
 
   constructor(
-    private readonly server: string,
+    server: string,
     private readonly joinToken: string,
-  ) {}
+  ) {
+    this.http = new FailoverHttp(splitServers(server));
+  }
+
+  /** The coordinator calls go to now. */
+  get server(): string {
+    return this.http.current;
+  }
 
   async register(request: RegisterAgentRequest): Promise<RegisterAgentResponse> {
     const answer = await this.post(
@@ -59,6 +77,8 @@ export class CoordinatorApi {
       LeaseResponse,
       this.agentToken,
       signal,
+      "POST",
+      waitMs,
     );
     return answer.jobs;
   }
@@ -116,6 +136,7 @@ export class CoordinatorApi {
     token: string,
     signal?: AbortSignal,
     method: "POST" | "DELETE" = "POST",
+    waitMs = 0,
   ): Promise<z.infer<T>> {
     return this.send(
       path,
@@ -124,6 +145,7 @@ export class CoordinatorApi {
       token,
       signal,
       method,
+      waitMs,
     );
   }
 
@@ -135,12 +157,14 @@ export class CoordinatorApi {
     token: string,
     signal?: AbortSignal,
     method: "POST" | "DELETE" = "POST",
+    waitMs = 0,
   ): Promise<z.infer<T>> {
-    const response = await this.http.request(`${this.server}${API_PREFIX}${path}`, {
+    const { answer: response } = await this.http.request(`${API_PREFIX}${path}`, {
       method,
       headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
       ...(body === undefined ? {} : { body }),
       ...(signal ? { signal } : {}),
+      timeoutMs: waitMs + SILENCE_MS,
     });
     const text = response.text;
     const failed = response.status < 200 || response.status >= 300;

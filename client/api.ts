@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { type HttpAnswer, HttpClient } from "../protocol/http-client.js";
+import type { HttpAnswer } from "../protocol/http-client.js";
 import {
   API_PREFIX,
   Batch,
@@ -15,6 +15,7 @@ import {
   type SubmitJobRequest,
   SubmitJobResponse,
 } from "../protocol/index.js";
+import { FailoverHttp, splitServers } from "../protocol/servers.js";
 
 /** The coordinator answered with an error body (`{error:{code,message}}`). */
 export class LabrunApiError extends Error {
@@ -37,6 +38,7 @@ export class ServerUnreachableError extends Error {
   ) {
     super(
       `cannot reach the labrun coordinator at ${server} (${describeCause(cause)}) — is it running? Start one with \`labrun up\`, or pass --server`,
+      { cause },
     );
     this.name = "ServerUnreachableError";
   }
@@ -44,6 +46,11 @@ export class ServerUnreachableError extends Error {
 
 /** How long one long-poll request waits on the server before asking again. */
 const LONG_POLL_SECONDS = 30;
+/**
+ * A server silent for this long (beyond a long-poll's own wait) is taken for
+ * dead and the next one is tried: a stopped process still accepts connections.
+ */
+const SILENCE_MS = 30_000;
 
 /**
  * Typed client for labrun's client and admin routes.
@@ -52,15 +59,23 @@ const LONG_POLL_SECONDS = 30;
  * const labrun = new LabrunClient({ server: "http://127.0.0.1:7878", token });
  * const { id } = await labrun.submit({ source: "exports.main = () => 42" });
  * const job = await labrun.wait(id); // job.outcome → { ok: true, result: 42, … }
+ *
+ * `server` may list several coordinators of one store, `URL1,URL2`: requests
+ * stick to the one that answers and fail over on connection errors and 5xx
+ * (protocol/servers.ts), so a `wait` goes on on the other server.
  */
 export class LabrunClient {
-  readonly server: string;
   private readonly token: string;
-  private readonly http = new HttpClient();
+  private readonly http: FailoverHttp;
 
   constructor(options: { server: string; token: string }) {
-    this.server = options.server.replace(/\/+$/, "");
+    this.http = new FailoverHttp(splitServers(options.server));
     this.token = options.token;
+  }
+
+  /** The server requests go to now (the one that answered last). */
+  get server(): string {
+    return this.http.current;
   }
 
   submit(request: SubmitJobRequest): Promise<SubmitJobResponse> {
@@ -70,7 +85,7 @@ export class LabrunClient {
   /** The job now, or (with `waitSeconds`) as soon as it is terminal, whichever comes first. */
   get(id: string, waitSeconds?: number): Promise<Job> {
     const query = waitSeconds ? `?wait=${waitSeconds}` : "";
-    return this.call("GET", `/jobs/${encodeURIComponent(id)}${query}`, Job);
+    return this.call("GET", `/jobs/${encodeURIComponent(id)}${query}`, Job, undefined, waitSeconds);
   }
 
   /** Waits until the job is terminal (long-polls; no busy loop). */
@@ -132,9 +147,12 @@ export class LabrunClient {
   async health(): Promise<{ ok: boolean; serverDate: Date | null }> {
     let response: HttpAnswer;
     try {
-      response = await this.http.request(`${this.server}/healthz`, { method: "GET" });
+      ({ answer: response } = await this.http.request("/healthz", {
+        method: "GET",
+        timeoutMs: SILENCE_MS,
+      }));
     } catch (error) {
-      throw new ServerUnreachableError(this.server, error);
+      throw new ServerUnreachableError(this.http.servers.join(","), error);
     }
     const date = response.headers.date;
     return { ok: isOk(response.status), serverDate: date ? new Date(date) : null };
@@ -145,19 +163,21 @@ export class LabrunClient {
     path: string,
     schema: T,
     body?: unknown,
+    waitSeconds = 0,
   ): Promise<z.infer<T>> {
     let response: HttpAnswer;
     try {
-      response = await this.http.request(`${this.server}${API_PREFIX}${path}`, {
+      ({ answer: response } = await this.http.request(`${API_PREFIX}${path}`, {
         method,
         headers: {
           authorization: `Bearer ${this.token}`,
           ...(body === undefined ? {} : { "content-type": "application/json" }),
         },
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      });
+        timeoutMs: waitSeconds * 1000 + SILENCE_MS,
+      }));
     } catch (error) {
-      throw new ServerUnreachableError(this.server, error);
+      throw new ServerUnreachableError(this.http.servers.join(","), error);
     }
     const text = response.text;
     let json: unknown;

@@ -1,5 +1,6 @@
 import { type ParseArgsConfig, parseArgs } from "node:util";
 import { z } from "zod";
+import { serverListText } from "../protocol/servers.js";
 import { UsageError } from "./errors.js";
 import { parseDuration, parseMemoryMb } from "./units.js";
 
@@ -61,11 +62,20 @@ export const durationFlag = (flag: string, example: string) =>
 export const memoryFlag = (flag: string, example: string) =>
   parsedFlag(parseMemoryMb, `--${flag}: use e.g. ${example}`);
 
+/**
+ * `--server`: a coordinator's URL, or several of one store separated by
+ * commas (`URL1,URL2`: clients and agents fail over between them).
+ */
+export const serverFlag = () =>
+  serverListText(
+    "--server must be a URL like http://127.0.0.1:7878, or several separated by commas",
+  );
+
 /** How an agent reaches its coordinator: `labrun agent` and `labrun agent install`. */
 export const AGENT_JOIN = {
   server: z
     .string({ message: "--server is required (the coordinator's URL; or LABRUN_SERVER)" })
-    .url("--server must be a URL like http://coordinator:7878"),
+    .pipe(serverFlag()),
   token: z
     .string({ message: "--token is required (the agent join token; or LABRUN_AGENT_TOKEN)" })
     .min(1, "--token is required (the agent join token; or LABRUN_AGENT_TOKEN)"),

@@ -8,26 +8,32 @@ import {
   NDJSON,
   SubmitBatchResponse,
 } from "../protocol/index.js";
-import { refusalOf, ServerUnreachableError } from "./api.js";
+import { isConnectionError, rotateServers, splitServers } from "../protocol/servers.js";
+import { LabrunApiError, refusalOf, ServerUnreachableError } from "./api.js";
 
 export interface Connection {
+  /** One coordinator, or several of one store (`URL1,URL2`): the first is tried first. */
   server: string;
   token: string;
 }
 
-/** An HTTP request whose body and answer are streams (node:http; fetch would buffer neither better). */
+/**
+ * An HTTP request to the connection's first server whose body and answer are
+ * streams (node:http; fetch would buffer neither better).
+ */
 function open(
-  { server, token }: Connection,
+  connection: Connection,
   method: "GET" | "POST",
   path: string,
   options: { contentType?: string; signal?: AbortSignal } = {},
 ) {
-  const url = new URL(`${server.replace(/\/+$/, "")}${API_PREFIX}${path}`);
+  const server = splitServers(connection.server)[0] ?? connection.server;
+  const url = new URL(`${server}${API_PREFIX}${path}`);
   const send = url.protocol === "https:" ? httpsRequest : httpRequest;
   const request = send(url, {
     method,
     headers: {
-      authorization: `Bearer ${token}`,
+      authorization: `Bearer ${connection.token}`,
       ...(options.contentType ? { "content-type": options.contentType } : {}),
     },
     ...(options.signal ? { signal: options.signal } : {}),
@@ -70,12 +76,36 @@ const ok = (response: IncomingMessage) =>
 /**
  * `POST /v1/batches` as NDJSON: the spec on the first line, then each input's
  * JSON text on its own line, written as the socket takes them (no one
- * document of every input is built).
+ * document of every input is built). With several servers, a connection
+ * error or a 5xx sends it to the next one (a batch is queued only once its
+ * whole body is read, in one transaction).
  *
  * @example
  * const { id, total } = await submitBatch(connection, spec, ["1", "2", "3"]);
  */
 export async function submitBatch(
+  connection: Connection,
+  spec: BatchSpec,
+  inputs: readonly string[],
+): Promise<SubmitBatchResponse> {
+  let target = connection;
+  for (let left = splitServers(connection.server).length; ; left--) {
+    try {
+      return await submitBatchTo(target, spec, inputs);
+    } catch (error) {
+      if (left <= 1 || !worthAnotherServer(error)) throw error;
+      target = { ...target, server: rotateServers(target.server) };
+    }
+  }
+}
+
+/** A failure another coordinator of the same store may not have. */
+function worthAnotherServer(error: unknown): boolean {
+  if (error instanceof LabrunApiError) return error.status >= 500;
+  return error instanceof ServerUnreachableError && isConnectionError(error.cause);
+}
+
+async function submitBatchTo(
   connection: Connection,
   spec: BatchSpec,
   inputs: readonly string[],

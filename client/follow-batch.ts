@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ItemResult } from "../protocol/index.js";
+import { rotateServers } from "../protocol/servers.js";
 import { type LabrunClient, ServerUnreachableError } from "./api.js";
 import { BatchProgress } from "./batch-progress.js";
 import { batchResults, type Connection } from "./batch-stream.js";
@@ -65,10 +66,12 @@ export async function followBatch(
   const tally: FollowTally = { received: options.from, succeeded: 0, failed: 0 };
   const progress = new BatchProgress(client, batchId, options.total, options.from);
   let lostSince: number | undefined;
+  // Each reconnect goes to the next server of the list (the same one when there is one).
+  let current = connection;
   try {
     for (;;) {
       try {
-        for await (const item of batchResults(connection, batchId, {
+        for await (const item of batchResults(current, batchId, {
           from: tally.received,
           order: options.order,
           signal: options.signal,
@@ -88,6 +91,7 @@ export async function followBatch(
           throw Object.assign(error, { tally });
         }
         progress.note("reconnecting…");
+        current = { ...current, server: rotateServers(current.server) };
         // Ends early on Ctrl-C (the abort), which the check below then answers.
         await sleep(500, undefined, { signal: options.signal }).catch(() => undefined);
         if (options.signal.aborted) throw error;

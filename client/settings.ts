@@ -3,6 +3,7 @@ import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { z } from "zod";
 import { DEFAULT_HOST, DEFAULT_PORT } from "../protocol/index.js";
+import { serverFlag } from "./args.js";
 import { UsageError } from "./errors.js";
 
 /** Where `labrun up`/`coordinator` keep their data: LABRUN_DATA_DIR > XDG > ~/.local/share. */
@@ -20,7 +21,8 @@ export function configPath(env = process.env): string {
 }
 
 export const ClientConfigFile = z.object({
-  server: z.string().url().optional(),
+  /** One coordinator, or several of one store: `URL1,URL2`. */
+  server: serverFlag().optional(),
   token: z.string().min(1).optional(),
   adminToken: z.string().min(1).optional(),
 });
@@ -71,8 +73,11 @@ export function resolveConnection(
   env = process.env,
 ): { server: string; token: string } {
   const file = readClientConfig(configPath(env));
-  const server =
+  const given =
     flags.server ?? env.LABRUN_SERVER ?? file.server ?? `http://${DEFAULT_HOST}:${DEFAULT_PORT}`;
+  const parsed = serverFlag().safeParse(given);
+  if (!parsed.success) throw new UsageError(parsed.error.issues[0]?.message ?? "bad --server");
+  const server = parsed.data;
   const envToken = role === "admin" ? env.LABRUN_ADMIN_TOKEN : env.LABRUN_TOKEN;
   const fileToken = role === "admin" ? file.adminToken : file.token;
   const token = flags.token ?? envToken ?? fileToken ?? readTokens(defaultDataDir(env))?.[role];

@@ -13,6 +13,13 @@ export interface HttpRequest {
   headers?: Record<string, string>;
   body?: string;
   signal?: AbortSignal;
+  /**
+   * Fails the request with ETIMEDOUT when its socket is silent this long: a
+   * server that is stopped (SIGSTOP) or cut off accepts no less than a live
+   * one, and only a timeout tells them apart. A long-poll passes its wait plus
+   * a margin. Default: none.
+   */
+  timeoutMs?: number;
 }
 
 /**
@@ -83,6 +90,12 @@ export class HttpClient {
       req.once("error", (error) =>
         reject(Object.assign(error, { reusedSocket: req.reusedSocket })),
       );
+      if (options.timeoutMs !== undefined) {
+        req.setTimeout(options.timeoutMs, () => {
+          const error = new Error(`no answer within ${options.timeoutMs} ms`);
+          req.destroy(Object.assign(error, { code: "ETIMEDOUT" }));
+        });
+      }
       req.end(options.body);
     });
   }

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { LabrunApiError, LabrunClient } from "../api.js";
-import { CONNECTION_OPTIONS, parseCommand } from "../args.js";
+import { CONNECTION_OPTIONS, parseCommand, serverFlag } from "../args.js";
 import { EXIT } from "../errors.js";
 import { resolveConnection } from "../settings.js";
 
@@ -12,7 +12,7 @@ export interface Check {
 }
 
 const DoctorArgs = z.object({
-  server: z.string().url("--server must be a URL like http://127.0.0.1:7878").optional(),
+  server: serverFlag().optional(),
   token: z.string().min(1).optional(),
   json: z.boolean(),
   positionals: z.tuple([], { message: "takes no positional arguments" }),

@@ -11,7 +11,7 @@ import {
   type SubmitJobRequest,
 } from "../../protocol/index.js";
 import { LabrunClient } from "../api.js";
-import { CONNECTION_OPTIONS, parseCommand } from "../args.js";
+import { CONNECTION_OPTIONS, parseCommand, serverFlag } from "../args.js";
 import { EXIT, UsageError } from "../errors.js";
 import { jobLine, jobsTable } from "../format.js";
 import { limitFlags } from "../limit-flags.js";
@@ -21,7 +21,7 @@ import { resolveConnection } from "../settings.js";
 // Each command builds only the schemas it parses with, when it runs: one CLI
 // process runs one command.
 export const connection = () => ({
-  server: z.string().url("--server must be a URL like http://127.0.0.1:7878").optional(),
+  server: serverFlag().optional(),
   token: z.string().min(1).optional(),
   json: z.boolean(),
 });

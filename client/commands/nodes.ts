@@ -1,13 +1,13 @@
 import { z } from "zod";
 import type { NodeInfo } from "../../protocol/index.js";
 import { LabrunClient } from "../api.js";
-import { CONNECTION_OPTIONS, parseCommand } from "../args.js";
+import { CONNECTION_OPTIONS, parseCommand, serverFlag } from "../args.js";
 import { EXIT, UsageError } from "../errors.js";
 import { nodesTable } from "../format.js";
 import { resolveConnection } from "../settings.js";
 
 const Connection = {
-  server: z.string().url("--server must be a URL like http://127.0.0.1:7878").optional(),
+  server: serverFlag().optional(),
   token: z.string().min(1).optional(),
   json: z.boolean(),
 };
