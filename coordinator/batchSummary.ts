@@ -8,7 +8,7 @@ import {
 import type { BatchItemEnd, BatchItemEndsCursor, Store } from "./store/index.js";
 
 /** Items read from the store per step; the event loop runs between steps. */
-const CHUNK = 2_000;
+const CHUNK = 500;
 /** Batches whose histogram is kept; the least recently read is dropped past this. */
 const KEPT = 32;
 
