@@ -11,7 +11,11 @@
  * 1. submit one 100,000-item batch as NDJSON (agents stopped): the time to
  *    accept it, then the coordinator's RSS with it all queued;
  * 2. drain it: items/s of lease + result groups alone;
- * 3. steady state: NDJSON batches of 2,000 items kept coming while the
+ * 3. the dashboard's batch page on it, drained: `GET /v1/batches/:id/summary`
+ *    read the first time (the duration histogram folded from all its items)
+ *    and again (read on from where it was), with /healthz asked meanwhile to
+ *    show how long the fold holds the event loop;
+ * 4. steady state: NDJSON batches of 2,000 items kept coming while the
  *    agents lease and report: items/s of submit + lease + result (headline).
  */
 import { cpus, loadavg } from "node:os";
@@ -75,6 +79,8 @@ export interface BatchCapacityResult {
   };
   /** The big batch leased and reported (no submits meanwhile). */
   drainBig: BatchWindow;
+  /** The batch page's summary of the drained big batch (phase 3). */
+  summaryBig: SummaryReads;
   /** Submits, leases and result groups side by side. */
   steady: BatchWindow & { batchItems: number; batchesSubmitted: number };
   targets: {
@@ -85,6 +91,18 @@ export interface BatchCapacityResult {
   };
   cpuProfiles?: Record<string, string>;
   elapsedSeconds: number;
+}
+
+/** `GET /v1/batches/:id/summary` of a finished batch, cold and warm. */
+export interface SummaryReads {
+  items: number;
+  /** The first read: every item's duration folded into the histogram. */
+  firstMs: number;
+  /** Median of the next reads: only what ended since is read. */
+  nextMs: number;
+  /** The slowest /healthz answer during the first read (the event loop's longest hold, about). */
+  longestHealthzMs: number;
+  healthzProbes: number;
 }
 
 const STEADY_BATCH_ITEMS = 2_000;
@@ -133,12 +151,15 @@ export async function benchBatchCapacity(
       profiles[phase] = path;
     }
   };
+  let lastBatchId = "";
   const submit = async (body: string): Promise<number> => {
     const answer = await http.post("/batches", tokens.client, body, undefined, NDJSON);
     if (answer.status !== 201) {
       throw new Error(`batch submit answered ${answer.status}: ${JSON.stringify(answer.body)}`);
     }
-    return (answer.body as { total: number }).total;
+    const { id, total } = answer.body as { id: string; total: number };
+    lastBatchId = id;
+    return total;
   };
 
   try {
@@ -161,6 +182,7 @@ export async function benchBatchCapacity(
     });
     await sleep(500);
     const bigBatchQueued = { ...coordinator.memory(), queued: submitBig.items };
+    const bigBatchId = lastBatchId;
 
     // Phase 2: drain it.
     const drainBig = await profiled("drain-big", async () => {
@@ -181,7 +203,12 @@ export async function benchBatchCapacity(
       return window(before, fleet.counters, seconds, cpu);
     });
 
-    // Phase 3: submits, leases and results together.
+    // Phase 3: the batch page on the drained batch.
+    const summaryBig = await profiled("summary-big", () =>
+      readSummaries(coordinator.started.url, tokens.client, bigBatchId, submitBig.items),
+    );
+
+    // Phase 4: submits, leases and results together.
     const steady = await profiled("steady", async () => {
       let submittedItems = fleet.counters.results;
       let batchesSubmitted = 0;
@@ -233,6 +260,7 @@ export async function benchBatchCapacity(
       submitBig,
       memory: { idle, bigBatchQueued, end },
       drainBig,
+      summaryBig,
       steady,
       targets: {
         itemsPerSecond: {
@@ -253,6 +281,52 @@ export async function benchBatchCapacity(
     http.close();
     await coordinator.stop();
   }
+}
+
+/**
+ * Reads a finished batch's summary the first time, asking /healthz every
+ * 5 ms meanwhile, then five times more. fetch, not LoopbackJson: a few GETs,
+ * off the hot path.
+ */
+async function readSummaries(
+  baseUrl: string,
+  token: string,
+  batchId: string,
+  items: number,
+): Promise<SummaryReads> {
+  const timedGet = async (path: string) => {
+    const started = performance.now();
+    const response = await fetch(`${baseUrl}${path}`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    await response.arrayBuffer();
+    if (!response.ok) throw new Error(`${path} answered ${response.status}`);
+    return performance.now() - started;
+  };
+  const path = `/v1/batches/${batchId}/summary`;
+  let reading = true;
+  let longest = 0;
+  let probes = 0;
+  const prober = (async () => {
+    while (reading) {
+      longest = Math.max(longest, await timedGet("/healthz"));
+      probes++;
+      await sleep(5);
+    }
+  })();
+  const firstMs = await timedGet(path);
+  reading = false;
+  await prober;
+  const next: number[] = [];
+  for (let i = 0; i < 5; i++) next.push(await timedGet(path));
+  next.sort((a, b) => a - b);
+  return {
+    items,
+    firstMs: round(firstMs, 1),
+    nextMs: round(next[2] ?? 0, 1),
+    longestHealthzMs: round(longest, 1),
+    healthzProbes: probes,
+  };
 }
 
 function window(

@@ -169,6 +169,12 @@ export function renderBatchCapacity(b: BatchCapacityResult): string[] {
     `| items per coordinator CPU second, steady / draining | ${b.steady.itemsPerCoordinatorCpuSecond} / ${b.drainBig.itemsPerCoordinatorCpuSecond} |`,
     `| accepting a ${items(b.submitBig.items)}-item NDJSON submit (${b.submitBig.bodyMb} MB) | ${b.submitBig.seconds} s |`,
     `| RSS idle / with the ${items(b.submitBig.items)}-item batch queued | ${b.memory.idle.rssMb} / ${b.memory.bigBatchQueued.rssMb} MB |`,
+    ...(b.summaryBig
+      ? [
+          `| batch page summary of the drained ${items(b.summaryBig.items)}-item batch: first read / next reads (median of 5) | ${b.summaryBig.firstMs} / ${b.summaryBig.nextMs} ms |`,
+          `| slowest \`/healthz\` during that first read (${b.summaryBig.healthzProbes} asked, one every 5 ms) | ${b.summaryBig.longestHealthzMs} ms |`,
+        ]
+      : []),
   ];
 }
 

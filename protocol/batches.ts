@@ -157,3 +157,66 @@ export type ItemResult = z.infer<typeof ItemResult>;
 /** `POST /v1/batches/:id/retry` answer: how many failed items were queued again. */
 export const RetryBatchResponse = z.object({ requeued: z.number().int().nonnegative() });
 export type RetryBatchResponse = z.infer<typeof RetryBatchResponse>;
+
+/**
+ * Upper bounds (ms, inclusive) of the item-duration histogram's buckets,
+ * 1-2-5 steps from 1 ms to the longest time limit (one hour); a last bucket
+ * (`upToMs: null`) holds anything longer.
+ */
+export const DURATION_BUCKETS_MS = [
+  1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000, 200_000,
+  500_000, 1_000_000, 2_000_000, 3_600_000,
+] as const;
+
+/** Failed items a summary lists at most (the lowest indexes); every one is in the results stream. */
+export const SUMMARY_FAILED_ITEMS = 100;
+
+/** The window of `BatchSummary.recent`: items that finished in the last this many ms. */
+export const SUMMARY_RECENT_MS = 10_000;
+
+/** One failed item: its position, its job, its error's code and message (the detail stays on the job). */
+export const FailedItem = z.object({
+  index: z.number().int().nonnegative(),
+  jobId: z.string(),
+  error: OutcomeError.pick({ code: true, message: true }),
+});
+export type FailedItem = z.infer<typeof FailedItem>;
+
+/**
+ * `GET /v1/batches/:id/summary`: what the dashboard's batch page draws,
+ * computed by the coordinator so a 100,000-item batch never streams every
+ * result into a browser. Durations are the run times agents measured
+ * (`stats.durationMs`) of items that succeeded or failed; cancelled items
+ * did not run to an end and are not in them.
+ */
+export const BatchSummary = z.object({
+  batch: Batch,
+  /** When the summary was read (ISO). */
+  at: z.string(),
+  durations: z.object({
+    /** In DURATION_BUCKETS_MS order, then the bucket above the last bound. */
+    buckets: z.array(
+      z.object({
+        /** Inclusive upper bound in ms; null: longer than the last bound. */
+        upToMs: z.number().nullable(),
+        succeeded: z.number().int().nonnegative(),
+        failed: z.number().int().nonnegative(),
+      }),
+    ),
+    /** Items in the histogram. */
+    count: z.number().int().nonnegative(),
+    minMs: z.number().nonnegative().optional(),
+    maxMs: z.number().nonnegative().optional(),
+  }),
+  /** When the first item that has finished started (ISO), and when the last one finished. */
+  firstStartedAt: z.string().optional(),
+  lastFinishedAt: z.string().optional(),
+  /** Items that reached a terminal state in the SUMMARY_RECENT_MS before `at`. */
+  recent: z.object({
+    windowMs: z.number().int().positive(),
+    finished: z.number().int().nonnegative(),
+  }),
+  /** The failed items with the lowest indexes (at most SUMMARY_FAILED_ITEMS), in index order. */
+  failed: z.object({ items: z.array(FailedItem), more: z.boolean() }),
+});
+export type BatchSummary = z.infer<typeof BatchSummary>;

@@ -133,3 +133,67 @@ describe("the page's reading of /v1/admin/stats", () => {
     expect(read({ jobs: { queued: 1 } })).toBeNull();
   });
 });
+
+interface PageHelpers {
+  batchRates(summary: unknown): { recent: number | null; overall: number | null };
+  histogramRows(
+    durations: unknown,
+  ): { key: string; label: string; succeeded: number; failed: number }[];
+}
+
+/** The page script's batch helpers, loaded in Node. */
+async function pageHelpers(): Promise<PageHelpers> {
+  const url = pathToFileURL(join(dashboardAssetsDir(), "app.js")).href;
+  return (await import(url)) as PageHelpers;
+}
+
+describe("the batch page's reading of /v1/batches/:id/summary", () => {
+  const counts = { queued: 0, running: 0, succeeded: 40, failed: 10, cancelled: 0 };
+  const summary = (state: string, extra: Record<string, unknown> = {}) => ({
+    batch: { state, counts },
+    at: "2026-01-01T00:00:30.000Z",
+    firstStartedAt: "2026-01-01T00:00:00.000Z",
+    lastFinishedAt: "2026-01-01T00:00:20.000Z",
+    recent: { windowMs: 10_000, finished: 25 },
+    ...extra,
+  });
+
+  it("gives items/s over the recent window and since the first start while a batch runs", async () => {
+    const { batchRates } = await pageHelpers();
+    // 50 done in the 30 s from the first start to now; 25 in the last 10 s.
+    expect(batchRates(summary("running"))).toEqual({ recent: 2.5, overall: 50 / 30 });
+  });
+
+  it("gives items/s from the first start to the last end once it has ended", async () => {
+    const { batchRates } = await pageHelpers();
+    expect(batchRates(summary("failed"))).toEqual({ recent: null, overall: 2.5 });
+    expect(batchRates(summary("queued", { firstStartedAt: undefined })).overall).toBeNull();
+  });
+
+  it("shows the buckets from the first to the last that holds an item", async () => {
+    const { histogramRows } = await pageHelpers();
+    const buckets = [
+      { upToMs: 1, succeeded: 0, failed: 0 },
+      { upToMs: 2, succeeded: 3, failed: 0 },
+      { upToMs: 5, succeeded: 0, failed: 0 },
+      { upToMs: 10, succeeded: 0, failed: 1 },
+      { upToMs: 20, succeeded: 0, failed: 0 },
+      { upToMs: null, succeeded: 0, failed: 0 },
+    ];
+    expect(histogramRows({ buckets, count: 4 })).toEqual([
+      { key: "2", label: "1 ms – 2 ms", succeeded: 3, failed: 0 },
+      { key: "5", label: "2 ms – 5 ms", succeeded: 0, failed: 0 },
+      { key: "10", label: "5 ms – 10 ms", succeeded: 0, failed: 1 },
+    ]);
+    const longest = buckets.map((b) => (b.upToMs === null ? { ...b, succeeded: 1 } : b));
+    expect(histogramRows({ buckets: longest, count: 5 }).at(-1)).toEqual({
+      key: "null",
+      label: "over 20 ms",
+      succeeded: 1,
+      failed: 0,
+    });
+    expect(
+      histogramRows({ buckets: buckets.map((b) => ({ ...b, succeeded: 0, failed: 0 })) }),
+    ).toEqual([]);
+  });
+});

@@ -151,6 +151,43 @@ describe("GET /metrics", () => {
     expect(sampleValue(samples, "labrun_nodes", { state: "lost" })).toBe(2);
   });
 
+  it("reads batch items and batches by state at scrape time, apart from single jobs", async () => {
+    const c = setup();
+    let samples = await c.scrape();
+    for (const state of ["queued", "leased", "running", "succeeded", "failed", "cancelled"]) {
+      expect(sampleValue(samples, "labrun_batch_items", { state })).toBe(0);
+    }
+    expect(sampleValue(samples, "labrun_batches", { state: "active" })).toBe(0);
+
+    const batch = async (inputs: number[]) =>
+      (await c.call("POST", "/v1/batches", c.tokens.client, { ...PROGRAM, inputs })).json
+        .id as string;
+    await batch([1, 2, 3, 4]);
+    const agent = await c.register();
+    const leased = await agent.lease(3);
+    expect(leased).toHaveLength(3);
+    await agent.result(leased[0]?.leaseId as string, OK);
+    await agent.result(leased[1]?.leaseId as string, FAILED);
+    const cancelled = await batch([5, 6]);
+    await c.call("POST", `/v1/batches/${cancelled}/cancel`, c.tokens.client);
+    await c.submit(); // a single job: a job, not an item
+
+    samples = await c.scrape();
+    const items = (state: string) => sampleValue(samples, "labrun_batch_items", { state });
+    expect(items("queued")).toBe(1);
+    expect(items("leased")).toBe(1);
+    expect(items("succeeded")).toBe(1);
+    expect(items("failed")).toBe(1);
+    expect(items("cancelled")).toBe(2);
+    expect(sampleValue(samples, "labrun_jobs", { state: "queued" })).toBe(2);
+    expect(sampleValue(samples, "labrun_batches", { state: "active" })).toBe(1);
+    expect(sampleValue(samples, "labrun_batches", { state: "cancelled" })).toBe(1);
+    // Each item's end is also a job's end.
+    expect(sampleValue(samples, "labrun_jobs_finished_total", { code: "OK" })).toBe(1);
+    expect(sampleValue(samples, "labrun_jobs_finished_total", { code: "RUNTIME_ERROR" })).toBe(1);
+    expect(sampleValue(samples, "labrun_jobs_finished_total", { code: "CANCELLED" })).toBe(2);
+  });
+
   it("counts finished jobs by outcome code once each, and observes agents' run times", async () => {
     const c = setup();
     const agent = await c.register();

@@ -6,6 +6,7 @@ import {
   BatchId,
   BatchPage,
   BatchResultsQuery,
+  BatchSummary,
   ItemResult,
   ListBatchesQuery,
   NDJSON,
@@ -14,6 +15,7 @@ import {
   SubmitBatchResponse,
 } from "../../protocol/index.js";
 import { type BatchBounds, readBatch } from "../batchBody.js";
+import { BatchSummaries } from "../batchSummary.js";
 import { BODY_LIMITS } from "../bodyLimits.js";
 import type { AuthEnv, RouteDeps } from "../routeTypes.js";
 import { CLIENT, component, guard, jsonContent, newRouteApp, refusals } from "./declare.js";
@@ -54,6 +56,7 @@ const STREAM_IDLE_MS = 15_000;
  */
 export function batchRoutes({ store, notifier, config, clock, auth, metrics }: RouteDeps) {
   const app = newRouteApp();
+  const summaries = new BatchSummaries(store, clock);
 
   const submit = createRoute({
     method: "post",
@@ -112,6 +115,20 @@ export function batchRoutes({ store, notifier, config, clock, auth, metrics }: R
     responses: { 200: jsonContent(Batch, "the batch"), ...refusals("NOT_FOUND") },
   });
   app.openapi(read, (c) => c.json(store.getBatch(c.req.valid("param").id), 200));
+
+  const summary = createRoute({
+    method: "get",
+    path: "/v1/batches/{id}/summary",
+    summary:
+      "What the dashboard's batch page draws: the batch, a histogram of its items' run times, when its first finished item started and its last one finished, items finished in the last 10 s, and its first failed items with their errors. The histogram is kept per batch and read on from where it was, so asking often costs little.",
+    ...guard(auth, CLIENT),
+    request: { params: BatchPath },
+    responses: {
+      200: jsonContent(BatchSummary, "the batch's summary"),
+      ...refusals("NOT_FOUND"),
+    },
+  });
+  app.openapi(summary, async (c) => c.json(await summaries.read(c.req.valid("param").id), 200));
 
   const results = createRoute({
     method: "get",
@@ -183,6 +200,8 @@ export function batchRoutes({ store, notifier, config, clock, auth, metrics }: R
   app.openapi(retry, (c) => {
     const { id } = c.req.valid("param");
     const requeued = store.retryBatch(id);
+    // The retried items will end again: their first ends leave the histogram.
+    if (requeued > 0) summaries.forget(id);
     if (requeued > 0) notifier.workAvailable(requeued);
     notifier.batchProgress(id);
     return c.json({ requeued }, 200);

@@ -4,6 +4,8 @@ import {
   prepareRemoveAgent,
   prepareSetAgentState,
 } from "./agents.js";
+import { prepareBatchFailures } from "./batchFailures.js";
+import { prepareBatchItemEnds } from "./batchItemEnds.js";
 import { prepareBatchResults } from "./batchResults.js";
 import { prepareCancel } from "./cancel.js";
 import { prepareCancelBatch } from "./cancelBatch.js";
@@ -58,6 +60,8 @@ export function openStore(dataDir: string, settings: StoreSettings): Store {
     getBatch,
     listBatches,
     batchResults: prepareBatchResults(context),
+    batchItemEnds: prepareBatchItemEnds(context),
+    batchFailures: prepareBatchFailures(context),
     cancelBatch: prepareCancelBatch(context, getBatch, settleBatches),
     retryBatch: prepareRetryBatch(context),
     registerAgent: prepareRegisterAgent(context),

@@ -4,6 +4,7 @@ import type {
   BatchPage,
   BatchResultsQuery,
   ClusterStats,
+  FailedItem,
   ItemResult,
   Job,
   JobLimits,
@@ -60,6 +61,13 @@ export interface Store {
    * has every line of a finished batch.
    */
   batchResults(batchId: string, options: BatchResultsOptions, now: number): BatchResults;
+  /**
+   * A page of the batch's finished items in the order they ended, after
+   * `after` and before `before` (epoch ms), each with its measured duration.
+   */
+  batchItemEnds(batchId: string, options: BatchItemEndsOptions): BatchItemEnd[];
+  /** The failed items with the lowest indexes (at most `limit`), and how many items ended since `since`. */
+  batchFailures(batchId: string, options: { limit: number; since: number }): BatchFailures;
   /** Every item not yet terminal → cancelled, at once; the batch is cancelled. */
   cancelBatch(batchId: string, now: number): CancelledBatch;
   /** The failed items queued again; returns how many. */
@@ -144,6 +152,35 @@ export interface BatchResults {
   lines: ItemResult[];
   total: number;
   complete: boolean;
+}
+
+/** Where a reader of `batchItemEnds` is: the last item it read (by end time, then index). */
+export interface BatchItemEndsCursor {
+  finishedAt: number;
+  index: number;
+}
+
+export interface BatchItemEndsOptions {
+  after?: BatchItemEndsCursor | undefined;
+  /** Only items that ended before this (epoch ms). */
+  before: number;
+  limit: number;
+}
+
+/** One finished item: when it started and ended, and how long its run took (null: no stats). */
+export interface BatchItemEnd {
+  index: number;
+  finishedAt: number;
+  startedAt: number | null;
+  state: JobState;
+  durationMs: number | null;
+}
+
+export interface BatchFailures {
+  items: FailedItem[];
+  /** More items failed than `items` holds. */
+  more: boolean;
+  finishedSince: number;
 }
 
 export interface CancelledBatch {

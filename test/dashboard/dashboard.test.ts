@@ -4,7 +4,13 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type BrowserContext, chromium, type Locator, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Job } from "../../protocol/index.js";
+import {
+  type Batch,
+  DURATION_BUCKETS_MS,
+  type ItemResult,
+  type Job,
+  NDJSON,
+} from "../../protocol/index.js";
 import { startTestCluster, type TestCluster } from "../helpers/cluster.js";
 
 /**
@@ -15,6 +21,8 @@ import { startTestCluster, type TestCluster } from "../helpers/cluster.js";
 const CHROMIUM = process.env.LABRUN_CHROMIUM ?? "/usr/bin/chromium";
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const SCREENSHOT = join(ROOT, "test-output", "dashboard.png");
+const BATCH_SCREENSHOT = join(ROOT, "test-output", "dashboard-batch.png");
+const LOOPBACK_HOSTS = new Set(["127.0.0.1", "localhost", "[::1]"]);
 
 const haveChromium = existsSync(CHROMIUM);
 if (!haveChromium) {
@@ -40,6 +48,8 @@ let page: Page;
 let userDataDir: string;
 /** What the page reported that it should not: script errors, CSP violations. */
 const pageProblems: string[] = [];
+/** Every URL the page asked for, to check that none left the machine. */
+const requested: string[] = [];
 const jobs: Record<keyof typeof PROGRAMS, string> = { sum: "", throws: "", noMain: "" };
 
 /** The cell texts of a table row, header cell first. */
@@ -74,6 +84,7 @@ describe.skipIf(!haveChromium)("the dashboard in a browser", () => {
     });
     page = context.pages()[0] ?? (await context.newPage());
     page.setDefaultTimeout(15_000);
+    page.on("request", (request) => requested.push(request.url()));
     page.on("pageerror", (error) => pageProblems.push(`page error: ${error.message}`));
     page.on("console", (message) => {
       // Chromium logs every non-2xx fetch ("Failed to load resource"); the wrong
@@ -269,6 +280,217 @@ describe.skipIf(!haveChromium)("the dashboard in a browser", () => {
     await cluster.admin.resume(
       (await cluster.admin.nodes()).find((node) => node.name === name)?.id as string,
     );
+  });
+
+  describe("batches", () => {
+    /** Item 3 fails; the others sleep in steps of 150 ms, so their times fall in several buckets. */
+    const SWEEP = `exports.main = async (n) => {
+  if (n === 3) throw new Error("item 3 is bad");
+  await new Promise((resolve) => setTimeout(resolve, (n % 3) * 150));
+  return n * n;
+};`;
+    let sweep: Batch;
+    const batchRow = (id: string) => page.locator(`#batches tbody tr[data-key="${id}"]`);
+    const batchCount = async (state: string) =>
+      (await cells(page.locator(`#batch-counts tbody tr[data-key="${state}"]`)))[1];
+
+    async function submitBatch(body: Record<string, unknown>): Promise<string> {
+      const response = await fetch(`${cluster.url}/v1/batches`, {
+        method: "POST",
+        headers: {
+          authorization: `Bearer ${cluster.tokens.client}`,
+          "content-type": "application/json",
+        },
+        body: JSON.stringify(body),
+      });
+      expect(response.status).toBe(201);
+      return ((await response.json()) as { id: string }).id;
+    }
+
+    async function ended(id: string): Promise<Batch> {
+      await poll(async () => (await cluster.client.getBatch(id)).finishedAt !== undefined).toBe(
+        true,
+      );
+      return cluster.client.getBatch(id);
+    }
+
+    /** Every result line of a finished batch, from the API's own stream. */
+    async function results(id: string): Promise<ItemResult[]> {
+      const response = await fetch(`${cluster.url}/v1/batches/${id}/results`, {
+        headers: { authorization: `Bearer ${cluster.tokens.client}`, accept: NDJSON },
+      });
+      const text = await response.text();
+      return text
+        .split("\n")
+        .filter(Boolean)
+        .map((line) => JSON.parse(line) as ItemResult);
+    }
+
+    it("lists a finished batch with its state, progress and counts", async () => {
+      const id = await submitBatch({ source: SWEEP, inputs: [0, 1, 2, 3, 4, 5, 6, 7] });
+      sweep = await ended(id);
+      expect(sweep.state).toBe("failed");
+      expect(sweep.counts).toEqual({
+        queued: 0,
+        running: 0,
+        succeeded: 7,
+        failed: 1,
+        cancelled: 0,
+      });
+      await poll(() => cells(batchRow(id))).toEqual([
+        `Batch ${id}`,
+        "failed",
+        "8 of 8 done (100%)",
+        "0",
+        "0",
+        "7",
+        "1",
+        "0",
+        expect.stringMatching(/^\d\d:\d\d:\d\d$/),
+      ]);
+      const bar = batchRow(id).locator("progress");
+      expect(await bar.getAttribute("max")).toBe("8");
+      expect(await bar.getAttribute("value")).toBe("8");
+    });
+
+    it("opens the batch page: counts, items/s, the failed item with its error, the histogram", async () => {
+      await page.getByRole("button", { name: `Batch ${sweep.id}`, exact: true }).click();
+      await page.getByRole("heading", { name: `Batch ${sweep.id}` }).waitFor();
+      expect(await page.locator("#batch-progress-text").textContent()).toBe("8 of 8 done (100%)");
+      expect(await page.locator("#batch-progress").getAttribute("value")).toBe("8");
+      await poll(() => batchCount("succeeded")).toBe("7");
+      expect(await batchCount("failed")).toBe("1");
+      for (const state of ["queued", "running", "cancelled"])
+        expect(await batchCount(state)).toBe("0");
+      const fields = await page.locator("#batch-fields").textContent();
+      expect(fields).toMatch(
+        /Items\/s\s*\d+(\.\d+)? \(from the first item's start to the last one's end\)/,
+      );
+      expect(await page.locator("#batch-cancel").isHidden()).toBe(true);
+      expect(await page.locator("#batch-retry").isVisible()).toBe(true);
+
+      const lines = await results(sweep.id);
+      const failedLine = lines.find((line) => !line.ok);
+      expect(failedLine?.index).toBe(3);
+      expect(await cells(page.locator("#batch-failed tbody tr"))).toEqual([
+        "3",
+        `Job ${failedLine?.jobId}`,
+        "RUNTIME_ERROR",
+        expect.stringContaining("item 3 is bad"),
+      ]);
+
+      // The histogram, computed here from the results stream's stats, bucket by bucket.
+      const expected = new Map<string, { succeeded: number; failed: number }>();
+      for (const line of lines) {
+        const i = DURATION_BUCKETS_MS.findIndex((bound) => line.stats.durationMs <= bound);
+        const key = String(i === -1 ? null : DURATION_BUCKETS_MS[i]);
+        const bucket = expected.get(key) ?? { succeeded: 0, failed: 0 };
+        bucket[line.ok ? "succeeded" : "failed"]++;
+        expected.set(key, bucket);
+      }
+      const shown = await page.locator("#batch-histogram tbody tr").evaluateAll((rows) =>
+        rows.map((row) => ({
+          key: row.getAttribute("data-key"),
+          succeeded: Number(row.children[1]?.textContent),
+          failed: Number(row.children[2]?.textContent),
+        })),
+      );
+      expect(shown.length).toBeGreaterThanOrEqual(2);
+      for (const row of shown) {
+        expect({ ...row }, `bucket ${row.key}`).toEqual({
+          key: row.key,
+          ...(expected.get(row.key ?? "") ?? { succeeded: 0, failed: 0 }),
+        });
+      }
+      expect(shown.reduce((n, row) => n + row.succeeded + row.failed, 0)).toBe(8);
+      expect(await page.locator("#batch-histogram-note").textContent()).toContain(
+        "8 items that ran to an end",
+      );
+      mkdirSync(dirname(BATCH_SCREENSHOT), { recursive: true });
+      await page.locator("#batch").screenshot({ path: BATCH_SCREENSHOT });
+    });
+
+    it("links a failed item to its job, and the job back to its batch", async () => {
+      const failedLine = (await results(sweep.id)).find((line) => !line.ok);
+      await page.getByRole("button", { name: `Job ${failedLine?.jobId}` }).click();
+      await page.getByRole("heading", { name: `Job ${failedLine?.jobId}` }).waitFor();
+      expect(await page.locator("#detail-error-code").textContent()).toBe("RUNTIME_ERROR");
+      expect(await page.locator("#detail-fields").textContent()).toMatch(
+        new RegExp(`Batch\\s*${sweep.id} item 3`),
+      );
+      await page
+        .locator("#detail")
+        .getByRole("button", { name: `Batch ${sweep.id} item 3` })
+        .click();
+      await page.locator("#batch").waitFor();
+      expect(await page.evaluate("document.activeElement?.id")).toBe("batch");
+    });
+
+    it("retries the failed item from the page", async () => {
+      await page.getByRole("button", { name: "Retry failed items" }).click();
+      await poll(() => page.locator("#batch-status").textContent()).toBe(
+        `Queued 1 failed items of batch ${sweep.id} again.`,
+      );
+      // It fails again (its program always does), and the page follows it.
+      const again = await ended(sweep.id);
+      expect(again.counts).toMatchObject({ succeeded: 7, failed: 1 });
+      await poll(() => page.locator("#batch-progress-text").textContent()).toBe(
+        "8 of 8 done (100%)",
+      );
+      await poll(() => batchCount("failed")).toBe("1");
+      const shown = await page
+        .locator("#batch-histogram tbody tr")
+        .evaluateAll((rows) => rows.map((row) => Number(row.children[2]?.textContent)));
+      expect(shown.reduce((n, failed) => n + failed, 0)).toBe(1);
+    });
+
+    it("cancels a running batch from the page: every item cancelled, no container left", async () => {
+      const id = await submitBatch({
+        source: "exports.main = () => new Promise((resolve) => setTimeout(resolve, 60_000));",
+        inputs: Array.from({ length: 12 }, (_, i) => i),
+        maxParallel: 2,
+        limits: { timeoutMs: 120_000 },
+      });
+      await page.getByRole("button", { name: `Batch ${id}`, exact: true }).click();
+      await page.getByRole("heading", { name: `Batch ${id}` }).waitFor();
+      await poll(() => batchCount("running")).toBe("2");
+      expect(await batchCount("queued")).toBe("10");
+      expect(await page.locator("#batch-retry").isHidden()).toBe(true);
+      const fields = await page.locator("#batch-fields").textContent();
+      expect(fields).toMatch(/Items\/s\s*0\.0 in the last 10 s/);
+      expect(fields).toContain("at most 2");
+
+      page.once("dialog", (dialog) => dialog.accept());
+      await page.getByRole("button", { name: "Cancel batch" }).click();
+      await poll(() => page.locator("#batch-status").textContent()).toBe(
+        `Batch ${id} was cancelled.`,
+      );
+      await poll(() => batchCount("cancelled")).toBe("12");
+      expect(await batchCount("running")).toBe("0");
+      expect(await page.locator("#batch-fields dd").first().textContent()).toBe("cancelled");
+      expect(await page.locator("#batch-cancel").isHidden()).toBe(true);
+      await poll(async () => (await cells(batchRow(id)))[1]).toBe("cancelled");
+      const batch = await cluster.client.getBatch(id);
+      expect(batch.state).toBe("cancelled");
+      expect(batch.counts.cancelled).toBe(12);
+      expect(await cluster.leftoverContainers()).toEqual([]);
+      // Newest first.
+      const order = await page
+        .locator("#batches tbody tr")
+        .evaluateAll((rows) => rows.map((row) => row.getAttribute("data-key")));
+      expect(order).toEqual([id, sweep.id]);
+    });
+  });
+
+  it("asked for nothing outside the coordinator, on any of its pages", () => {
+    expect(requested.some((url) => url.includes("/summary"))).toBe(true);
+    expect(requested.some((url) => url.includes("/v1/batches?"))).toBe(true);
+    const outside = requested.filter((url) => {
+      const { protocol, host } = new URL(url);
+      if (protocol === "data:" || protocol === "blob:") return false;
+      return !LOOPBACK_HOSTS.has(host.replace(/:\d+$/, ""));
+    });
+    expect(outside).toEqual([]);
   });
 
   it("logged no script error and no CSP violation", () => {

@@ -1,5 +1,6 @@
-// The labrun dashboard: reads the admin JSON API every 2 s with the admin
-// token the user enters (kept in sessionStorage, so it ends with the tab).
+// The labrun dashboard: reads the admin JSON API (and the batch routes, which
+// the admin token may call as a client) every 2 s with the admin token the
+// user enters (kept in sessionStorage, so it ends with the tab).
 // No framework and no build step; every value from the API reaches the page
 // through textContent, never as HTML (node names, results and logs come from
 // untrusted programs and machines).
@@ -7,6 +8,9 @@
 const TOKEN_KEY = "labrun.adminToken";
 const POLL_MS = 2000;
 const RECENT_JOBS = 25;
+const RECENT_BATCHES = 25;
+const BATCH_STATES = ["queued", "running", "succeeded", "failed", "cancelled"];
+const BATCH_TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
 const JOB_STATES = ["queued", "leased", "running", "succeeded", "failed", "cancelled"];
 const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
 /** Without /v1/admin/stats the page counts job pages: this many per state at most. */
@@ -31,6 +35,9 @@ class ApiError extends Error {
 const view = {
   selectedJob: /** @type {string | null} */ (null),
   selectedJobTerminal: false,
+  selectedBatch: /** @type {string | null} */ (null),
+  /** The open batch had ended when last read: its page no longer changes by itself. */
+  selectedBatchEnded: false,
   statsSkip: 0,
   timer: 0,
   queue: Promise.resolve(),
@@ -356,6 +363,9 @@ function renderDetail(job) {
     ["State", job.state],
     ["Outcome", outcomeText(job)],
     ["Attempts", String(job.attempts)],
+    ...(job.batchId
+      ? [["Batch", batchButton(job.batchId, ` item ${job.index ?? "?"}`, "batch")]]
+      : []),
     ["File", job.filename],
     ["Node", job.node ?? "—"],
     ["Created", job.createdAt],
@@ -420,6 +430,291 @@ function closeJob() {
   button?.focus();
 }
 
+// ---------------------------------------------------------------- batches
+
+/** A button that opens a batch's page. */
+function batchButton(id, suffix = "", controls = "batch") {
+  return el(
+    "button",
+    { type: "button", class: "link", dataset: { batch: id }, "aria-controls": controls },
+    hidden("Batch "),
+    id,
+    suffix,
+  );
+}
+
+const doneOf = (counts) => counts.succeeded + counts.failed + counts.cancelled;
+
+/** "37 of 100 done (37%)". */
+function progressText(batch) {
+  const done = doneOf(batch.counts);
+  return `${done} of ${batch.total} done (${Math.floor((100 * done) / batch.total)}%)`;
+}
+
+function setProgress(bar, batch) {
+  bar.max = batch.total;
+  bar.value = doneOf(batch.counts);
+}
+
+function renderBatches(batches) {
+  $("batches-empty").hidden = batches.length > 0;
+  syncRows(
+    $("batches").tBodies[0],
+    batches,
+    (batch) => batch.id,
+    9,
+    (row, batch) => {
+      const [id, state, progress, ...rest] = row.cells;
+      const created = rest.pop();
+      if (!id.firstElementChild) id.append(batchButton(batch.id));
+      setText(state, batch.state);
+      state.className = `state state-${batch.state}`;
+      if (!progress.firstElementChild) {
+        progress.append(
+          el("progress", { "aria-label": `Batch ${batch.id} progress` }),
+          el("span", { class: "progress-text" }),
+        );
+      }
+      setProgress(progress.firstElementChild, batch);
+      setText(progress.lastElementChild, progressText(batch));
+      BATCH_STATES.forEach((s, i) => {
+        setText(rest[i], String(batch.counts[s]));
+        rest[i].className = "num";
+      });
+      setTime(created, batch.createdAt, localTime(batch.createdAt));
+      if (batch.id === view.selectedBatch) row.setAttribute("aria-current", "true");
+      else row.removeAttribute("aria-current");
+    },
+  );
+}
+
+/**
+ * Items per second from a `GET /v1/batches/:id/summary` body: over its
+ * recent window, and over the whole run (items done from the first item's
+ * start to the last one's end, or to now while it runs). Null where there
+ * is nothing to divide.
+ */
+export function batchRates(summary) {
+  const { batch, recent } = summary;
+  const done = doneOf(batch.counts);
+  const start = Date.parse(summary.firstStartedAt ?? "");
+  const ended = BATCH_TERMINAL.has(batch.state);
+  const end = Date.parse((ended ? summary.lastFinishedAt : summary.at) ?? "");
+  const seconds = (end - start) / 1000;
+  return {
+    recent: ended ? null : recent.finished / (recent.windowMs / 1000),
+    overall: Number.isFinite(seconds) && seconds > 0 && done > 0 ? done / seconds : null,
+  };
+}
+
+const rate = (perSecond) =>
+  perSecond === null ? "—" : `${perSecond >= 100 ? Math.round(perSecond) : perSecond.toFixed(1)}`;
+
+/** The buckets from the first to the last that holds an item; none when no item has a time. */
+export function histogramRows(durations) {
+  const buckets = durations.buckets;
+  const filled = buckets.map((b, i) => (b.succeeded + b.failed > 0 ? i : -1)).filter((i) => i >= 0);
+  if (filled.length === 0) return [];
+  const first = filled[0];
+  const last = filled[filled.length - 1];
+  return buckets.slice(first, last + 1).map((b, i) => {
+    const above = first + i > 0 ? buckets[first + i - 1].upToMs : 0;
+    const label =
+      b.upToMs === null ? `over ${duration(above)}` : `${duration(above)} – ${duration(b.upToMs)}`;
+    return { key: String(b.upToMs), label, succeeded: b.succeeded, failed: b.failed };
+  });
+}
+
+function renderHistogram(durations) {
+  const rows = histogramRows(durations);
+  const most = Math.max(1, ...rows.map((r) => r.succeeded + r.failed));
+  syncRows(
+    $("batch-histogram").tBodies[0],
+    rows,
+    (r) => r.key,
+    4,
+    (row, r) => {
+      const [label, succeeded, failed, bar] = row.cells;
+      setText(label, r.label);
+      setText(succeeded, String(r.succeeded));
+      setText(failed, String(r.failed));
+      succeeded.className = failed.className = "num";
+      if (!bar.firstElementChild) {
+        bar.setAttribute("aria-hidden", "true");
+        bar.append(
+          el("span", { class: "bar bar-succeeded" }),
+          el("span", { class: "bar bar-failed" }),
+        );
+      }
+      // CSSOM, not a style attribute: the CSP allows the one, not the other.
+      bar.children[0].style.width = `${(100 * r.succeeded) / most}%`;
+      bar.children[1].style.width = `${(100 * r.failed) / most}%`;
+    },
+  );
+  setText(
+    $("batch-histogram-note"),
+    durations.count === 0
+      ? "No item has finished yet."
+      : `${durations.count} items that ran to an end (cancelled ones are not counted): ` +
+          `shortest ${duration(durations.minMs)}, longest ${duration(durations.maxMs)}, as their agents measured them.`,
+  );
+}
+
+function renderFailed(failed, batch) {
+  const counts = batch.counts;
+  syncRows(
+    $("batch-failed").tBodies[0],
+    failed.items,
+    (item) => String(item.index),
+    4,
+    (row, item) => {
+      const [index, job, code, message] = row.cells;
+      setText(index, String(item.index));
+      index.className = "num";
+      if (!job.firstElementChild) {
+        job.append(
+          el(
+            "button",
+            {
+              type: "button",
+              class: "link",
+              dataset: { job: item.jobId },
+              "aria-controls": "detail",
+            },
+            hidden("Job "),
+            item.jobId,
+          ),
+        );
+      }
+      setText(code, item.error.code);
+      code.className = "code failed";
+      setText(message, item.error.message);
+    },
+  );
+  let note = "";
+  if (counts.failed === 0) note = "No item has failed.";
+  else if (failed.more) {
+    note = `The first ${failed.items.length} of ${counts.failed} failed items by index; every one is in the results (labrun batch results ${batch.id}).`;
+  }
+  setText($("batch-failed-note"), note);
+}
+
+function renderBatch(summary) {
+  const { batch } = summary;
+  view.selectedBatchEnded = BATCH_TERMINAL.has(batch.state);
+  setText($("batch-title"), `Batch ${batch.id}`);
+  setProgress($("batch-progress"), batch);
+  setText($("batch-progress-text"), progressText(batch));
+  const rates = batchRates(summary);
+  const fields = [
+    ["State", batch.state],
+    ["Items", String(batch.total)],
+    [
+      "Items/s",
+      rates.recent === null
+        ? `${rate(rates.overall)} (from the first item's start to the last one's end)`
+        : `${rate(rates.recent)} in the last ${summary.recent.windowMs / 1000} s; ${rate(rates.overall)} since the first item started`,
+    ],
+    ["File", batch.filename],
+    ["Created", batch.createdAt],
+    ["Finished", batch.finishedAt ?? "—"],
+    [
+      "Limits",
+      `timeout ${duration(batch.limits.timeoutMs)}, memory ${batch.limits.memoryMb} MB, ${batch.limits.cpus} CPU`,
+    ],
+    ["At once", batch.maxParallel ? `at most ${batch.maxParallel}` : "no cap"],
+    ["Retries", String(batch.retries)],
+    ["Containers", batch.isolate ? "one per item (isolate)" : "reused between items"],
+  ];
+  $("batch-fields").replaceChildren(
+    ...fields.flatMap(([name, value]) => [el("dt", {}, name), el("dd", {}, value)]),
+  );
+  $("batch-cancel").hidden = BATCH_TERMINAL.has(batch.state);
+  $("batch-retry").hidden = batch.counts.failed === 0;
+  syncRows(
+    $("batch-counts").tBodies[0],
+    BATCH_STATES,
+    (state) => state,
+    2,
+    (row, state) => {
+      const [name, count] = row.cells;
+      setText(name, state);
+      name.className = `state state-${state}`;
+      setText(count, String(batch.counts[state]));
+      count.className = "num";
+    },
+  );
+  renderHistogram(summary.durations);
+  renderFailed(summary.failed, batch);
+}
+
+const summaryPath = (id) => `/v1/batches/${encodeURIComponent(id)}/summary`;
+
+async function openBatch(id) {
+  if (view.selectedBatch !== id) {
+    for (const body of ["batch-counts", "batch-histogram", "batch-failed"]) {
+      $(body).tBodies[0].replaceChildren();
+    }
+    setText($("batch-status"), "");
+  }
+  view.selectedBatch = id;
+  view.selectedBatchEnded = false;
+  for (const row of $("batches").tBodies[0].rows) {
+    if (row.dataset.key === id) row.setAttribute("aria-current", "true");
+    else row.removeAttribute("aria-current");
+  }
+  try {
+    renderBatch(await api("GET", summaryPath(id)));
+    $("batch").hidden = false;
+    $("batch").focus();
+  } catch (error) {
+    if (!handleAuth(error)) showBoardError(`Batch ${id}: ${error.message}`);
+  }
+}
+
+function closeBatch() {
+  const id = view.selectedBatch;
+  view.selectedBatch = null;
+  $("batch").hidden = true;
+  for (const row of $("batches").tBodies[0].rows) row.removeAttribute("aria-current");
+  const button = [...$("batches").querySelectorAll("button[data-batch]")].find(
+    (b) => b.dataset.batch === id,
+  );
+  button?.focus();
+}
+
+const BATCH_ACTIONS = {
+  cancel: {
+    label: "Cancel",
+    confirm: (id) =>
+      `Cancel batch ${id}? Its queued items are cancelled at once and its running ones stopped.`,
+    done: (id) => `Batch ${id} was cancelled.`,
+  },
+  retry: {
+    label: "Retry",
+    done: (id, body) => `Queued ${body.requeued} failed items of batch ${id} again.`,
+  },
+};
+
+async function batchAction(action, button) {
+  const id = view.selectedBatch;
+  const spec = BATCH_ACTIONS[action];
+  if (!id || !spec) return;
+  if (spec.confirm && !window.confirm(spec.confirm(id))) return;
+  button.disabled = true;
+  try {
+    const body = await api("POST", `/v1/batches/${encodeURIComponent(id)}/${action}`);
+    setText($("batch-status"), spec.done(id, body));
+    showBoardError("");
+    view.selectedBatchEnded = false;
+  } catch (error) {
+    if (!handleAuth(error)) showBoardError(`${spec.label} batch ${id} failed: ${error.message}`);
+  } finally {
+    button.disabled = false;
+    refreshSoon();
+  }
+}
+
 // ---------------------------------------------------------------- refresh loop
 
 function setStatus(text) {
@@ -439,7 +734,16 @@ async function refresh() {
     api("GET", "/v1/admin/nodes").then((body) => renderNodes(body.nodes)),
     api("GET", jobsPath).then((body) => renderJobs(body.jobs)),
     loadQueue().then(renderQueue),
+    api("GET", `/v1/batches?limit=${RECENT_BATCHES}`).then((body) => renderBatches(body.batches)),
   ];
+  const batch = view.selectedBatch;
+  if (batch && !view.selectedBatchEnded) {
+    tasks.push(
+      api("GET", summaryPath(batch)).then((body) => {
+        if (view.selectedBatch === batch) renderBatch(body);
+      }),
+    );
+  }
   const job = view.selectedJob;
   if (job && !view.selectedJobTerminal) {
     tasks.push(
@@ -488,9 +792,22 @@ function showLogin(message) {
   $("board").hidden = true;
   $("sign-out").hidden = true;
   // Nothing the old token could read stays on the page.
-  for (const id of ["nodes", "queue", "jobs"]) $(id).tBodies[0].replaceChildren();
+  for (const id of [
+    "nodes",
+    "queue",
+    "jobs",
+    "batches",
+    "batch-counts",
+    "batch-histogram",
+    "batch-failed",
+  ]) {
+    $(id).tBodies[0].replaceChildren();
+  }
   view.selectedJob = null;
+  view.selectedBatch = null;
   $("detail").hidden = true;
+  $("batch").hidden = true;
+  setText($("batch-status"), "");
   $("login").hidden = false;
   setText($("login-error"), message);
   setText($("nodes-status"), "");
@@ -535,6 +852,22 @@ function main() {
     if (button) openJob(button.dataset.job);
   });
   $("detail-close").addEventListener("click", closeJob);
+  // Batch buttons are in the batch list and in a job's detail; job buttons also in a batch's failed items.
+  for (const id of ["batches", "detail"]) {
+    $(id).addEventListener("click", (event) => {
+      const button = event.target.closest("button[data-batch]");
+      if (button) openBatch(button.dataset.batch);
+    });
+  }
+  $("batch-failed").addEventListener("click", (event) => {
+    const button = event.target.closest("button[data-job]");
+    if (button) openJob(button.dataset.job);
+  });
+  $("batch-close").addEventListener("click", closeBatch);
+  $("batch-cancel").addEventListener("click", (event) =>
+    batchAction("cancel", event.currentTarget),
+  );
+  $("batch-retry").addEventListener("click", (event) => batchAction("retry", event.currentTarget));
   $("jobs-filter").addEventListener("submit", (event) => event.preventDefault());
   $("jobs-state").addEventListener("change", () => refreshSoon());
   document.addEventListener("visibilitychange", () => {
@@ -545,5 +878,5 @@ function main() {
   else showLogin("");
 }
 
-// Also loaded by the unit test in Node, which only wants queueFromStats.
+// Also loaded by the unit test in Node, which only wants the pure helpers.
 if (typeof document !== "undefined") main();
