@@ -27,9 +27,9 @@ const FAILED: Outcome = {
 const PROGRAM = { source: "exports.main = () => 42" };
 const silent = pino({ level: "silent" });
 
-const cleanups: (() => void)[] = [];
-afterEach(() => {
-  for (const cleanup of cleanups.splice(0).reverse()) cleanup();
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
 // biome-ignore lint/suspicious/noExplicitAny: tests read arbitrary JSON answers field by field
@@ -608,14 +608,14 @@ describe("a job's life through the agent routes", () => {
     const agent = await c.register();
     const first = (await agent.lease()).body.jobs[0];
     c.time.now += 1001;
-    c.sweep();
+    await c.sweep();
     expect(await c.job(body.id)).toMatchObject({ state: "queued", attempts: 1 });
     expect((await agent.result(first.leaseId, OK)).status).toBe(409);
     expect((await agent.heartbeat([first.leaseId])).body.cancel).toEqual([first.leaseId]);
     const second = (await agent.lease()).body.jobs[0];
     expect(second.attempt).toBe(2);
     c.time.now += 1001;
-    c.sweep();
+    await c.sweep();
     const lost = await c.job(body.id);
     expect(lost).toMatchObject({
       state: "failed",
@@ -848,7 +848,7 @@ describe("unexpected errors", () => {
   it("answers 500 INTERNAL with a generic message, never the error itself", async () => {
     const c = setup((store) => ({
       ...store,
-      listNodes: () => {
+      listNodes: async () => {
         throw new Error("secret detail at /var/lib/labrun");
       },
     }));

@@ -8,7 +8,11 @@ import { hashToken, sameToken, type Tokens } from "./tokens.js";
 const BEARER = /^Bearer +([A-Za-z0-9._~+/-]+=*) *$/i;
 
 /** Resolves a bearer token to its caller; undefined when no token matches. */
-export function identify(token: string, tokens: Tokens, store: Store): Caller | undefined {
+export async function identify(
+  token: string,
+  tokens: Tokens,
+  store: Store,
+): Promise<Caller | undefined> {
   // All three fixed tokens are compared, each in constant time, so the answer
   // time does not tell which one (if any) was close.
   const isAdmin = sameToken(token, tokens.admin);
@@ -18,7 +22,7 @@ export function identify(token: string, tokens: Tokens, store: Store): Caller | 
   if (isClient) return { role: "client" };
   if (isJoin) return { role: "join" };
   // Per-agent tokens are found by their hash; the database never holds the secret.
-  const agent = store.agentByTokenHash(hashToken(token));
+  const agent = await store.agentByTokenHash(hashToken(token));
   return agent ? { role: "agent", agent } : undefined;
 }
 
@@ -53,7 +57,7 @@ export function bearerAuth(tokens: Tokens, store: Store) {
       if (token === undefined) {
         throw new ApiError("UNAUTHORIZED", "the Authorization header must be: Bearer <token>");
       }
-      const caller = identify(token, tokens, store);
+      const caller = await identify(token, tokens, store);
       if (!caller) throw new ApiError("UNAUTHORIZED", "the token is not valid here");
       if (!allows(allowed, caller.role)) {
         throw new ApiError(

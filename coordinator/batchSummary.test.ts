@@ -37,7 +37,7 @@ const failed = (durationMs: number, message: string): Outcome => ({
  * The app over a temp store with a clock the test moves; the test plays the
  * agent through the store's verbs, each at the current time.
  */
-function setup() {
+async function setup() {
   const parts = openTempCoordinator("summary");
   cleanups.push(parts.close);
   let now = Date.parse("2026-01-01T00:00:00.000Z");
@@ -59,7 +59,7 @@ function setup() {
     });
     return { status: response.status, body: (await response.json()) as Record<string, unknown> };
   };
-  const agent = parts.store.registerAgent(
+  const agent = await parts.store.registerAgent(
     { name: "sim", hostname: "h", slots: 5000, version: "t", labels: {} },
     "hash",
     now,
@@ -74,12 +74,12 @@ function setup() {
     return body.id as string;
   };
   /** Leases up to `count` items and finishes each with `outcome(index)`, 1 ms apart. */
-  const run = (count: number, outcome: (index: number) => Outcome) => {
-    const leased = parts.store.lease(agent.id, count, now);
+  const run = async (count: number, outcome: (index: number) => Outcome) => {
+    const leased = await parts.store.lease(agent.id, count, now);
     for (const job of leased) {
       now += 1;
-      const index = parts.store.getJob(job.id).index as number;
-      parts.store.complete(agent.id, job.leaseId, outcome(index), now);
+      const index = (await parts.store.getJob(job.id)).index as number;
+      await parts.store.complete(agent.id, job.leaseId, outcome(index), now);
     }
     return leased.length;
   };
@@ -100,10 +100,12 @@ const bucket = (s: BatchSummary, upToMs: number | null) =>
 
 describe("GET /v1/batches/:id/summary", () => {
   it("puts each finished item's run time in its bucket and lists the failed items with their errors", async () => {
-    const t = setup();
+    const t = await setup();
     const id = await t.submit(6);
     const durations = [3, 40, 40, 700, 0.5, 4_000_000];
-    t.run(6, (i) => (i === 3 ? failed(durations[i] ?? 0, "item 3 broke") : ok(durations[i] ?? 0)));
+    await t.run(6, (i) =>
+      i === 3 ? failed(durations[i] ?? 0, "item 3 broke") : ok(durations[i] ?? 0),
+    );
     const s = await t.summary(id);
 
     expect(s.batch).toMatchObject({ id, state: "failed", counts: { succeeded: 5, failed: 1 } });
@@ -136,17 +138,17 @@ describe("GET /v1/batches/:id/summary", () => {
   });
 
   it("reads on from where it was: each item counted once however often it is asked", async () => {
-    const t = setup();
+    const t = await setup();
     const id = await t.submit(10);
     const s0 = await t.summary(id);
     expect(s0.durations.count).toBe(0);
     expect(s0.firstStartedAt).toBeUndefined();
     expect(s0.batch.state).toBe("queued");
 
-    t.run(4, () => ok(7));
+    await t.run(4, () => ok(7));
     expect((await t.summary(id)).durations.count).toBe(4);
     expect((await t.summary(id)).durations.count).toBe(4);
-    t.run(6, () => ok(70));
+    await t.run(6, () => ok(70));
     const s = await t.summary(id);
     expect(s.durations.count).toBe(10);
     expect(bucket(s, 10)?.succeeded).toBe(4);
@@ -155,9 +157,9 @@ describe("GET /v1/batches/:id/summary", () => {
   });
 
   it("leaves an item that ends in the very millisecond of a read for the next read", async () => {
-    const t = setup();
+    const t = await setup();
     const id = await t.submit(2);
-    t.run(1, () => ok(1));
+    await t.run(1, () => ok(1));
     // No tick: the summary reads at the time the item ended.
     const { body } = await t.call("GET", `/v1/batches/${id}/summary`);
     expect(BatchSummary.parse(body).durations.count).toBe(0);
@@ -165,10 +167,12 @@ describe("GET /v1/batches/:id/summary", () => {
   });
 
   it("folds a batch larger than one read step, every item once", async () => {
-    const t = setup();
+    const t = await setup();
     const id = await t.submit(4_500);
     expect(
-      t.run(4_500, (i) => (i % 1000 === 0 ? failed(3000, `item ${i}`) : ok(i % 2 ? 15 : 150))),
+      await t.run(4_500, (i) =>
+        i % 1000 === 0 ? failed(3000, `item ${i}`) : ok(i % 2 ? 15 : 150),
+      ),
     ).toBe(4_500);
     const s = await t.summary(id);
     expect(s.durations.count).toBe(4_500);
@@ -179,9 +183,9 @@ describe("GET /v1/batches/:id/summary", () => {
   });
 
   it("lists the first failed items by index and says there are more", async () => {
-    const t = setup();
+    const t = await setup();
     const id = await t.submit(SUMMARY_FAILED_ITEMS + 5);
-    t.run(SUMMARY_FAILED_ITEMS + 5, (i) => failed(1, `item ${i}`));
+    await t.run(SUMMARY_FAILED_ITEMS + 5, (i) => failed(1, `item ${i}`));
     const s = await t.summary(id);
     expect(s.failed.items).toHaveLength(SUMMARY_FAILED_ITEMS);
     expect(s.failed.items.map((item) => item.index)).toEqual(
@@ -191,9 +195,9 @@ describe("GET /v1/batches/:id/summary", () => {
   });
 
   it("leaves cancelled items out of the histogram", async () => {
-    const t = setup();
+    const t = await setup();
     const id = await t.submit(5);
-    t.run(2, () => ok(3));
+    await t.run(2, () => ok(3));
     t.tick(1);
     expect((await t.call("POST", `/v1/batches/${id}/cancel`)).status).toBe(200);
     const s = await t.summary(id);
@@ -204,13 +208,13 @@ describe("GET /v1/batches/:id/summary", () => {
   });
 
   it("after a retry, counts a retried item by its new run only", async () => {
-    const t = setup();
+    const t = await setup();
     const id = await t.submit(3);
-    t.run(3, (i) => (i === 1 ? failed(600, "first try") : ok(3)));
+    await t.run(3, (i) => (i === 1 ? failed(600, "first try") : ok(3)));
     const before = await t.summary(id);
     expect(bucket(before, 1000)?.failed).toBe(1);
     expect((await t.call("POST", `/v1/batches/${id}/retry`)).body).toEqual({ requeued: 1 });
-    t.run(1, () => ok(30));
+    await t.run(1, () => ok(30));
     const after = await t.summary(id);
     expect(after.durations.count).toBe(3);
     expect(bucket(after, 1000)?.failed).toBe(0);
@@ -220,7 +224,7 @@ describe("GET /v1/batches/:id/summary", () => {
   });
 
   it("refuses an unknown batch (404) and a malformed id (400)", async () => {
-    const t = setup();
+    const t = await setup();
     const missing = await t.call("GET", "/v1/batches/b_nope/summary");
     expect(missing.status).toBe(404);
     expect(missing.body).toMatchObject({ error: { code: "NOT_FOUND" } });

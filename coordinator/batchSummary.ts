@@ -86,15 +86,15 @@ export class BatchSummaries {
   /** The batch's summary; NOT_FOUND when there is no such batch. */
   async read(batchId: string): Promise<BatchSummary> {
     // An unknown (or pruned) batch is refused before anything is kept for it.
-    this.store.getBatch(batchId);
+    await this.store.getBatch(batchId);
     const fold = this.foldOf(batchId);
     const caughtUp = fold.busy.then(() => this.catchUp(batchId, fold));
     // A failed step (the batch pruned under it) leaves the next reader free to go on.
     fold.busy = caughtUp.catch(() => undefined);
     await caughtUp;
     const now = this.clock();
-    const batch = this.store.getBatch(batchId);
-    const failures = this.store.batchFailures(batchId, {
+    const batch = await this.store.getBatch(batchId);
+    const failures = await this.store.batchFailures(batchId, {
       limit: SUMMARY_FAILED_ITEMS,
       since: now - SUMMARY_RECENT_MS,
     });
@@ -138,7 +138,7 @@ export class BatchSummaries {
 
   private async catchUp(batchId: string, fold: Fold): Promise<void> {
     for (;;) {
-      const ends = this.store.batchItemEnds(batchId, {
+      const ends = await this.store.batchItemEnds(batchId, {
         after: fold.cursor,
         before: this.clock(),
         limit: CHUNK,

@@ -12,9 +12,9 @@ import { createApp } from "./app.js";
 import { Notifier } from "./notifier.js";
 import { openTempCoordinator } from "./test-support/temp-coordinator.js";
 
-const cleanups: (() => void)[] = [];
-afterEach(() => {
-  for (const cleanup of cleanups.splice(0).reverse()) cleanup();
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
 // biome-ignore lint/suspicious/noExplicitAny: tests read arbitrary JSON answers field by field
@@ -29,7 +29,7 @@ const echo = (input: unknown): Outcome => ({
 });
 
 /** The app over a temp store; the test plays the agent through the store's verbs. */
-function setup(settings: Parameters<typeof openTempCoordinator>[1] = {}) {
+async function setup(settings: Parameters<typeof openTempCoordinator>[1] = {}) {
   const parts = openTempCoordinator("batches", { maxInputBytes: 1024, ...settings });
   cleanups.push(parts.close);
   const notifier = new Notifier();
@@ -49,15 +49,15 @@ function setup(settings: Parameters<typeof openTempCoordinator>[1] = {}) {
     const response = await request(method, path, body, type);
     return { status: response.status, body: (await response.json()) as Json };
   };
-  const agent = parts.store.registerAgent(
+  const agent = await parts.store.registerAgent(
     { name: "sim", hostname: "h", slots: 64, version: "t", labels: {} },
     "hash",
     Date.now(),
   );
   /** Leases up to `count` items and returns them, as an agent would. */
   const lease = (count: number) => parts.store.lease(agent.id, count, Date.now());
-  const finish = (leaseId: string, outcome: Outcome) => {
-    const { value } = parts.store.complete(agent.id, leaseId, outcome, Date.now());
+  const finish = async (leaseId: string, outcome: Outcome) => {
+    const { value } = await parts.store.complete(agent.id, leaseId, outcome, Date.now());
     if (value.batchId) notifier.batchProgress(value.batchId);
   };
   return { ...parts, app, notifier, request, call, agent, lease, finish };
@@ -87,7 +87,7 @@ async function readLines(response: Response, count: number): Promise<ItemResult[
 
 describe("POST /v1/batches", () => {
   it("queues every input of an NDJSON body as an item, and counts them", async () => {
-    const { call, store } = setup();
+    const { call, store } = await setup();
     const submitted = await call("POST", "/v1/batches", ndjson(SPEC, 1, 2, 3), NDJSON);
     expect(submitted.status).toBe(201);
     expect(SubmitBatchResponse.parse(submitted.body)).toMatchObject({ state: "queued", total: 3 });
@@ -99,11 +99,11 @@ describe("POST /v1/batches", () => {
     });
     const item = await call("GET", `/v1/jobs/j${String(submitted.body.id).slice(1)}-2`);
     expect(item.body).toMatchObject({ batchId: submitted.body.id, index: 2 });
-    expect(store.hasQueued()).toBe(true);
+    expect(await store.hasQueued()).toBe(true);
   });
 
   it("takes the same batch as one JSON document, with or without a content type", async () => {
-    const { call } = setup();
+    const { call } = await setup();
     const body = JSON.stringify({ ...SPEC, inputs: [{ a: 1 }, null], maxParallel: 1 });
     const typed = await call("POST", "/v1/batches", body, "application/json");
     expect(typed.status).toBe(201);
@@ -113,7 +113,7 @@ describe("POST /v1/batches", () => {
   });
 
   it("refuses a whole batch for one bad item, naming its index, and queues nothing", async () => {
-    const { call, store } = setup();
+    const { call, store } = await setup();
     const bad = await call("POST", "/v1/batches", `${ndjson(SPEC, 1, 2)}{nope\n`, NDJSON);
     expect(bad.status).toBe(400);
     expect(bad.body.error).toMatchObject({ code: "VALIDATION_ERROR", details: { index: 2 } });
@@ -123,18 +123,18 @@ describe("POST /v1/batches", () => {
     const spec = await call("POST", "/v1/batches", ndjson({ ...SPEC, retries: 99 }, 1), NDJSON);
     expect(spec.status).toBe(400);
     expect(spec.body.error.message).toMatch(/^invalid batch: retries/);
-    expect(store.hasQueued()).toBe(false);
+    expect(await store.hasQueued()).toBe(false);
     expect((await call("GET", "/v1/batches")).body.batches).toEqual([]);
   });
 
   it("refuses more items than --max-batch with 413", async () => {
-    const { call } = setup({ maxBatchItems: 2 });
+    const { call } = await setup({ maxBatchItems: 2 });
     const answer = await call("POST", "/v1/batches", ndjson(SPEC, 1, 2, 3), NDJSON);
     expect(answer.status).toBe(413);
   });
 
   it("needs a client token", async () => {
-    const { app } = setup();
+    const { app } = await setup();
     const answer = await app.request("/v1/batches", { method: "POST", body: ndjson(SPEC, 1) });
     expect(answer.status).toBe(401);
   });
@@ -142,15 +142,15 @@ describe("POST /v1/batches", () => {
 
 describe("GET /v1/batches/:id/results", () => {
   it("streams each line once every item before it is done, then ends", async () => {
-    const { call, request, lease, finish } = setup();
+    const { call, request, lease, finish } = await setup();
     const { body } = await call("POST", "/v1/batches", ndjson(SPEC, 10, 11, 12), NDJSON);
-    const [zero, one, two] = lease(3);
+    const [zero, one, two] = await lease(3);
     const stream = await request("GET", `/v1/batches/${body.id}/results`);
     expect(stream.status).toBe(200);
     expect(stream.headers.get("content-type")).toMatch(/^application\/x-ndjson/);
-    finish(one?.leaseId ?? "", echo("one"));
-    finish(two?.leaseId ?? "", echo("two"));
-    setTimeout(() => finish(zero?.leaseId ?? "", echo("zero")), 50);
+    await finish(one?.leaseId ?? "", echo("one"));
+    await finish(two?.leaseId ?? "", echo("two"));
+    setTimeout(() => void finish(zero?.leaseId ?? "", echo("zero")), 50);
     const lines = await readLines(stream, 3);
     expect(lines.map((line) => [line.index, line.ok && line.result])).toEqual([
       [0, "zero"],
@@ -168,10 +168,10 @@ describe("GET /v1/batches/:id/results", () => {
   });
 
   it("resumes from=K with no gap and no duplicate", async () => {
-    const { call, request, lease, finish } = setup();
+    const { call, request, lease, finish } = await setup();
     const inputs = Array.from({ length: 20 }, (_, index) => index);
     const { body } = await call("POST", "/v1/batches", ndjson(SPEC, ...inputs), NDJSON);
-    for (const job of lease(20)) finish(job.leaseId, echo(job.spec.input));
+    for (const job of await lease(20)) await finish(job.leaseId, echo(job.spec.input));
     const first = await readLines(await request("GET", `/v1/batches/${body.id}/results`), 7);
     const from = first.length;
     const rest = (
@@ -184,14 +184,14 @@ describe("GET /v1/batches/:id/results", () => {
   });
 
   it("streams in completion order with order=completion", async () => {
-    const { call, request, lease, finish } = setup();
+    const { call, request, lease, finish } = await setup();
     const { body } = await call("POST", "/v1/batches", ndjson(SPEC, 0, 1, 2), NDJSON);
-    const [zero, one, two] = lease(3);
-    finish(two?.leaseId ?? "", echo(2));
+    const [zero, one, two] = await lease(3);
+    await finish(two?.leaseId ?? "", echo(2));
     await new Promise((resolve) => setTimeout(resolve, 5));
-    finish(zero?.leaseId ?? "", echo(0));
+    await finish(zero?.leaseId ?? "", echo(0));
     await new Promise((resolve) => setTimeout(resolve, 5));
-    finish(one?.leaseId ?? "", echo(1));
+    await finish(one?.leaseId ?? "", echo(1));
     const text = await (
       await request("GET", `/v1/batches/${body.id}/results?order=completion`)
     ).text();
@@ -204,7 +204,7 @@ describe("GET /v1/batches/:id/results", () => {
   });
 
   it("is 404 for a batch that does not exist", async () => {
-    const { call } = setup();
+    const { call } = await setup();
     const answer = await call("GET", "/v1/batches/b_nope/results");
     expect(answer.status).toBe(404);
     expect(answer.body.error.code).toBe("NOT_FOUND");
@@ -213,7 +213,7 @@ describe("GET /v1/batches/:id/results", () => {
 
 describe("cancel, retry and result groups", () => {
   it("cancels every item at once and ends the stream", async () => {
-    const { call, request } = setup();
+    const { call, request } = await setup();
     const { body } = await call("POST", "/v1/batches", ndjson(SPEC, 1, 2, 3), NDJSON);
     const stream = request("GET", `/v1/batches/${body.id}/results`);
     const cancelled = await call("POST", `/v1/batches/${body.id}/cancel`);
@@ -226,11 +226,11 @@ describe("cancel, retry and result groups", () => {
   });
 
   it("queues the failed items again on retry", async () => {
-    const { call, lease, finish } = setup();
+    const { call, lease, finish } = await setup();
     const { body } = await call("POST", "/v1/batches", ndjson(SPEC, 1, 2), NDJSON);
-    const [a, b] = lease(2);
-    finish(a?.leaseId ?? "", echo(1));
-    finish(b?.leaseId ?? "", {
+    const [a, b] = await lease(2);
+    await finish(a?.leaseId ?? "", echo(1));
+    await finish(b?.leaseId ?? "", {
       ok: false,
       error: { code: "RUNTIME_ERROR", message: "boom" },
       logs: "",
@@ -245,13 +245,13 @@ describe("cancel, retry and result groups", () => {
   });
 
   it("takes a group of results in one request, each answered on its own", async () => {
-    const { call, app, lease, store, agent } = setup();
+    const { call, app, lease, store, agent } = await setup();
     await call("POST", "/v1/batches", ndjson(SPEC, 1, 2), NDJSON);
-    const [a, b] = lease(2);
+    const [a, b] = await lease(2);
     const token = "agent-token";
     // The simulated agent's token: registered through the store with its hash.
     const { hashToken } = await import("./tokens.js");
-    const own = store.registerAgent(
+    const own = await store.registerAgent(
       { name: "grouped", hostname: "h", slots: 4, version: "t", labels: {} },
       hashToken(token),
       Date.now(),

@@ -53,9 +53,9 @@ interface Agent {
 
 const PROGRAM = "exports.main = (input) => input";
 const OK_OUTCOME: Outcome = { ok: true, result: 1, logs: "", stats: { durationMs: 1 } };
-const cleanups: (() => void)[] = [];
-afterEach(() => {
-  for (const cleanup of cleanups.splice(0).reverse()) cleanup();
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
 async function openWorld() {

@@ -52,7 +52,7 @@ export async function startCoordinator(
       logger.error({ err: error }, "HTTP server error"),
     );
   } catch (error) {
-    store.close();
+    await store.close();
     throw error;
   }
   const stopSweeper = startLeaseSweeper(
@@ -76,11 +76,11 @@ export async function startCoordinator(
     dataDir: config.dataDir,
     close() {
       closing ??= (async () => {
-        stopSweeper();
-        stopRetention();
+        const stopped = Promise.all([stopSweeper(), stopRetention()]);
         notifier.close();
         await server.close();
-        store.close();
+        await stopped;
+        await store.close();
         logger.info("coordinator stopped");
       })();
       return closing;

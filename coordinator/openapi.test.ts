@@ -7,9 +7,9 @@ import { SECURITY_SCHEMES } from "./routes/declare.js";
 import type { Role } from "./routeTypes.js";
 import { openTempCoordinator } from "./test-support/temp-coordinator.js";
 
-const cleanups: (() => void)[] = [];
-afterEach(() => {
-  for (const cleanup of cleanups.splice(0).reverse()) cleanup();
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
 // biome-ignore lint/suspicious/noExplicitAny: the test walks the document as plain JSON

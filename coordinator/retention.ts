@@ -6,7 +6,9 @@ const EVERY_MS = 60_000;
 /**
  * Deletes finished jobs older than `retentionMs`, at start and then every
  * minute, a batch per event-loop turn so requests are served in between.
- * Returns stop(); the timer never keeps the process alive on its own.
+ * Returns stop(), which resolves once a prune in flight has stopped; the
+ * timer never keeps the process alive on its own. A minute's prune that comes
+ * while the previous one still runs is skipped.
  *
  * @example
  * const stop = startRetention(store, logger, 7 * 86_400_000);
@@ -16,14 +18,14 @@ export function startRetention(
   logger: Logger,
   retentionMs: number,
   clock: () => number = Date.now,
-): () => void {
+): () => Promise<void> {
   let stopped = false;
   const prune = async () => {
     let deleted = 0;
     try {
       for (;;) {
         if (stopped) break;
-        const batch = store.pruneFinished(clock() - retentionMs);
+        const batch = await store.pruneFinished(clock() - retentionMs);
         deleted += batch;
         if (batch === 0) break;
         await new Promise((resolve) => setImmediate(resolve));
@@ -33,11 +35,19 @@ export function startRetention(
     }
     if (deleted > 0) logger.info({ deleted, retentionMs }, "finished jobs past retention deleted");
   };
-  void prune();
-  const timer = setInterval(() => void prune(), EVERY_MS);
+  // prune() never rejects: it logs its own errors.
+  let inFlight: Promise<void> | undefined;
+  const start = () => {
+    inFlight ??= prune().finally(() => {
+      inFlight = undefined;
+    });
+  };
+  start();
+  const timer = setInterval(start, EVERY_MS);
   timer.unref();
-  return () => {
+  return async () => {
     stopped = true;
     clearInterval(timer);
+    await inFlight;
   };
 }

@@ -8,33 +8,33 @@ import { openStore, type Store } from "./store/index.js";
 import { startLeaseSweeper } from "./sweeper.js";
 
 const T0 = 1_700_000_000_000;
-const cleanups: (() => void)[] = [];
-afterEach(() => {
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
   vi.useRealTimers();
-  for (const cleanup of cleanups.splice(0).reverse()) cleanup();
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-function leasedJob() {
+async function leasedJob() {
   const dataDir = mkdtempSync(join(tmpdir(), "labrun-sweeper-"));
   const store = openStore(dataDir, { leaseTtlMs: 1000, maxAttempts: 3 });
-  cleanups.push(() => {
-    store.close();
+  cleanups.push(async () => {
+    await store.close();
     rmSync(dataDir, { recursive: true, force: true });
   });
-  const { id } = store.enqueue({ source: "x", filename: "main.js" }, T0);
-  const agent = store.registerAgent(
+  const { id } = await store.enqueue({ source: "x", filename: "main.js" }, T0);
+  const agent = await store.registerAgent(
     { name: "n", hostname: "h", slots: 1, version: "v", labels: {} },
     "hash",
     T0,
   );
-  store.lease(agent.id, 1, T0);
+  await store.lease(agent.id, 1, T0);
   return { store, id };
 }
 
 describe("startLeaseSweeper", () => {
   it("expires leases on its interval and wakes lease waiters", async () => {
     vi.useFakeTimers();
-    const { store, id } = leasedJob();
+    const { store, id } = await leasedJob();
     const notifier = new Notifier();
     const time = { now: T0 };
     const stop = startLeaseSweeper(store, notifier, pino({ level: "silent" }), 500, () => time.now);
@@ -44,17 +44,17 @@ describe("startLeaseSweeper", () => {
       woken = true;
     });
     await vi.advanceTimersByTimeAsync(500);
-    expect(store.getJob(id).state).toBe("leased");
+    expect((await store.getJob(id)).state).toBe("leased");
     time.now = T0 + 1001;
     await vi.advanceTimersByTimeAsync(500);
-    expect(store.getJob(id).state).toBe("queued");
+    expect((await store.getJob(id)).state).toBe("queued");
     expect(woken).toBe(true);
   });
 
   it("wakes every lease waiter while a job sits queued (a bounded wake may have missed)", async () => {
     vi.useFakeTimers();
-    const { store } = leasedJob();
-    store.enqueue({ source: "y", filename: "main.js" }, T0);
+    const { store } = await leasedJob();
+    await store.enqueue({ source: "y", filename: "main.js" }, T0);
     const notifier = new Notifier();
     const stop = startLeaseSweeper(store, notifier, pino({ level: "silent" }), 500, () => T0);
     cleanups.push(stop);
@@ -70,7 +70,7 @@ describe("startLeaseSweeper", () => {
 
   it("gives live leases a full TTL when it starts, so a restart expires nothing at once", async () => {
     vi.useFakeTimers();
-    const { store, id } = leasedJob();
+    const { store, id } = await leasedJob();
     const notifier = new Notifier();
     // The coordinator comes back 5 s after the lease's deadline (TTL 1 s).
     const time = { now: T0 + 5_000 };
@@ -78,16 +78,16 @@ describe("startLeaseSweeper", () => {
     const stop = startLeaseSweeper(store, notifier, log, 500, () => time.now, undefined, 1_000);
     cleanups.push(stop);
     await vi.advanceTimersByTimeAsync(500);
-    expect(store.getJob(id).state).toBe("leased");
+    expect((await store.getJob(id)).state).toBe("leased");
     // Not renewed within the TTL after the restart: now it goes back to the queue.
     time.now += 1_001;
     await vi.advanceTimersByTimeAsync(500);
-    expect(store.getJob(id).state).toBe("queued");
+    expect((await store.getJob(id)).state).toBe("queued");
   });
 
   it("gives live leases a full TTL after a tick that came far too late (a stalled process)", async () => {
     vi.useFakeTimers();
-    const { store, id } = leasedJob();
+    const { store, id } = await leasedJob();
     const time = { now: T0 };
     const log = pino({ level: "silent" });
     const stop = startLeaseSweeper(
@@ -103,25 +103,25 @@ describe("startLeaseSweeper", () => {
     // SIGSTOP for 10 s: the next tick sees the clock 10 s on.
     time.now += 10_000;
     await vi.advanceTimersByTimeAsync(500);
-    expect(store.getJob(id).state).toBe("leased");
+    expect((await store.getJob(id)).state).toBe("leased");
     time.now += 500;
     await vi.advanceTimersByTimeAsync(500);
-    expect(store.getJob(id).state).toBe("leased");
+    expect((await store.getJob(id)).state).toBe("leased");
     time.now += 600;
     await vi.advanceTimersByTimeAsync(500);
-    expect(store.getJob(id).state).toBe("queued");
+    expect((await store.getJob(id)).state).toBe("queued");
   });
 
   it("logs a failed sweep and keeps sweeping", async () => {
     vi.useFakeTimers();
-    const { store } = leasedJob();
+    const { store } = await leasedJob();
     let calls = 0;
     const failingOnce: Store = {
       ...store,
-      expireLeases: (now) => {
+      expireLeases: async (now) => {
         calls++;
         if (calls === 1) throw new Error("database is locked");
-        return store.expireLeases(now);
+        return await store.expireLeases(now);
       },
     };
     const errors: unknown[] = [];

@@ -8,14 +8,14 @@ import type { Store } from "./store/index.js";
  * waiters woken) or fail with NODE_LOST (their readers woken), and counted in
  * `metrics` when given.
  */
-export function sweepLeases(
+export async function sweepLeases(
   store: Store,
   notifier: Notifier,
   logger: Logger,
   now: number,
   metrics?: CoordinatorMetrics,
-): void {
-  const expired = store.expireLeases(now);
+): Promise<void> {
+  const expired = await store.expireLeases(now);
   const { requeued, failed } = expired;
   metrics?.leasesExpired(requeued.length, failed.length);
   metrics?.jobsFinished("NODE_LOST", failed.length);
@@ -24,7 +24,8 @@ export function sweepLeases(
   }
   // Wakes are bounded per job (see Notifier.workAvailable): if work sits queued
   // while agents wait, one of them may have been woken for nothing; try all.
-  if (notifier.waiting.lease > 0 && store.hasQueued()) notifier.workAvailable();
+  // Jobs leased or queued between the two calls change nothing: this is a hint.
+  if (notifier.waiting.lease > 0 && (await store.hasQueued())) notifier.workAvailable();
   for (const id of failed) {
     logger.warn(
       { jobId: id },
@@ -35,8 +36,11 @@ export function sweepLeases(
 }
 
 /**
- * Runs sweepLeases every `everyMs` until the returned stop() is called. The
- * timer is unref'd: it never keeps the process alive on its own.
+ * Runs sweepLeases every `everyMs` until the returned stop() is called; stop()
+ * resolves once a sweep in flight has ended (so the store may be closed). The
+ * timer is unref'd: it never keeps the process alive on its own. A tick that
+ * comes while the previous sweep (or the start's grace) still runs is skipped:
+ * sweeps never overlap, and the grace always ends before the first expiry.
  *
  * Leases are only expired while the coordinator is known to have been there
  * to renew them: at start (after a restart or crash) and after a tick that
@@ -53,27 +57,39 @@ export function startLeaseSweeper(
   clock: () => number = Date.now,
   metrics?: CoordinatorMetrics,
   leaseTtlMs?: number,
-): () => void {
-  const grace = (now: number, why: string) => {
+): () => Promise<void> {
+  const grace = async (now: number, why: string) => {
     if (leaseTtlMs === undefined) return;
-    const extended = store.extendLeases(now + leaseTtlMs);
+    const extended = await store.extendLeases(now + leaseTtlMs);
     if (extended > 0)
       logger.info({ leases: extended, why }, "leases given a full TTL to be renewed");
   };
+  // A busy or failing database: log it and try again on the next tick.
+  const logged = (why: string) => (error: unknown) => logger.error({ err: error }, why);
   let last = clock();
-  grace(last, "coordinator started");
+  let inFlight: Promise<void> | undefined = grace(last, "coordinator started")
+    .catch(logged("extending leases at start failed"))
+    .finally(() => {
+      inFlight = undefined;
+    });
+  const sweep = async () => {
+    const now = clock();
+    const late = now - last > everyMs * 4;
+    last = now;
+    if (late) await grace(now, "the coordinator was not running for a while");
+    await sweepLeases(store, notifier, logger, now, metrics);
+  };
   const timer = setInterval(() => {
-    try {
-      const now = clock();
-      const late = now - last > everyMs * 4;
-      last = now;
-      if (late) grace(now, "the coordinator was not running for a while");
-      sweepLeases(store, notifier, logger, now, metrics);
-    } catch (error) {
-      // A busy or failing database: log it and try again on the next tick.
-      logger.error({ err: error }, "lease sweep failed");
-    }
+    if (inFlight) return;
+    inFlight = sweep()
+      .catch(logged("lease sweep failed"))
+      .finally(() => {
+        inFlight = undefined;
+      });
   }, everyMs);
   timer.unref();
-  return () => clearInterval(timer);
+  return async () => {
+    clearInterval(timer);
+    await inFlight;
+  };
 }

@@ -8,9 +8,9 @@ import { Notifier } from "../notifier.js";
 import { openTempCoordinator } from "../test-support/temp-coordinator.js";
 import { DASHBOARD_CSP, dashboardAssetsDir, dashboardRoutes } from "./index.js";
 
-const cleanups: (() => void)[] = [];
-afterEach(() => {
-  for (const cleanup of cleanups.splice(0).reverse()) cleanup();
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
 /** The whole coordinator app over a temp store, as main.ts builds it. */

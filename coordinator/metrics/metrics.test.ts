@@ -17,9 +17,9 @@ const FAILED: Outcome = {
   stats: { durationMs: 2_000 },
 };
 
-const cleanups: (() => void)[] = [];
-afterEach(() => {
-  for (const cleanup of cleanups.splice(0).reverse()) cleanup();
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
 /** An app with its metrics in reach, a hand-moved clock, and helpers to call it. */
@@ -226,7 +226,7 @@ describe("GET /metrics", () => {
     await agent.lease(1);
     c.time.now += 1001;
     // maxAttempts 1: the expired lease fails the job with NODE_LOST.
-    sweepLeases(c.store, c.notifier, silent, c.time.now, c.metrics);
+    await sweepLeases(c.store, c.notifier, silent, c.time.now, c.metrics);
     let samples = await c.scrape();
     expect(sampleValue(samples, "labrun_lease_expiries_total", { action: "failed" })).toBe(1);
     expect(sampleValue(samples, "labrun_lease_expiries_total", { action: "requeued" })).toBe(0);

@@ -86,8 +86,8 @@ export function createMetrics(options: MetricsOptions): CoordinatorMetrics {
   const registry = new Registry();
   const registers = [registry];
 
-  // Both gauges are read from one store snapshot per scrape (scrape() clears it).
-  let snapshot: ClusterStats | undefined;
+  // Every gauge is read from one store snapshot per scrape (scrape() clears it).
+  let snapshot: Promise<ClusterStats> | undefined;
   const current = () => {
     snapshot ??= store.stats(clock());
     return snapshot;
@@ -98,8 +98,8 @@ export function createMetrics(options: MetricsOptions): CoordinatorMetrics {
     help: "Jobs by state (queued is the queue depth), read from the store when scraped.",
     labelNames: ["state"] as const,
     registers,
-    collect() {
-      const { jobs } = current();
+    async collect() {
+      const { jobs } = await current();
       for (const state of JOB_STATES) this.set({ state }, jobs[state]);
     },
   });
@@ -108,8 +108,8 @@ export function createMetrics(options: MetricsOptions): CoordinatorMetrics {
     help: "Registered nodes by state (lost: silent for longer than the lease TTL).",
     labelNames: ["state"] as const,
     registers,
-    collect() {
-      const { nodes } = current();
+    async collect() {
+      const { nodes } = await current();
       for (const state of NodeState.options) this.set({ state }, nodes[state]);
     },
   });
@@ -118,8 +118,8 @@ export function createMetrics(options: MetricsOptions): CoordinatorMetrics {
     help: "Items of batches by state (each is also a job in labrun_jobs), read from the store when scraped.",
     labelNames: ["state"] as const,
     registers,
-    collect() {
-      const items = current().batchItems;
+    async collect() {
+      const items = (await current()).batchItems;
       for (const state of JOB_STATES) this.set({ state }, items?.[state] ?? 0);
     },
   });
@@ -128,8 +128,8 @@ export function createMetrics(options: MetricsOptions): CoordinatorMetrics {
     help: "Batches by state (active: some item not finished yet), read from the store when scraped.",
     labelNames: ["state"] as const,
     registers,
-    collect() {
-      const batches = current().batches;
+    async collect() {
+      const batches = (await current()).batches;
       for (const state of ["active", "succeeded", "failed", "cancelled"] as const) {
         this.set({ state }, batches?.[state] ?? 0);
       }

@@ -23,7 +23,7 @@ export function adminRoutes({ store, notifier, clock, logger, auth, metrics }: R
     ...admin,
     responses: { 200: jsonContent(ClusterStats, "the cluster's numbers") },
   });
-  app.openapi(stats, (c) => c.json(store.stats(clock()), 200));
+  app.openapi(stats, async (c) => c.json(await store.stats(clock()), 200));
 
   const nodes = createRoute({
     method: "get",
@@ -32,7 +32,7 @@ export function adminRoutes({ store, notifier, clock, logger, auth, metrics }: R
     ...admin,
     responses: { 200: jsonContent(NodeList, "the nodes") },
   });
-  app.openapi(nodes, (c) => c.json({ nodes: store.listNodes(clock()) }, 200));
+  app.openapi(nodes, async (c) => c.json({ nodes: await store.listNodes(clock()) }, 200));
 
   // A draining node takes no new leases and finishes the jobs it has.
   const drain = createRoute({
@@ -43,8 +43,8 @@ export function adminRoutes({ store, notifier, clock, logger, auth, metrics }: R
     request: { params: NodePath },
     responses: { 200: jsonContent(NodeInfo, "the node, draining"), ...refusals("NOT_FOUND") },
   });
-  app.openapi(drain, (c) => {
-    const node = store.setAgentState(c.req.valid("param").node, "draining", clock());
+  app.openapi(drain, async (c) => {
+    const node = await store.setAgentState(c.req.valid("param").node, "draining", clock());
     logger.info({ agentId: node.id, name: node.name }, "node draining");
     return c.json(node, 200);
   });
@@ -57,8 +57,8 @@ export function adminRoutes({ store, notifier, clock, logger, auth, metrics }: R
     request: { params: NodePath },
     responses: { 200: jsonContent(NodeInfo, "the node, ready"), ...refusals("NOT_FOUND") },
   });
-  app.openapi(resume, (c) => {
-    const node = store.setAgentState(c.req.valid("param").node, "ready", clock());
+  app.openapi(resume, async (c) => {
+    const node = await store.setAgentState(c.req.valid("param").node, "ready", clock());
     logger.info({ agentId: node.id, name: node.name }, "node resumed");
     notifier.workAvailable();
     return c.json(node, 200);
@@ -73,9 +73,9 @@ export function adminRoutes({ store, notifier, clock, logger, auth, metrics }: R
     request: { params: NodePath },
     responses: { 204: { description: "done; no body" }, ...refusals("NOT_FOUND") },
   });
-  app.openapi(remove, (c) => {
+  app.openapi(remove, async (c) => {
     const agentId = c.req.valid("param").node;
-    const expired = store.removeAgent(agentId, clock());
+    const expired = await store.removeAgent(agentId, clock());
     const { requeued, failed } = expired;
     logger.info({ agentId, requeued: requeued.length, failed: failed.length }, "node removed");
     if (requeued.length > 0) notifier.workAvailable();

@@ -37,10 +37,10 @@ export function agentRoutes({ store, notifier, config, clock, logger, auth, metr
     request: { body: jsonBody(RegisterAgentRequest) },
     responses: { 200: jsonContent(RegisterAgentResponse, "the agent's id and token") },
   });
-  app.openapi(register, (c) => {
+  app.openapi(register, async (c) => {
     const request = c.req.valid("json");
     const token = newToken("lrn");
-    const agent = store.registerAgent(request, hashToken(token), clock());
+    const agent = await store.registerAgent(request, hashToken(token), clock());
     logger.info({ agentId: agent.id, name: agent.name, slots: request.slots }, "agent registered");
     return c.json(
       {
@@ -70,7 +70,7 @@ export function agentRoutes({ store, notifier, config, clock, logger, auth, metr
     const deadline = Date.now() + waitMs;
     // An aborted request leases nothing: its answer would reach no one.
     while (!signal.aborted && !notifier.closed) {
-      const jobs = store.lease(agent.id, free, clock());
+      const jobs = await store.lease(agent.id, free, clock());
       const left = deadline - Date.now();
       if (jobs.length > 0 || free === 0 || left <= 0) return c.json({ jobs }, 200);
       await notifier.waitForWork(left, signal);
@@ -86,10 +86,10 @@ export function agentRoutes({ store, notifier, config, clock, logger, auth, metr
     request: { params: AgentPath, body: jsonBody(HeartbeatRequest) },
     responses: { 200: jsonContent(HeartbeatResponse, "the leases to cancel") },
   });
-  app.openapi(heartbeat, (c) => {
+  app.openapi(heartbeat, async (c) => {
     const agent = callingAgent(c);
     const { running, stats } = c.req.valid("json");
-    const cancel = store.heartbeat(agent.id, running, clock());
+    const cancel = await store.heartbeat(agent.id, running, clock());
     if (stats) metrics.agentReported(stats);
     return c.json({ cancel }, 200);
   });
@@ -102,10 +102,10 @@ export function agentRoutes({ store, notifier, config, clock, logger, auth, metr
     request: { params: AgentPath, body: jsonBody(ResultRequest) },
     responses: { 200: jsonContent(ResultResponse, "accepted"), ...refusals("STALE_LEASE") },
   });
-  app.openapi(results, (c) => {
+  app.openapi(results, async (c) => {
     const agent = callingAgent(c);
     const { leaseId, outcome } = c.req.valid("json");
-    const { value: job, changed } = store.complete(agent.id, leaseId, outcome, clock());
+    const { value: job, changed } = await store.complete(agent.id, leaseId, outcome, clock());
     if (changed) recorded(job, outcome);
     return c.json({ accepted: true }, 200);
   });
@@ -119,10 +119,10 @@ export function agentRoutes({ store, notifier, config, clock, logger, auth, metr
     request: { params: AgentPath, body: jsonBody(ResultGroupRequest) },
     responses: { 200: jsonContent(ResultGroupResponse, "each result's answer, in order") },
   });
-  app.openapi(resultGroup, (c) => {
+  app.openapi(resultGroup, async (c) => {
     const agent = callingAgent(c);
     const { results } = c.req.valid("json");
-    const answers = store.completeMany(agent.id, results, clock());
+    const answers = await store.completeMany(agent.id, results, clock());
     const outcomes = new Map(results.map((result) => [result.leaseId, result.outcome]));
     return c.json(
       {
@@ -162,9 +162,9 @@ export function agentRoutes({ store, notifier, config, clock, logger, auth, metr
     request: { params: AgentPath },
     responses: { 204: { description: "done; no body" } },
   });
-  app.openapi(leave, (c) => {
+  app.openapi(leave, async (c) => {
     const agent = callingAgent(c);
-    const expired = store.removeAgent(agent.id, clock());
+    const expired = await store.removeAgent(agent.id, clock());
     const { requeued, failed } = expired;
     logger.info({ agentId: agent.id, requeued: requeued.length }, "agent left the cluster");
     if (requeued.length > 0) notifier.workAvailable(requeued.length);

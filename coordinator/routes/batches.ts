@@ -87,11 +87,11 @@ export function batchRoutes({ store, notifier, config, clock, auth, metrics }: R
       201: jsonContent(SubmitBatchResponse, "the batch, every item queued"),
     },
   });
-  app.openapi(submit, (c) => {
+  app.openapi(submit, async (c) => {
     const batch = c.get("batch");
     if (!batch) throw new Error("readBatchBody did not run");
     const limits = { ...config.defaultLimits, ...batch.spec.limits };
-    const queued = store.enqueueBatch(batch, limits, clock());
+    const queued = await store.enqueueBatch(batch, limits, clock());
     notifier.workAvailable(queued.total);
     return c.json(queued, 201);
   });
@@ -104,7 +104,7 @@ export function batchRoutes({ store, notifier, config, clock, auth, metrics }: R
     request: { query: ListBatchesQuery },
     responses: { 200: jsonContent(BatchPage, "a page of batches") },
   });
-  app.openapi(list, (c) => c.json(store.listBatches(c.req.valid("query")), 200));
+  app.openapi(list, async (c) => c.json(await store.listBatches(c.req.valid("query")), 200));
 
   const read = createRoute({
     method: "get",
@@ -114,7 +114,7 @@ export function batchRoutes({ store, notifier, config, clock, auth, metrics }: R
     request: { params: BatchPath },
     responses: { 200: jsonContent(Batch, "the batch"), ...refusals("NOT_FOUND") },
   });
-  app.openapi(read, (c) => c.json(store.getBatch(c.req.valid("param").id), 200));
+  app.openapi(read, async (c) => c.json(await store.getBatch(c.req.valid("param").id), 200));
 
   const summary = createRoute({
     method: "get",
@@ -145,11 +145,11 @@ export function batchRoutes({ store, notifier, config, clock, auth, metrics }: R
       ...refusals("NOT_FOUND"),
     },
   });
-  app.openapi(results, (c) => {
+  app.openapi(results, async (c) => {
     const { id } = c.req.valid("param");
     const options = c.req.valid("query");
     // An unknown batch is a 404 before the stream starts.
-    let page = store.batchResults(id, options, clock());
+    let page = await store.batchResults(id, options, clock());
     const signal = c.req.raw.signal;
     c.header("content-type", NDJSON);
     c.header("cache-control", "no-store");
@@ -164,7 +164,7 @@ export function batchRoutes({ store, notifier, config, clock, auth, metrics }: R
         // A full page means more are ready now; else wait for an item to end.
         if (page.lines.length === 0) await notifier.waitForBatch(id, STREAM_IDLE_MS, signal);
         if (signal.aborted || notifier.closed) return;
-        page = store.batchResults(id, { ...options, from }, clock());
+        page = await store.batchResults(id, { ...options, from }, clock());
       }
     }) as never;
   });
@@ -178,8 +178,8 @@ export function batchRoutes({ store, notifier, config, clock, auth, metrics }: R
     request: { params: BatchPath },
     responses: { 200: jsonContent(Batch, "the batch, cancelled"), ...refusals("NOT_FOUND") },
   });
-  app.openapi(cancel, (c) => {
-    const { batch, cancelled } = store.cancelBatch(c.req.valid("param").id, clock());
+  app.openapi(cancel, async (c) => {
+    const { batch, cancelled } = await store.cancelBatch(c.req.valid("param").id, clock());
     metrics.jobsFinished("CANCELLED", cancelled.length);
     for (const jobId of cancelled) notifier.jobFinished(jobId);
     notifier.batchProgress(batch.id);
@@ -197,9 +197,9 @@ export function batchRoutes({ store, notifier, config, clock, auth, metrics }: R
       ...refusals("NOT_FOUND"),
     },
   });
-  app.openapi(retry, (c) => {
+  app.openapi(retry, async (c) => {
     const { id } = c.req.valid("param");
-    const requeued = store.retryBatch(id);
+    const requeued = await store.retryBatch(id);
     // The retried items will end again: their first ends leave the histogram.
     if (requeued > 0) summaries.forget(id);
     if (requeued > 0) notifier.workAvailable(requeued);

@@ -27,9 +27,9 @@ export function healthRoutes({ store, notifier }: RouteDeps) {
     security: [],
     responses: { 200: jsonContent(HealthResponse, "ready"), ...refusals("UNAVAILABLE") },
   });
-  app.openapi(ready, (c) => {
+  app.openapi(ready, async (c) => {
     if (notifier.closed) throw new ApiError("UNAVAILABLE", "the coordinator is shutting down");
-    store.ping();
+    await store.ping();
     return c.json({ ok: true as const }, 200);
   });
 

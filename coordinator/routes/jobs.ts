@@ -53,12 +53,12 @@ export function jobRoutes({ store, notifier, config, clock, auth, metrics }: Rou
     request: { body: jsonBody(SubmitJobRequest) },
     responses: { 201: jsonContent(SubmitJobResponse, "the job, queued") },
   });
-  app.openapi(submit, (c) => {
+  app.openapi(submit, async (c) => {
     const request = c.req.valid("json");
     // What the client leaves out, the lab's defaults fill in: the job record
     // shows every limit.
     const limits = { ...config.defaultLimits, ...request.limits };
-    const job = store.enqueue({ ...request, limits }, clock());
+    const job = await store.enqueue({ ...request, limits }, clock());
     notifier.workAvailable(1);
     return c.json({ id: job.id, state: job.state }, 201);
   });
@@ -71,7 +71,7 @@ export function jobRoutes({ store, notifier, config, clock, auth, metrics }: Rou
     request: { query: ListJobsQuery },
     responses: { 200: jsonContent(JobPage, "a page of jobs") },
   });
-  app.openapi(list, (c) => c.json(store.listJobs(c.req.valid("query")), 200));
+  app.openapi(list, async (c) => c.json(await store.listJobs(c.req.valid("query")), 200));
 
   // ?wait=N answers as soon as the job is terminal, or after N seconds with the job as it is.
   const read = createRoute({
@@ -86,14 +86,14 @@ export function jobRoutes({ store, notifier, config, clock, auth, metrics }: Rou
     const { id } = c.req.valid("param");
     const { wait } = c.req.valid("query");
     const signal = c.req.raw.signal;
-    let job = store.getJob(id);
+    let job = await store.getJob(id);
     const deadline = Date.now() + (wait ?? 0) * 1000;
     while (!isTerminal(job.state) && !notifier.closed && !signal.aborted) {
       const left = deadline - Date.now();
       if (left <= 0) break;
       await notifier.waitForJob(id, left, signal);
       if (notifier.closed) break;
-      job = store.getJob(id);
+      job = await store.getJob(id);
     }
     return c.json(job, 200);
   });
@@ -106,8 +106,8 @@ export function jobRoutes({ store, notifier, config, clock, auth, metrics }: Rou
     request: { params: JobPath },
     responses: { 200: jsonContent(Job, "the job, cancelled"), ...refusals("NOT_FOUND") },
   });
-  app.openapi(cancel, (c) => {
-    const { value: job, changed } = store.cancel(c.req.valid("param").id, clock());
+  app.openapi(cancel, async (c) => {
+    const { value: job, changed } = await store.cancel(c.req.valid("param").id, clock());
     if (changed) {
       metrics.jobsFinished("CANCELLED");
       notifier.jobFinished(job.id);

@@ -30,15 +30,49 @@ import { prepareStats } from "./stats.js";
 export { NODE_LOST_MESSAGE } from "./expireLeases.js";
 export type * from "./interfaces.js";
 
+/** The store's verbs as the SQLite modules implement them: synchronous. */
+export type SyncStore = {
+  [K in keyof Store]: Store[K] extends (...args: infer A) => Promise<infer R>
+    ? (...args: A) => R
+    : never;
+};
+
 /**
  * The SQLite store in `<dataDir>/labrun.db`: each verb is its own module with
- * its SQL beside it, prepared once here.
+ * its SQL beside it, prepared once here. better-sqlite3 is synchronous and
+ * each verb is one transaction, so the verbs stay synchronous inside and are
+ * made asynchronous only here, at the interface (see `asynchronous`).
  *
  * @example
  * const store = openStore(dataDir, { leaseTtlMs: 10_000, maxAttempts: 3 });
- * const job = store.enqueue({ source, filename: "main.js" }, Date.now());
+ * const job = await store.enqueue({ source, filename: "main.js" }, Date.now());
  */
 export function openStore(dataDir: string, settings: StoreSettings): Store {
+  return asynchronous(openSyncStore(dataDir, settings));
+}
+
+/**
+ * Each verb as a function that runs it at once and returns a settled promise:
+ * its value, or its error as a rejection (never a synchronous throw). The
+ * transaction has committed before the caller's `await` resumes, and no
+ * extra promise or microtask is added beyond the one the caller awaits.
+ */
+export function asynchronous(sync: SyncStore): Store {
+  const store: Record<string, (...args: unknown[]) => Promise<unknown>> = {};
+  for (const [name, verb] of Object.entries(sync) as [string, (...args: unknown[]) => unknown][]) {
+    store[name] = (...args) => {
+      try {
+        return Promise.resolve(verb(...args));
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    };
+  }
+  return store as unknown as Store;
+}
+
+/** The SQLite store's verbs, synchronous (openStore wraps them). */
+function openSyncStore(dataDir: string, settings: StoreSettings): SyncStore {
   const db = openDatabase(dataDir);
   const context: StoreContext = { db, settings: { ...settings } };
   const { getJob, readJob } = prepareGetJob(context);

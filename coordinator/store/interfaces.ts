@@ -32,73 +32,73 @@ import type { ApiError } from "../errors.js";
  */
 export interface Store {
   /** Queues a new job (limits = DEFAULT_LIMITS merged with the requested ones). */
-  enqueue(request: SubmitJobParsed, now: number): Job;
+  enqueue(request: SubmitJobParsed, now: number): Promise<Job>;
   /**
    * One job; NOT_FOUND when there is none. A queued job that no ready node
    * can take (none offers its runtime) says so in `waiting`.
    */
-  getJob(id: string, now?: number): Job;
+  getJob(id: string, now?: number): Promise<Job>;
   /**
    * Single jobs, newest first (a batch's items are read through the batch);
    * `cursor` is the opaque `nextCursor` of the previous page.
    */
-  listJobs(options: ListJobsOptions): JobPage;
+  listJobs(options: ListJobsOptions): Promise<JobPage>;
   /**
    * Queued, leased or running → cancelled at once (the agent holding the
    * lease is told on its next heartbeat). A terminal job is returned as it is.
    */
-  cancel(id: string, now: number): Changed<Job>;
+  cancel(id: string, now: number): Promise<Changed<Job>>;
 
   /** Queues a batch and every item, in one transaction: all of them or none. */
-  enqueueBatch(batch: NewBatch, limits: JobLimits, now: number): SubmitBatchResponse;
+  enqueueBatch(batch: NewBatch, limits: JobLimits, now: number): Promise<SubmitBatchResponse>;
   /** One batch with its counts by state; NOT_FOUND when there is none. */
-  getBatch(id: string): Batch;
+  getBatch(id: string): Promise<Batch>;
   /** Newest first, each with its counts. */
-  listBatches(options: ListBatchesOptions): BatchPage;
+  listBatches(options: ListBatchesOptions): Promise<BatchPage>;
   /**
    * The next result lines after the first `from`: in index order as far as
    * every item is done, or in completion order. `complete` once the reader
    * has every line of a finished batch.
    */
-  batchResults(batchId: string, options: BatchResultsOptions, now: number): BatchResults;
+  batchResults(batchId: string, options: BatchResultsOptions, now: number): Promise<BatchResults>;
   /**
    * A page of the batch's finished items in the order they ended, after
    * `after` and before `before` (epoch ms), each with its measured duration.
    */
-  batchItemEnds(batchId: string, options: BatchItemEndsOptions): BatchItemEnd[];
+  batchItemEnds(batchId: string, options: BatchItemEndsOptions): Promise<BatchItemEnd[]>;
   /** The failed items with the lowest indexes (at most `limit`), and how many items ended since `since`. */
-  batchFailures(batchId: string, options: { limit: number; since: number }): BatchFailures;
+  batchFailures(batchId: string, options: { limit: number; since: number }): Promise<BatchFailures>;
   /** Every item not yet terminal → cancelled, at once; the batch is cancelled. */
-  cancelBatch(batchId: string, now: number): CancelledBatch;
+  cancelBatch(batchId: string, now: number): Promise<CancelledBatch>;
   /** The failed items queued again; returns how many. */
-  retryBatch(batchId: string): number;
+  retryBatch(batchId: string): Promise<number>;
 
-  registerAgent(agent: NewAgent, tokenHash: string, now: number): AgentIdentity;
+  registerAgent(agent: NewAgent, tokenHash: string, now: number): Promise<AgentIdentity>;
   /** The agent whose per-agent token has this sha256 hash. */
-  agentByTokenHash(tokenHash: string): AgentIdentity | undefined;
+  agentByTokenHash(tokenHash: string): Promise<AgentIdentity | undefined>;
   /** ready ⇄ draining (a draining agent gets no new leases). NOT_FOUND when unknown. */
-  setAgentState(agentId: string, state: "ready" | "draining", now: number): NodeInfo;
+  setAgentState(agentId: string, state: "ready" | "draining", now: number): Promise<NodeInfo>;
   /** Forgets an agent (its token stops working); its leases expire at once. */
-  removeAgent(agentId: string, now: number): ExpiredLeases;
+  removeAgent(agentId: string, now: number): Promise<ExpiredLeases>;
 
   /**
    * Hands up to `free` of the oldest queued jobs to the agent, atomically:
    * each becomes `leased` with a new leaseId, attempts + 1 and a deadline
    * of now + leaseTtl. A draining or unknown agent gets none.
    */
-  lease(agentId: string, free: number, now: number): LeasedJob[];
+  lease(agentId: string, free: number, now: number): Promise<LeasedJob[]>;
   /**
    * Renews the deadlines of the agent's current leases among `running`,
    * marks leased → running, and returns the leaseIds the agent must stop:
    * those that are no longer its current lease (cancelled, expired, unknown).
    */
-  heartbeat(agentId: string, running: string[], now: number): string[];
+  heartbeat(agentId: string, running: string[], now: number): Promise<string[]>;
   /**
    * Records the outcome of the agent's current lease: succeeded or failed.
    * A repeat for the lease that already completed the job changes nothing;
    * any other lease throws STALE_LEASE (409) and changes nothing.
    */
-  complete(agentId: string, leaseId: string, outcome: Outcome, now: number): Changed<Job>;
+  complete(agentId: string, leaseId: string, outcome: Outcome, now: number): Promise<Changed<Job>>;
   /**
    * Many results in one transaction, each taken or refused as `complete`
    * would. A batch item whose sandbox failed (attempts left) or whose program
@@ -108,26 +108,26 @@ export interface Store {
     agentId: string,
     results: readonly { leaseId: string; outcome: Outcome }[],
     now: number,
-  ): CompletedResult[];
+  ): Promise<CompletedResult[]>;
   /** Retention: deletes up to a batch of jobs that finished before `before`; returns how many. */
-  pruneFinished(before: number): number;
+  pruneFinished(before: number): Promise<number>;
   /** Pushes every live lease's deadline to at least `until`; returns how many moved. */
-  extendLeases(until: number): number;
+  extendLeases(until: number): Promise<number>;
   /** Leases past their deadline: queued again, or failed with NODE_LOST. */
-  expireLeases(now: number): ExpiredLeases;
+  expireLeases(now: number): Promise<ExpiredLeases>;
 
   /** Whether any job is queued (cheap: one index probe). */
-  hasQueued(): boolean;
+  hasQueued(): Promise<boolean>;
   /** Every registered agent, `lost` when silent for longer than the lease TTL. */
-  listNodes(now: number): NodeInfo[];
+  listNodes(now: number): Promise<NodeInfo[]>;
   /**
    * Jobs by state, jobs finished in the last minute and hour, and nodes by
    * state (as listNodes counts them), from one read snapshot.
    */
-  stats(now: number): ClusterStats;
+  stats(now: number): Promise<ClusterStats>;
   /** Throws when the database cannot answer (readiness). */
-  ping(): void;
-  close(): void;
+  ping(): Promise<void>;
+  close(): Promise<void>;
 }
 
 export interface StoreSettings {

@@ -28,8 +28,8 @@ export function openTempCoordinator(
     config,
     store,
     tokens,
-    close() {
-      store.close();
+    async close() {
+      await store.close();
       rmSync(dataDir, { recursive: true, force: true });
     },
   };

@@ -1,0 +1,97 @@
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import { describe, expect, it } from "vitest";
+import { DEFAULT_LIMITS } from "../../protocol/index.js";
+import { onCleanup, openTestStore, tempDir } from "../test-support/store-fixtures.js";
+import { LEASE_SQL } from "./lease.js";
+import { SCHEMA_VERSION } from "./migrations.js";
+import { STATS_SQL } from "./stats.js";
+import { agentSpec, T0 } from "./suite/fixtures.js";
+
+// What only the SQLite store has: its file, its pragmas, its query plans and
+// rows written by an older labrun. Every verb's behaviour is in the store
+// suite (suite/, run on SQLite by store.sqlite.test.ts).
+
+/** `EXPLAIN QUERY PLAN` of `sql` on the store's database in `dataDir`. */
+function planner(dataDir: string) {
+  const db = new Database(join(dataDir, "labrun.db"), { readonly: true });
+  onCleanup(() => db.close());
+  return (sql: string, ...bindings: unknown[]) =>
+    db
+      .prepare(`EXPLAIN QUERY PLAN ${sql}`)
+      .all(...bindings)
+      .map((row) => (row as { detail: string }).detail)
+      .join("; ");
+}
+
+describe("the SQLite file", () => {
+  it("is in WAL mode at the current schema", async () => {
+    const dataDir = tempDir();
+    await openTestStore(dataDir).close();
+    const db = new Database(join(dataDir, "labrun.db"), { readonly: true });
+    onCleanup(() => db.close());
+    expect(db.pragma("journal_mode", { simple: true })).toBe("wal");
+    expect(db.pragma("user_version", { simple: true })).toBe(SCHEMA_VERSION);
+  });
+
+  it("refuses a database from a newer labrun", async () => {
+    const dataDir = tempDir();
+    await openTestStore(dataDir).close();
+    const db = new Database(join(dataDir, "labrun.db"));
+    db.pragma(`user_version = ${SCHEMA_VERSION + 1}`);
+    db.close();
+    expect(() => openTestStore(dataDir)).toThrow(/newer than this labrun knows/);
+  });
+
+  it("runs a job stored before the newer limits existed with their defaults", async () => {
+    const dataDir = tempDir();
+    const store = openTestStore(dataDir);
+    const { id } = await store.enqueue({ source: "x", filename: "main.js" }, T0);
+    const db = new Database(join(dataDir, "labrun.db"));
+    onCleanup(() => db.close());
+    db.prepare("UPDATE jobs SET limits = ? WHERE id = ?").run(
+      JSON.stringify({ timeoutMs: 5000, memoryMb: 128, cpus: 1 }),
+      id,
+    );
+    const old = { ...DEFAULT_LIMITS, timeoutMs: 5000, memoryMb: 128 };
+    expect((await store.getJob(id)).limits).toEqual(old);
+    const agent = await store.registerAgent(
+      { ...agentSpec(), maxLimits: { pids: DEFAULT_LIMITS.pids, tmpfsMb: 64 } },
+      "hash",
+      T0,
+    );
+    const [leased] = await store.lease(agent.id, 1, T0);
+    expect(leased?.spec.limits).toEqual(old);
+  });
+});
+
+describe("query plans", () => {
+  it("finds a queued single job through its own index, never by scanning a batch's items", async () => {
+    const dataDir = tempDir();
+    const store = openTestStore(dataDir);
+    await store.enqueueBatch(
+      {
+        spec: { source: "x", filename: "main.js", retries: 0, isolate: false },
+        inputs: Array.from({ length: 10 }, (_, index) => JSON.stringify(index)),
+      },
+      DEFAULT_LIMITS,
+      T0,
+    );
+    const plan = planner(dataDir);
+    const fits = { room: 4, runtimes: '["node"]', ...DEFAULT_LIMITS };
+    expect(plan(LEASE_SQL.singles, fits)).toMatch(/USING INDEX jobs_singles_queued/);
+    expect(plan(LEASE_SQL.singles, fits)).not.toMatch(/TEMP B-TREE/);
+    expect(plan(LEASE_SQL.items, "b", 4)).toMatch(/USING INDEX jobs_by_batch_state/);
+    expect(plan(LEASE_SQL.items, "b", 4)).not.toMatch(/TEMP B-TREE/);
+  });
+
+  it("answers stats from indexes, never reading job rows (programs can be 1 MiB each)", () => {
+    const dataDir = tempDir();
+    openTestStore(dataDir);
+    const plan = planner(dataDir);
+    const windows = { minuteAgo: 0, hourAgo: 0 };
+    expect(plan(STATS_SQL.jobsByState, windows)).toMatch(/COVERING INDEX jobs_by_state/);
+    expect(plan(STATS_SQL.itemsByState, windows)).toMatch(/COVERING INDEX jobs_by_batch_state/);
+    expect(plan(STATS_SQL.finishedSince, windows)).toMatch(/COVERING INDEX jobs_by_finished/);
+  });
+});
