@@ -4,6 +4,7 @@ import {
   prepareRemoveAgent,
   prepareSetAgentState,
 } from "./agents.js";
+import { prepareAudit } from "./audit.js";
 import { prepareBatchResults } from "./batchResults.js";
 import { prepareCancel } from "./cancel.js";
 import { prepareCancelBatch } from "./cancelBatch.js";
@@ -13,6 +14,7 @@ import { prepareEnqueue } from "./enqueue.js";
 import { prepareEnqueueBatch } from "./enqueueBatch.js";
 import { prepareExpireLeases } from "./expireLeases.js";
 import { prepareExtendLeases } from "./extendLeases.js";
+import { installUsageCharge } from "./fairShare.js";
 import { prepareGetBatch } from "./getBatch.js";
 import { prepareGetJob } from "./getJob.js";
 import { prepareHeartbeat } from "./heartbeat.js";
@@ -24,6 +26,7 @@ import { preparePruneFinished } from "./pruneFinished.js";
 import { prepareRetryBatch } from "./retryBatch.js";
 import { prepareCountBatch, prepareSettleBatches } from "./settleBatches.js";
 import { prepareStats } from "./stats.js";
+import { halfLifeOf, prepareUsers } from "./users.js";
 
 export { NODE_LOST_MESSAGE } from "./expireLeases.js";
 export type * from "./interfaces.js";
@@ -39,6 +42,7 @@ export type * from "./interfaces.js";
 export function openStore(dataDir: string, settings: StoreSettings): Store {
   const db = openDatabase(dataDir);
   const context: StoreContext = { db, settings: { ...settings } };
+  installUsageCharge(db, halfLifeOf(settings), settings.leaseTtlMs);
   const { getJob, readJob } = prepareGetJob(context);
   const countBatch = prepareCountBatch(context);
   const settleBatches = prepareSettleBatches(context, countBatch);
@@ -50,6 +54,8 @@ export function openStore(dataDir: string, settings: StoreSettings): Store {
   const anyQueued = db.prepare("SELECT 1 FROM jobs WHERE state = 'queued' LIMIT 1").pluck();
   const hasQueued = () => anyQueued.get() !== undefined;
   return {
+    ...prepareUsers(context, settleBatches),
+    ...prepareAudit(context),
     enqueue: prepareEnqueue(context, getJob),
     getJob: readJob,
     listJobs: prepareListJobs(context),

@@ -38,12 +38,17 @@ describe("enqueue and getJob", () => {
       createdAt: new Date(T0).toISOString(),
       limits: { ...DEFAULT_LIMITS, memoryMb: 64 },
       labels: { team: "a" },
+      owner: "default",
     });
     expect(job.id).toMatch(/^j_[A-Za-z0-9_-]{20}$/);
     // Read by id, a queued job no node can take says why.
     expect(store.getJob(job.id)).toEqual({
       ...job,
-      waiting: { reason: expect.stringContaining("no ready node offers the node runtime") },
+      waiting: {
+        reason: "no_node_fits",
+        message: expect.stringContaining("no ready node offers the node runtime"),
+        position: 1,
+      },
     });
   });
 
@@ -103,15 +108,16 @@ describe("lease, heartbeat, complete", () => {
     const nodeOnly = store.registerAgent({ ...agentSpec("n"), runtimes: ["node"] }, "h-n", T0);
     expect(store.lease(older.id, 4, T0).map((job) => job.id)).toEqual([node]);
     expect(store.lease(nodeOnly.id, 4, T0)).toEqual([]);
-    expect(store.getJob(python.id, T0).waiting?.reason).toMatch(
-      /^no ready node offers the python runtime/,
-    );
+    expect(store.getJob(python.id, T0).waiting).toMatchObject({
+      reason: "no_node_fits",
+      message: expect.stringMatching(/^no ready node offers the python runtime/),
+    });
     const both = store.registerAgent(
       { ...agentSpec("both"), runtimes: ["node", "python"] },
       "h-both",
       T0,
     );
-    expect(store.getJob(python.id, T0).waiting).toBeUndefined();
+    expect(store.getJob(python.id, T0).waiting?.reason).toBe("no_free_slot");
     const [leased] = store.lease(both.id, 4, T0);
     expect(leased?.spec).toMatchObject({ runtime: "python", filename: "prog.py" });
     expect(store.listNodes(T0).find((n) => n.id === both.id)?.runtimes).toEqual(["node", "python"]);
