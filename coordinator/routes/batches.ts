@@ -15,6 +15,7 @@ import {
 } from "../../protocol/index.js";
 import { type BatchBounds, readBatch } from "../batchBody.js";
 import { BODY_LIMITS } from "../bodyLimits.js";
+import { actingUser, listedOwner, visibleOr404 } from "../ownership.js";
 import type { AuthEnv, RouteDeps } from "../routeTypes.js";
 import { CLIENT, component, guard, jsonContent, newRouteApp, refusals } from "./declare.js";
 
@@ -82,13 +83,14 @@ export function batchRoutes({ store, notifier, config, clock, auth, metrics }: R
     },
     responses: {
       201: jsonContent(SubmitBatchResponse, "the batch, every item queued"),
+      ...refusals("QUOTA_EXCEEDED"),
     },
   });
   app.openapi(submit, (c) => {
     const batch = c.get("batch");
     if (!batch) throw new Error("readBatchBody did not run");
     const limits = { ...config.defaultLimits, ...batch.spec.limits };
-    const queued = store.enqueueBatch(batch, limits, clock());
+    const queued = store.enqueueBatch(batch, limits, clock(), actingUser(c.get("caller")));
     notifier.workAvailable(queued.total);
     return c.json(queued, 201);
   });
@@ -96,12 +98,20 @@ export function batchRoutes({ store, notifier, config, clock, auth, metrics }: R
   const list = createRoute({
     method: "get",
     path: "/v1/batches",
-    summary: "A page of batches, newest first, each with its counts.",
+    summary:
+      "A page of the caller's batches, newest first, each with its counts (the admin token: everyone's, or one user's with user=).",
     ...guard(auth, CLIENT),
     request: { query: ListBatchesQuery },
-    responses: { 200: jsonContent(BatchPage, "a page of batches") },
+    responses: { 200: jsonContent(BatchPage, "a page of batches"), ...refusals("FORBIDDEN") },
   });
-  app.openapi(list, (c) => c.json(store.listBatches(c.req.valid("query")), 200));
+  app.openapi(list, (c) => {
+    const { user, all, ...query } = c.req.valid("query");
+    const owner = listedOwner(c.get("caller"), { user, all });
+    return c.json(store.listBatches({ ...query, owner }), 200);
+  });
+  /** 404 for a batch the caller may not see, as for one that does not exist. */
+  const visible = (caller: Parameters<typeof visibleOr404>[0], id: string) =>
+    visibleOr404(caller, store.batchOwner(id), `batch ${id}`);
 
   const read = createRoute({
     method: "get",
@@ -111,7 +121,11 @@ export function batchRoutes({ store, notifier, config, clock, auth, metrics }: R
     request: { params: BatchPath },
     responses: { 200: jsonContent(Batch, "the batch"), ...refusals("NOT_FOUND") },
   });
-  app.openapi(read, (c) => c.json(store.getBatch(c.req.valid("param").id), 200));
+  app.openapi(read, (c) => {
+    const { id } = c.req.valid("param");
+    visible(c.get("caller"), id);
+    return c.json(store.getBatch(id), 200);
+  });
 
   const results = createRoute({
     method: "get",
@@ -131,7 +145,8 @@ export function batchRoutes({ store, notifier, config, clock, auth, metrics }: R
   app.openapi(results, (c) => {
     const { id } = c.req.valid("param");
     const options = c.req.valid("query");
-    // An unknown batch is a 404 before the stream starts.
+    // An unknown batch (or another user's) is a 404 before the stream starts.
+    visible(c.get("caller"), id);
     let page = store.batchResults(id, options, clock());
     const signal = c.req.raw.signal;
     c.header("content-type", NDJSON);
@@ -162,7 +177,9 @@ export function batchRoutes({ store, notifier, config, clock, auth, metrics }: R
     responses: { 200: jsonContent(Batch, "the batch, cancelled"), ...refusals("NOT_FOUND") },
   });
   app.openapi(cancel, (c) => {
-    const { batch, cancelled } = store.cancelBatch(c.req.valid("param").id, clock());
+    const { id } = c.req.valid("param");
+    visible(c.get("caller"), id);
+    const { batch, cancelled } = store.cancelBatch(id, clock());
     metrics.jobsFinished("CANCELLED", cancelled.length);
     for (const jobId of cancelled) notifier.jobFinished(jobId);
     notifier.batchProgress(batch.id);
@@ -182,6 +199,7 @@ export function batchRoutes({ store, notifier, config, clock, auth, metrics }: R
   });
   app.openapi(retry, (c) => {
     const { id } = c.req.valid("param");
+    visible(c.get("caller"), id);
     const requeued = store.retryBatch(id);
     if (requeued > 0) notifier.workAvailable(requeued);
     notifier.batchProgress(id);
