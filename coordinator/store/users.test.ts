@@ -1,5 +1,8 @@
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { DEFAULT_LIMITS, type NewBatch, UserInfo } from "../../protocol/index.js";
+import { DEFAULT_LIMITS, type NewBatch, type Outcome, UserInfo } from "../../protocol/index.js";
 import { ApiError } from "../errors.js";
 import {
   agentSpec,
@@ -344,4 +347,82 @@ describe("an existing data dir", () => {
     const again = open({}, dataDir);
     expect(userOf(again, "alice")?.queued).toBe(1);
   });
+});
+
+describe("the counts the lease reads", () => {
+  it("always equal the jobs' own states, whatever sequence of verbs ran", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.nat(9), fc.nat(1_000)), { minLength: 1, maxLength: 60 }),
+        (steps) => {
+          const dataDir = tempDir();
+          const store = open({}, dataDir);
+          const db = new Database(join(dataDir, "labrun.db"), { readonly: true });
+          onCleanup(() => db.close());
+          store.addUser({ name: "alice" }, "h-a", T0);
+          const agent = store.registerAgent(agentSpec("n", 3), "h", T0);
+          const leases: string[] = [];
+          const batches: string[] = [];
+          let now = T0;
+          const owners = ["alice", "default"];
+          const sandboxFailed: Outcome = {
+            ok: false,
+            error: { code: "SANDBOX_ERROR", message: "x" },
+            logs: "",
+            stats: { durationMs: 1 },
+          };
+          for (const [verb, pick] of steps) {
+            now += 100;
+            const owner = owners[pick % 2] ?? "default";
+            try {
+              if (verb === 0) job(store, owner, now);
+              else if (verb === 1) {
+                batches.push(store.enqueueBatch(batchOf(3), DEFAULT_LIMITS, now, owner).id);
+              } else if (verb === 2) {
+                leases.push(...store.lease(agent.id, 1 + (pick % 3), now).map((l) => l.leaseId));
+              } else if (verb === 3) store.heartbeat(agent.id, leases, now);
+              else if (verb === 4 && leases.length > 0) {
+                const leaseId = leases.splice(pick % leases.length, 1)[0] ?? "";
+                const outcome = [OK, FAILED, sandboxFailed][pick % 3] ?? OK;
+                store.completeMany(agent.id, [{ leaseId, outcome }], now);
+              } else if (verb === 5) {
+                const queued = store.listJobs({ limit: 5 }).jobs[pick % 5];
+                if (queued) store.cancel(queued.id, now);
+              } else if (verb === 6 && batches.length > 0) {
+                store.cancelBatch(batches[pick % batches.length] ?? "", now);
+              } else if (verb === 7 && batches.length > 0) {
+                store.retryBatch(batches[pick % batches.length] ?? "");
+              } else if (verb === 8) {
+                store.expireLeases(now + TTL + 1);
+                now += TTL + 1;
+              } else if (verb === 9) store.pruneFinished(now);
+            } catch (error) {
+              if (!(error instanceof ApiError)) throw error;
+            }
+            const counted = db
+              .prepare(
+                `SELECT owner, SUM(state = 'queued') AS queued,
+                   SUM(state IN ('leased', 'running')) AS running,
+                   SUM(CASE WHEN state IN ('leased', 'running') THEN leased_at ELSE 0 END) AS since
+                 FROM jobs GROUP BY owner`,
+              )
+              .all() as { owner: string; queued: number; running: number; since: number }[];
+            const kept = db
+              .prepare("SELECT name, queued, running, running_since AS since FROM users")
+              .all() as { name: string; queued: number; running: number; since: number }[];
+            for (const user of kept) {
+              const actual = counted.find((row) => row.owner === user.name);
+              expect([user.queued, user.running, user.since]).toEqual([
+                actual?.queued ?? 0,
+                actual?.running ?? 0,
+                actual?.since ?? 0,
+              ]);
+            }
+          }
+          store.close();
+        },
+      ),
+      { numRuns: 25 },
+    );
+  }, 120_000);
 });
