@@ -30,6 +30,7 @@ import { benchPython, type PythonBench, renderPython } from "./e2e/python.js";
 import { dockerChurn, labrunBurst } from "./e2e/throughput.js";
 import { type BenchResults, renderMarkdown } from "./report.js";
 import { round } from "./stats.js";
+import { benchUsersCapacity } from "./users-capacity.js";
 
 const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 30);
 const BURST = Number(process.env.BENCH_BURST ?? 200);
@@ -123,6 +124,12 @@ async function main(): Promise<void> {
     step("coordinator with batches (NDJSON submits, result groups, no Docker)");
     batchCapacity = await benchBatchCapacity();
   }
+  // Fair share's bookkeeping, 50 users × 2,000 queued against one user (bench/users-capacity.ts).
+  let usersCapacity: Awaited<ReturnType<typeof benchUsersCapacity>> | null = null;
+  if (process.env.BENCH_SKIP_COORDINATOR !== "1") {
+    step("coordinator store with 50 users × 2,000 queued against one user (no Docker, no HTTP)");
+    usersCapacity = await benchUsersCapacity();
+  }
   // Python rows (BENCH_SKIP_PYTHON=1 leaves them out): bench/e2e/python.ts.
   const python =
     process.env.BENCH_SKIP_PYTHON === "1" ? null : await benchPython(docker, SAMPLES, step);
@@ -159,6 +166,7 @@ async function main(): Promise<void> {
     },
     coordinator,
     batchCapacity,
+    usersCapacity,
     mapThroughput,
     python,
     elapsedSeconds: Math.round((Date.now() - began) / 1000),

@@ -22,6 +22,7 @@ export * from "./jobs.js";
 export * from "./json-depth.js";
 export * from "./limits.js";
 export * from "./runtimes.js";
+export * from "./users.js";
 
 /** Path prefix of every versioned route. */
 export const API_PREFIX = "/v1";

@@ -2,6 +2,7 @@ import { z } from "zod";
 import { BAD_PROGRAM_FORMAT_MESSAGE, OutcomeErrorCode } from "./errors.js";
 import { JobLimits, JobLimitsInput, MAX_SOURCE_BYTES } from "./limits.js";
 import { Runtime, resolveProgram, runtimeOfFilename } from "./runtimes.js";
+import { OWNER_FILTER } from "./users.js";
 
 /**
  * Any JSON value (a job's input, a program's result). One shared schema, so
@@ -107,8 +108,32 @@ export const Outcome = z.discriminatedUnion("ok", [
 ]);
 export type Outcome = z.infer<typeof Outcome>;
 
-/** Why a queued job is not running yet, when the coordinator can tell (absent: it is next in line). */
-export const JobWaiting = z.object({ reason: z.string() });
+/**
+ * Why a queued job is not running yet, as the lease sees it:
+ * - `no_node_fits`: no ready node offers its runtime, or takes jobs as large as its limits;
+ * - `nodes_draining`: the only nodes that would take it are draining;
+ * - `user_max_running`: its user runs as many jobs as their quota allows;
+ * - `no_free_slot`: the nodes that take it are busy (other work, fair share, older work first).
+ */
+export const WaitingReason = z.enum([
+  "no_free_slot",
+  "user_max_running",
+  "no_node_fits",
+  "nodes_draining",
+]);
+export type WaitingReason = z.infer<typeof WaitingReason>;
+
+/**
+ * On a queued job read by id: why it waits, in words too, and its place
+ * among its user's queued work (1 = their oldest). The lease deals a user's
+ * batches and single jobs round-robin, so a job of a small batch can pass
+ * older items of a big one: the place is a bound, not a promise.
+ */
+export const JobWaiting = z.object({
+  reason: WaitingReason,
+  message: z.string(),
+  position: z.number().int().positive(),
+});
 export type JobWaiting = z.infer<typeof JobWaiting>;
 
 /** A job as the API returns it. */
@@ -131,6 +156,8 @@ export const Job = z.object({
   index: z.number().int().nonnegative().optional(),
   /** Only on a queued job read by id (optional, added after 0.1). */
   waiting: JobWaiting.optional(),
+  /** The user who submitted it (optional: added with users; older jobs are `default`'s). */
+  owner: z.string().optional(),
 });
 export type Job = z.infer<typeof Job>;
 
@@ -142,6 +169,7 @@ export const GetJobQuery = z.object({
 /** `GET /v1/jobs` query. */
 export const ListJobsQuery = z.object({
   state: JobState.optional(),
+  ...OWNER_FILTER,
   limit: z.coerce.number().int().min(1).max(500).default(50),
   cursor: z.string().max(200).optional(),
 });

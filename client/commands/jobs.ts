@@ -9,6 +9,7 @@ import {
   Runtime,
   runtimeOfFilename,
   type SubmitJobRequest,
+  UserName,
 } from "../../protocol/index.js";
 import { LabrunClient } from "../api.js";
 import { CONNECTION_OPTIONS, parseCommand, serverFlag } from "../args.js";
@@ -185,22 +186,42 @@ export async function logs(argv: string[]): Promise<number> {
 }
 
 const jobsArgs = () =>
-  z.object({
-    ...connection(),
-    positionals: z.tuple([], { message: "takes no positional arguments" }),
-    state: JobState.optional(),
-    limit: z.coerce.number().int().min(1).max(500).optional(),
-  });
+  z
+    .object({
+      ...connection(),
+      positionals: z.tuple([], { message: "takes no positional arguments" }),
+      state: JobState.optional(),
+      limit: z.coerce.number().int().min(1).max(500).optional(),
+      user: UserName.optional(),
+      all: z.boolean(),
+    })
+    .refine((args) => !(args.user && args.all), "use --user NAME or --all, not both");
 
-/** `labrun jobs [--state S] [--limit N]`: newest first. */
+/**
+ * `labrun jobs [--state S] [--limit N]`: your jobs, newest first; with
+ * `--user NAME` or `--all`, one user's or everyone's (the admin token).
+ */
 export async function jobs(argv: string[]): Promise<number> {
   const args = parseCommand(
     "jobs",
     argv,
-    { ...CONNECTION_OPTIONS, state: { type: "string" }, limit: { type: "string" } },
+    {
+      ...CONNECTION_OPTIONS,
+      state: { type: "string" },
+      limit: { type: "string" },
+      user: { type: "string" },
+      all: { type: "boolean", default: false },
+    },
     jobsArgs(),
   );
-  const page = await clientFor(args).list({ state: args.state, limit: args.limit });
+  const asAdmin = args.user !== undefined || args.all;
+  const client = asAdmin ? new LabrunClient(resolveConnection(args, "admin")) : clientFor(args);
+  const page = await client.list({
+    state: args.state,
+    limit: args.limit,
+    ...(args.user !== undefined ? { user: args.user } : {}),
+    ...(args.all ? { all: "true" as const } : {}),
+  });
   process.stdout.write(
     args.json ? `${JSON.stringify(page, null, 2)}\n` : `${jobsTable(page.jobs)}\n`,
   );

@@ -35,7 +35,7 @@ export const itemId = (batchId: string, index: number) => `j${batchId.slice(1)}-
 
 /** The columns a Job is built from; never the (large) source and input. */
 export const JOB_COLUMNS = `seq, id, state, filename, runtime, limits, labels, attempts,
-  created_at, started_at, finished_at, node, outcome, batch_id, item_index`;
+  created_at, started_at, finished_at, node, outcome, batch_id, item_index, owner`;
 
 export interface JobRow {
   seq: number;
@@ -53,6 +53,7 @@ export interface JobRow {
   outcome: string | null;
   batch_id: string | null;
   item_index: number | null;
+  owner: string;
 }
 
 /**
@@ -82,6 +83,7 @@ export function toJob(row: JobRow): Job {
     labels: JSON.parse(row.labels) as Record<string, string>,
     ...(row.outcome !== null ? { outcome: JSON.parse(row.outcome) as Outcome } : {}),
     ...(row.batch_id !== null ? { batchId: row.batch_id, index: row.item_index ?? 0 } : {}),
+    owner: row.owner,
   };
 }
 
