@@ -17,6 +17,7 @@ const ServerArgs = {
   "lease-ttl": durationFlag("lease-ttl", "10s").optional(),
   retention: durationFlag("retention", "7d").optional(),
   "max-input": parsedFlag(parseBytes, "--max-input: use e.g. 1m, 4m").optional(),
+  "max-program": parsedFlag(parseBytes, "--max-program: use e.g. 8m, 32m").optional(),
   ...labDefaults.shape,
   port: Port.default(() => Number(process.env.LABRUN_PORT ?? DEFAULT_PORT)),
   host: z.string().min(1).default(DEFAULT_HOST),
@@ -32,17 +33,22 @@ const SERVER_OPTIONS = {
   "lease-ttl": { type: "string" },
   retention: { type: "string" },
   "max-input": { type: "string" },
+  "max-program": { type: "string" },
   ...labDefaults.options,
 } as const;
 
 /** Coordinator settings from the flags; the coordinator's own schema checks the ranges. */
 const coordinatorSettings = (
-  args: { "lease-ttl"?: number; retention?: number; "max-input"?: number } & Parameters<
-    typeof labDefaults.limits
-  >[0],
+  args: {
+    "lease-ttl"?: number;
+    retention?: number;
+    "max-input"?: number;
+    "max-program"?: number;
+  } & Parameters<typeof labDefaults.limits>[0],
 ) => ({
   defaultLimits: labDefaults.limits(args),
   ...(args["max-input"] !== undefined ? { maxInputBytes: args["max-input"] } : {}),
+  ...(args["max-program"] !== undefined ? { maxProgramBytes: args["max-program"] } : {}),
   ...(args["lease-ttl"] !== undefined
     ? {
         leaseTtlMs: args["lease-ttl"],

@@ -6,22 +6,22 @@ import {
 } from "../../protocol/index.js";
 import { ApiError } from "../errors.js";
 import type { StoreContext } from "./database.js";
-import { newId } from "./rows.js";
+import { newId, programName, storedProgram } from "./rows.js";
 
 export function prepareEnqueue({ db, settings }: StoreContext, getJob: (id: string) => Job) {
   const insert = db.prepare(
-    `INSERT INTO jobs (id, state, source, filename, runtime, input, limits, labels, max_attempts, created_at)
-     VALUES (@id, 'queued', @source, @filename, @runtime, @input, @limits, @labels, @maxAttempts, @now)`,
+    `INSERT INTO jobs (id, state, source, files, filename, runtime, input, limits, labels, max_attempts, created_at)
+     VALUES (@id, 'queued', @source, @files, @filename, @runtime, @input, @limits, @labels, @maxAttempts, @now)`,
   );
 
   return function enqueue(request: SubmitJobParsed, now: number): Job {
     const id = newId("j");
     // The schema refuses a file name and runtime that disagree; this only fills them in.
-    const program = resolveProgram(request);
+    const program = resolveProgram(programName(request));
     if ("problem" in program) throw new ApiError("VALIDATION_ERROR", program.problem);
     insert.run({
       id,
-      source: request.source,
+      ...storedProgram(request),
       filename: program.filename,
       runtime: program.runtime,
       input: JSON.stringify(request.input ?? null),

@@ -6,7 +6,7 @@ import {
 } from "../../protocol/index.js";
 import { ApiError } from "../errors.js";
 import { type StoreContext, writeTransaction } from "./database.js";
-import { itemId, newId } from "./rows.js";
+import { itemId, newId, programName, storedProgram } from "./rows.js";
 
 /**
  * Queues a batch and all its items in one transaction: either every item is
@@ -14,9 +14,9 @@ import { itemId, newId } from "./rows.js";
  */
 export function prepareEnqueueBatch({ db, settings }: StoreContext) {
   const insertBatch = db.prepare(
-    `INSERT INTO batches (id, source, filename, runtime, limits, labels, total, max_parallel,
+    `INSERT INTO batches (id, source, files, filename, runtime, limits, labels, total, max_parallel,
        retries, isolate, created_at)
-     VALUES (@id, @source, @filename, @runtime, @limits, @labels, @total, @maxParallel,
+     VALUES (@id, @source, @files, @filename, @runtime, @limits, @labels, @total, @maxParallel,
        @retries, @isolate, @now)`,
   );
   // Positional parameters: this runs once per item, up to 100,000 times.
@@ -31,14 +31,14 @@ export function prepareEnqueueBatch({ db, settings }: StoreContext) {
     function enqueueBatch(batch: NewBatch, limits: JobLimits, now: number): SubmitBatchResponse {
       const { spec, inputs } = batch;
       // The schema refuses a file name and runtime that disagree; this only fills them in.
-      const program = resolveProgram(spec);
+      const program = resolveProgram(programName(spec));
       if ("problem" in program) throw new ApiError("VALIDATION_ERROR", program.problem);
       const id = newId("b");
       const limitsText = JSON.stringify(limits);
       const labelsText = JSON.stringify(spec.labels ?? {});
       insertBatch.run({
         id,
-        source: spec.source,
+        ...storedProgram(spec),
         filename: program.filename,
         runtime: program.runtime,
         limits: limitsText,

@@ -8,7 +8,7 @@ import {
   type Runtime,
 } from "../../protocol/index.js";
 import { type StoreContext, writeTransaction } from "./database.js";
-import { newLeaseIds, storedLimits } from "./rows.js";
+import { leasedProgram, newLeaseIds, storedLimits } from "./rows.js";
 
 /** The lease's statements that must use their index, exported for a test of their plans. */
 export const LEASE_SQL = {
@@ -17,7 +17,7 @@ export const LEASE_SQL = {
   // Jobs beyond the agent's largest limits stay queued for a bigger machine.
   // A job stored before a limit existed runs with its default.
   // Jobs in a runtime the agent does not offer wait for one that does.
-  singles: `SELECT seq, id, source, filename, runtime, input, limits, attempts
+  singles: `SELECT seq, id, source, files, filename, runtime, input, limits, attempts
      FROM jobs INDEXED BY jobs_singles_queued
      WHERE state = 'queued' AND batch_id IS NULL
        AND runtime IN (SELECT value FROM json_each(@runtimes))
@@ -56,7 +56,7 @@ export function prepareLease({ db, settings }: StoreContext, hasQueued: () => bo
   );
   const oldestQueued = db.prepare<[Record<string, number | string>], QueuedRow>(LEASE_SQL.singles);
   const activeBatches = db.prepare<[], BatchStreamRow>(
-    `SELECT id, source, filename, runtime, limits, max_parallel FROM batches
+    `SELECT id, source, files, filename, runtime, limits, max_parallel FROM batches
      WHERE finished_at IS NULL AND cancelled_at IS NULL ORDER BY seq`,
   );
   const batchInFlight = db
@@ -145,7 +145,7 @@ export function prepareLease({ db, settings }: StoreContext, hasQueued: () => bo
           leaseId,
           attempt: row.attempts + 1,
           spec: {
-            source: program.source,
+            ...leasedProgram(program),
             filename: program.filename,
             runtime: program.runtime,
             input: JSON.parse(row.input) as LeasedJob["spec"]["input"],
@@ -204,6 +204,8 @@ const SINGLES = "";
 /** What runs a queued job: its own (a single job) or its batch's (an item). */
 interface Program {
   source: string;
+  /** JSON [{path, content}]; NULL when source is the program. */
+  files: string | null;
   filename: string;
   runtime: Runtime;
   limits: string;
@@ -225,6 +227,7 @@ interface Candidate {
 interface BatchStreamRow {
   id: string;
   source: string;
+  files: string | null;
   filename: string;
   runtime: Runtime;
   limits: string;

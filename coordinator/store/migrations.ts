@@ -112,6 +112,13 @@ const MIGRATIONS: readonly string[] = [
   ALTER TABLE agents ADD COLUMN runtimes TEXT;
   ALTER TABLE batches ADD COLUMN runtime TEXT NOT NULL DEFAULT 'node';
   `,
+  // Programs of several files (DESIGN.md §7): the files as JSON
+  // [{path, content}] (NULL: source is the program), and filename holds the
+  // entry. Self-contained, so it can take any number when migrations merge.
+  `
+  ALTER TABLE jobs ADD COLUMN files TEXT;
+  ALTER TABLE batches ADD COLUMN files TEXT;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
