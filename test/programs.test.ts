@@ -31,7 +31,7 @@ beforeAll(async () => {
     LABRUN_DATA_DIR: join(dir, "no-data"),
   };
   env = { LABRUN_SERVER: cluster.url, LABRUN_TOKEN: cluster.tokens.client, ...isolated };
-  recorder = createServer((request, response) => {
+  recorder = createServer((_request, response) => {
     recorded++;
     response.writeHead(500).end();
   });
