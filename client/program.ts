@@ -1,7 +1,9 @@
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { isBuiltin } from "node:module";
-import { basename, join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import {
+  MAX_PROGRAM_BYTES,
+  MAX_PROGRAM_FILES,
   type ProgramFile,
   ProgramFilename,
   type Runtime,
@@ -44,7 +46,61 @@ export async function readProgram(
     }
     return { fields: await bundleProgram(entry), runtime };
   }
+  if (runtime === "python" && /\.py$/.test(entry)) {
+    const folder = pythonFolder(entry, source);
+    if (folder) return { fields: folder, runtime };
+  }
   return { fields: { source, filename: programFilename(entry, runtime) }, runtime };
+}
+
+// `import a.b, c` and `from a.b import c` at the start of a line: the top-level module names.
+const PYTHON_IMPORTS = /^[ \t]*(?:from[ \t]+([A-Za-z_][\w]*)|import[ \t]+([^\n#;]+))/gm;
+/** Folders never sent with a Python program: caches, virtual environments, VCS data. */
+const PYTHON_SKIPPED = new Set(["__pycache__", "node_modules", "venv", ".venv", "site-packages"]);
+
+/**
+ * A Python entry that imports a module of its own folder (`helper.py`, or a
+ * package `lib/`) is sent with every `.py` file under that folder, the entry
+ * at its top (the runner puts the entry's folder on `sys.path`, as running
+ * the script would). An entry that imports only the standard library is sent
+ * alone, as before: undefined.
+ */
+function pythonFolder(entry: string, source: string): ProgramFields | undefined {
+  const folder = dirname(resolve(entry));
+  const names = new Set<string>();
+  for (const match of source.matchAll(PYTHON_IMPORTS)) {
+    if (match[1]) names.add(match[1]);
+    for (const part of (match[2] ?? "").split(",")) {
+      const name = part.trim().split(/[\s.]/)[0];
+      if (name) names.add(name);
+    }
+  }
+  const local = [...names].some(
+    (name) =>
+      existsSync(join(folder, `${name}.py`)) || existsSync(join(folder, name, "__init__.py")),
+  );
+  if (!local) return undefined;
+  const files: ProgramFile[] = [];
+  let bytes = 0;
+  const walk = (dir: string, prefix: string) => {
+    for (const item of readdirSync(dir, { withFileTypes: true })) {
+      if (item.name.startsWith(".") || PYTHON_SKIPPED.has(item.name)) continue;
+      const path = `${prefix}${item.name}`;
+      if (item.isDirectory()) walk(join(dir, item.name), `${path}/`);
+      else if (item.isFile() && item.name.endsWith(".py")) {
+        const content = readText(join(dir, item.name), "program");
+        bytes += Buffer.byteLength(content);
+        files.push({ path, content });
+        if (files.length > MAX_PROGRAM_FILES || bytes > MAX_PROGRAM_BYTES) {
+          throw new UsageError(
+            `${entry}'s folder holds more .py files than a program may (${MAX_PROGRAM_FILES} files, ${MAX_PROGRAM_BYTES} bytes); give the program a folder of its own`,
+          );
+        }
+      }
+    }
+  };
+  walk(folder, "");
+  return { files, entry: basename(entry) };
 }
 
 /** A file as it is, or a directory's package.json `main` (index.js when it names none). */

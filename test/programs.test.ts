@@ -141,6 +141,17 @@ describe.concurrent("labrun submit bundles a program with what it imports", () =
   });
 });
 
+describe.concurrent("labrun submit sends a Python entry's folder when it imports from it", () => {
+  it("imports a sibling module and a package of its folder", async () => {
+    const entry = fixture("py-project/main.py");
+    const out = await labrun(["submit", entry, "--input", '{"values":[1,2,3]}', "--json"], env);
+    expect(out.code, out.stderr).toBe(0);
+    const job = JSON.parse(out.stdout);
+    expect(job).toMatchObject({ runtime: "python", filename: "main.py" });
+    expect(job.outcome.result).toEqual({ total: 60, json: "[1]" });
+  });
+});
+
 describe.concurrent("labrun submit refuses before sending anything (exit 2, one line)", () => {
   const refused = async (args: string[]) => {
     const before = recorded;
