@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, relative, resolve, sep } from "node:path";
 import type { BuildFailure, Message, Metafile, Plugin } from "esbuild";
 import { MAX_PROGRAM_BYTES, pathProblem } from "../protocol/index.js";
+import { cachedBundle, keepBundle } from "./bundle-cache.js";
 import { UsageError } from "./errors.js";
 import type { ProgramFields } from "./program.js";
 
@@ -34,11 +35,18 @@ const BANNER = [
  * traces name `src/lib/fail.ts:2`. Refused (UsageError, exit 2) with the
  * module and the reason: a native addon, an import that cannot be resolved,
  * a bundle over `maxBytes`. esbuild's warnings are printed and do not stop it.
+ * A bundle none of whose inputs changed since the last submit comes from the
+ * cache (client/bundle-cache.ts) without loading esbuild.
  */
 export async function bundleProgram(
   entry: string,
   maxBytes: number = MAX_PROGRAM_BYTES,
 ): Promise<ProgramFields> {
+  const cached = cachedBundle(entry, maxBytes);
+  if (cached) {
+    for (const warning of cached.warnings) process.stderr.write(warning);
+    return cached.fields;
+  }
   const { build } = await import("esbuild");
   const file = resolve(entry);
   const root = projectRoot(dirname(file));
@@ -72,9 +80,10 @@ export async function bundleProgram(
   } catch (error) {
     throw refusal(entry, error);
   }
-  for (const warning of result.warnings) {
-    process.stderr.write(`labrun: warning: ${describe(warning)} (submitted anyway)\n`);
-  }
+  const warnings = result.warnings.map(
+    (warning) => `labrun: warning: ${describe(warning)} (submitted anyway)\n`,
+  );
+  for (const warning of warnings) process.stderr.write(warning);
   const addon = nativePackage(root, result.metafile);
   if (addon) {
     throw new UsageError(
@@ -88,7 +97,10 @@ export async function bundleProgram(
       `cannot submit ${entry}: its bundle is ${output.contents.length} bytes, more than the ${maxBytes} a program may be (largest module: ${largestInput(result.metafile)})`,
     );
   }
-  return { files: [{ path: name, content: output.text }], entry: name };
+  const fields = { files: [{ path: name, content: output.text }], entry: name };
+  const inputs = Object.keys(result.metafile.inputs).map((input) => resolve(root, input));
+  keepBundle(entry, maxBytes, root, inputs, fields, warnings);
+  return fields;
 }
 
 /** The nearest folder at or above `dir` with a package.json (the project), else `dir`. */

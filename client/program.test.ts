@@ -5,6 +5,9 @@ import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { needsBundle, readProgram } from "./program.js";
 
+// Every bundle is made afresh here (client/bundle-cache.test.ts tests the cache).
+process.env.LABRUN_BUNDLE_CACHE = "0";
+
 const FIXTURES = fileURLToPath(new URL("../test/fixtures/programs/", import.meta.url));
 
 describe("needsBundle", () => {

@@ -29,6 +29,8 @@ beforeAll(async () => {
   const isolated = {
     LABRUN_CONFIG: join(dir, "no-config.json"),
     LABRUN_DATA_DIR: join(dir, "no-data"),
+    // The CLI's bundle cache, of this run alone.
+    XDG_CACHE_HOME: join(dir, "cache"),
   };
   env = { LABRUN_SERVER: cluster.url, LABRUN_TOKEN: cluster.tokens.client, ...isolated };
   recorder = createServer((_request, response) => {
