@@ -71,6 +71,7 @@ export async function executeJob(
   const request: RunnerRequest = {
     source: job.spec.source,
     filename: job.spec.filename,
+    ...(job.spec.files === undefined ? {} : { files: job.spec.files }),
     input: job.spec.input ?? null,
     nonce,
   };

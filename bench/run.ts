@@ -6,7 +6,9 @@
  * Environment: BENCH_SAMPLES (latency jobs per measure, default 30),
  * BENCH_BURST (burst jobs, default 200), BENCH_PARALLELISM (default 4),
  * BENCH_SKIP_COORDINATOR=1 to leave out the Docker-free coordinator part,
- * BENCH_MAP_ITEMS (the `labrun map` row's items, default 2000; 0 leaves it out).
+ * BENCH_MAP_ITEMS (the `labrun map` row's items, default 2000; 0 leaves it out),
+ * BENCH_SKIP_PROGRAMS=1 to leave out the programs rows (bundling, a 2 MiB bundle),
+ * BENCH_COMPARE_BIN (another build's bin/labrun.js for a side-by-side trivial submit).
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, release, tmpdir, totalmem } from "node:os";
@@ -26,6 +28,7 @@ import { dockerRun, interleavedLatency, labrunHttp } from "./e2e/latency.js";
 import { benchMapThroughput } from "./e2e/map-throughput.js";
 import { warmContainersMemory } from "./e2e/pool-memory.js";
 import { launchCluster, rssMb } from "./e2e/processes.js";
+import { benchPrograms, type ProgramsBench, renderPrograms } from "./e2e/programs.js";
 import { benchPython, type PythonBench, renderPython } from "./e2e/python.js";
 import { dockerChurn, labrunBurst } from "./e2e/throughput.js";
 import { type BenchResults, renderMarkdown } from "./report.js";
@@ -133,9 +136,12 @@ async function main(): Promise<void> {
   // Python rows (BENCH_SKIP_PYTHON=1 leaves them out): bench/e2e/python.ts.
   const python =
     process.env.BENCH_SKIP_PYTHON === "1" ? null : await benchPython(docker, SAMPLES, step);
+  // Programs rows (BENCH_SKIP_PROGRAMS=1 leaves them out): bench/e2e/programs.ts.
+  const programs =
+    process.env.BENCH_SKIP_PROGRAMS === "1" ? null : await benchPrograms(SAMPLES, workDir, step);
   rmSync(workDir, { recursive: true, force: true });
 
-  const results: BenchResults & { python: PythonBench | null } = {
+  const results: BenchResults & { python: PythonBench | null; programs: ProgramsBench | null } = {
     date: new Date().toISOString(),
     machine: {
       cpu: cpus()[0]?.model ?? "unknown",
@@ -169,10 +175,14 @@ async function main(): Promise<void> {
     usersCapacity,
     mapThroughput,
     python,
+    programs,
     elapsedSeconds: Math.round((Date.now() - began) / 1000),
   };
   mkdirSync(RESULTS_DIR, { recursive: true });
-  const markdown = renderMarkdown(results) + (python ? renderPython(python) : "");
+  const markdown =
+    renderMarkdown(results) +
+    (python ? renderPython(python) : "") +
+    (programs ? renderPrograms(programs) : "");
   writeFileSync(join(RESULTS_DIR, "latest.json"), `${JSON.stringify(results, null, 2)}\n`);
   writeFileSync(join(RESULTS_DIR, "latest.md"), markdown);
   process.stdout.write(markdown);

@@ -9,6 +9,8 @@ import {
   MAX_BATCH_ITEMS_CEILING,
   MAX_INPUT_BYTES,
   MAX_INPUT_BYTES_CEILING,
+  MAX_PROGRAM_BYTES,
+  MAX_PROGRAM_BYTES_CEILING,
 } from "../protocol/index.js";
 
 const MiB = 1024 * 1024;
@@ -56,6 +58,16 @@ export const CoordinatorConfig = z
     defaultMaxQueued: z.number().int().min(0).max(10_000_000).optional(),
     /** Largest job input accepted at submit, as JSON text (413 past it). */
     maxInputBytes: z.number().int().min(1024).max(MAX_INPUT_BYTES_CEILING).default(MAX_INPUT_BYTES),
+    /**
+     * Largest program accepted at submit (413 past it): its source, or all
+     * its files' contents (a bundle with its packages and source map).
+     */
+    maxProgramBytes: z
+      .number()
+      .int()
+      .min(1024)
+      .max(MAX_PROGRAM_BYTES_CEILING)
+      .default(MAX_PROGRAM_BYTES),
     /** Most inputs in one batch (413 past it). */
     maxBatchItems: z.number().int().min(1).max(MAX_BATCH_ITEMS_CEILING).default(MAX_BATCH_ITEMS),
     /**

@@ -9,7 +9,7 @@ import {
   LeaseRequest,
   MAX_INPUT_BYTES,
   MAX_JSON_DEPTH,
-  MAX_SOURCE_BYTES,
+  MAX_PROGRAM_BYTES,
   nestsDeeperThan,
   OUTCOME_ERROR_CODES,
   type Outcome,
@@ -725,11 +725,11 @@ const SCHEMA_CASES: SchemaCase[] = [
     route: "submit",
     bodies: submitBodies,
     schema: SubmitJobRequest,
-    limit: BODY_LIMITS.submit(MAX_INPUT_BYTES),
+    limit: BODY_LIMITS.submit(MAX_PROGRAM_BYTES, MAX_INPUT_BYTES),
     refuses: (body) => {
       if (!isObject(body)) return undefined;
       const { source, input } = body;
-      if (typeof source === "string" && Buffer.byteLength(source) > MAX_SOURCE_BYTES) return 413;
+      if (typeof source === "string" && Buffer.byteLength(source) > MAX_PROGRAM_BYTES) return 413;
       if (input !== undefined && Buffer.byteLength(JSON.stringify(input)) > MAX_INPUT_BYTES) {
         return 413;
       }

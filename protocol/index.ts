@@ -21,6 +21,7 @@ export * from "./errors.js";
 export * from "./jobs.js";
 export * from "./json-depth.js";
 export * from "./limits.js";
+export * from "./programs.js";
 export * from "./runtimes.js";
 export * from "./users.js";
 

@@ -20,6 +20,7 @@ const ServerArgs = {
   "fair-share-half-life": durationFlag("fair-share-half-life", "1h, 30m").optional(),
   "default-max-running": z.coerce.number().int().min(0).max(10_000_000).optional(),
   "default-max-queued": z.coerce.number().int().min(0).max(10_000_000).optional(),
+  "max-program": parsedFlag(parseBytes, "--max-program: use e.g. 8m, 32m").optional(),
   ...labDefaults.shape,
   port: Port.default(() => Number(process.env.LABRUN_PORT ?? DEFAULT_PORT)),
   host: z.string().min(1).default(DEFAULT_HOST),
@@ -38,6 +39,7 @@ const SERVER_OPTIONS = {
   "fair-share-half-life": { type: "string" },
   "default-max-running": { type: "string" },
   "default-max-queued": { type: "string" },
+  "max-program": { type: "string" },
   ...labDefaults.options,
 } as const;
 
@@ -50,6 +52,7 @@ const coordinatorSettings = (
     "fair-share-half-life"?: number;
     "default-max-running"?: number;
     "default-max-queued"?: number;
+    "max-program"?: number;
   } & Parameters<typeof labDefaults.limits>[0],
 ) => ({
   ...(args["fair-share-half-life"] !== undefined
@@ -63,6 +66,7 @@ const coordinatorSettings = (
     : {}),
   defaultLimits: labDefaults.limits(args),
   ...(args["max-input"] !== undefined ? { maxInputBytes: args["max-input"] } : {}),
+  ...(args["max-program"] !== undefined ? { maxProgramBytes: args["max-program"] } : {}),
   ...(args["lease-ttl"] !== undefined
     ? {
         leaseTtlMs: args["lease-ttl"],

@@ -66,7 +66,11 @@ export function batchRoutes({ store, notifier, config, clock, auth, metrics }: R
       "Submit a batch: one program over many inputs, as one JSON document or as NDJSON (the spec on the first line, then one input per line). A bad item refuses the whole batch, with its index; nothing is queued.",
     ...withBatchBody(
       guard(auth, CLIENT, { maxBodyBytes: BODY_LIMITS.batch(config.maxBatchBytes) }),
-      { maxItems: config.maxBatchItems, maxInputBytes: config.maxInputBytes },
+      {
+        maxItems: config.maxBatchItems,
+        maxInputBytes: config.maxInputBytes,
+        maxProgramBytes: config.maxProgramBytes,
+      },
     ),
     request: {
       body: {

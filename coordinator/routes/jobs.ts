@@ -6,7 +6,8 @@ import {
   JobId,
   JobPage,
   ListJobsQuery,
-  MAX_SOURCE_BYTES,
+  programBytes,
+  programTooLarge,
   SubmitJobRequest,
   SubmitJobResponse,
 } from "../../protocol/index.js";
@@ -20,15 +21,16 @@ import { CLIENT, guard, jsonBody, jsonContent, newRouteApp, refusals } from "./d
  * Too large is 413 whichever part it is, checked before the schema so the
  * answer does not depend on what else is wrong with the body.
  */
-const refuseOversized = (maxInputBytes: number) => (body: unknown) => {
+const refuseOversized = (maxProgramBytes: number, maxInputBytes: number) => (body: unknown) => {
   if (typeof body !== "object" || body === null) return;
-  const { source, input } = body as { source?: unknown; input?: unknown };
-  if (typeof source === "string" && Buffer.byteLength(source, "utf8") > MAX_SOURCE_BYTES) {
-    throw new ApiError(
-      "PAYLOAD_TOO_LARGE",
-      `the program is larger than ${MAX_SOURCE_BYTES} bytes; make it smaller`,
-    );
+  const bytes = programBytes(body);
+  if (bytes !== undefined && bytes > maxProgramBytes) {
+    throw new ApiError("PAYLOAD_TOO_LARGE", programTooLarge(bytes, maxProgramBytes), {
+      bytes,
+      maxBytes: maxProgramBytes,
+    });
   }
+  const { input } = body as { input?: unknown };
   if (input !== undefined && Buffer.byteLength(JSON.stringify(input), "utf8") > maxInputBytes) {
     throw new ApiError(
       "PAYLOAD_TOO_LARGE",
@@ -51,8 +53,8 @@ export function jobRoutes({ store, notifier, config, clock, auth, metrics }: Rou
     path: "/v1/jobs",
     summary: "Submit a job: a program and its input. Nothing is queued when it is refused.",
     ...guard(auth, CLIENT, {
-      maxBodyBytes: BODY_LIMITS.submit(config.maxInputBytes),
-      json: { name: "job", check: refuseOversized(config.maxInputBytes) },
+      maxBodyBytes: BODY_LIMITS.submit(config.maxProgramBytes, config.maxInputBytes),
+      json: { name: "job", check: refuseOversized(config.maxProgramBytes, config.maxInputBytes) },
     }),
     request: { body: jsonBody(SubmitJobRequest) },
     responses: {

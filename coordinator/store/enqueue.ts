@@ -7,14 +7,14 @@ import {
 } from "../../protocol/index.js";
 import { ApiError } from "../errors.js";
 import { type StoreContext, writeTransaction } from "./database.js";
-import { newId } from "./rows.js";
+import { newId, programName, storedProgram } from "./rows.js";
 import { prepareQueuedQuota } from "./users.js";
 
 export function prepareEnqueue(context: StoreContext, getJob: (id: string) => Job) {
   const { db, settings } = context;
   const insert = db.prepare(
-    `INSERT INTO jobs (id, state, source, filename, runtime, input, limits, labels, max_attempts, created_at, owner)
-     VALUES (@id, 'queued', @source, @filename, @runtime, @input, @limits, @labels, @maxAttempts, @now, @owner)`,
+    `INSERT INTO jobs (id, state, source, files, filename, runtime, input, limits, labels, max_attempts, created_at, owner)
+     VALUES (@id, 'queued', @source, @files, @filename, @runtime, @input, @limits, @labels, @maxAttempts, @now, @owner)`,
   );
   const checkQueuedQuota = prepareQueuedQuota(context);
 
@@ -24,12 +24,12 @@ export function prepareEnqueue(context: StoreContext, getJob: (id: string) => Jo
     function enqueue(request: SubmitJobParsed, now: number, owner: string = DEFAULT_USER): Job {
       const id = newId("j");
       // The schema refuses a file name and runtime that disagree; this only fills them in.
-      const program = resolveProgram(request);
+      const program = resolveProgram(programName(request));
       if ("problem" in program) throw new ApiError("VALIDATION_ERROR", program.problem);
       checkQueuedQuota(owner, 1);
       insert.run({
         id,
-        source: request.source,
+        ...storedProgram(request),
         filename: program.filename,
         runtime: program.runtime,
         input: JSON.stringify(request.input ?? null),

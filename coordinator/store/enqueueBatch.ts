@@ -7,7 +7,7 @@ import {
 } from "../../protocol/index.js";
 import { ApiError } from "../errors.js";
 import { type StoreContext, writeTransaction } from "./database.js";
-import { itemId, newId } from "./rows.js";
+import { itemId, newId, programName, storedProgram } from "./rows.js";
 import { prepareQueuedQuota } from "./users.js";
 
 /**
@@ -18,9 +18,9 @@ export function prepareEnqueueBatch(context: StoreContext) {
   const { db, settings } = context;
   const checkQueuedQuota = prepareQueuedQuota(context);
   const insertBatch = db.prepare(
-    `INSERT INTO batches (id, source, filename, runtime, limits, labels, total, max_parallel,
+    `INSERT INTO batches (id, source, files, filename, runtime, limits, labels, total, max_parallel,
        retries, isolate, created_at, owner)
-     VALUES (@id, @source, @filename, @runtime, @limits, @labels, @total, @maxParallel,
+     VALUES (@id, @source, @files, @filename, @runtime, @limits, @labels, @total, @maxParallel,
        @retries, @isolate, @now, @owner)`,
   );
   // Positional parameters: this runs once per item, up to 100,000 times.
@@ -40,7 +40,7 @@ export function prepareEnqueueBatch(context: StoreContext) {
     ): SubmitBatchResponse {
       const { spec, inputs } = batch;
       // The schema refuses a file name and runtime that disagree; this only fills them in.
-      const program = resolveProgram(spec);
+      const program = resolveProgram(programName(spec));
       if ("problem" in program) throw new ApiError("VALIDATION_ERROR", program.problem);
       checkQueuedQuota(owner, inputs.length);
       const id = newId("b");
@@ -48,7 +48,7 @@ export function prepareEnqueueBatch(context: StoreContext) {
       const labelsText = JSON.stringify(spec.labels ?? {});
       insertBatch.run({
         id,
-        source: spec.source,
+        ...storedProgram(spec),
         filename: program.filename,
         runtime: program.runtime,
         limits: limitsText,

@@ -9,7 +9,7 @@ import {
 } from "../../protocol/index.js";
 import { type StoreContext, writeTransaction } from "./database.js";
 import { fairOrder, priorityOf } from "./fairShare.js";
-import { newLeaseIds, storedLimits } from "./rows.js";
+import { leasedProgram, newLeaseIds, storedLimits } from "./rows.js";
 import { halfLifeOf, quotasOf, type UserRow } from "./users.js";
 
 /** The lease's statements that must use their index, exported for a test of their plans. */
@@ -20,7 +20,7 @@ export const LEASE_SQL = {
   // A job stored before a limit existed runs with its default.
   // Jobs in a runtime the agent does not offer wait for one that does.
   // One user's at a time (fair share picks whose), through jobs_owner_singles_queued.
-  singles: `SELECT seq, id, source, filename, runtime, input, limits, attempts
+  singles: `SELECT seq, id, source, files, filename, runtime, input, limits, attempts
      FROM jobs INDEXED BY jobs_owner_singles_queued
      WHERE owner = @owner AND state = 'queued' AND batch_id IS NULL
        AND runtime IN (SELECT value FROM json_each(@runtimes))
@@ -59,7 +59,7 @@ export function prepareLease({ db, settings }: StoreContext, hasQueued: () => bo
   );
   const oldestQueued = db.prepare<[Record<string, number | string>], QueuedRow>(LEASE_SQL.singles);
   const activeBatches = db.prepare<[string], BatchStreamRow>(
-    `SELECT id, source, filename, runtime, limits, max_parallel FROM batches
+    `SELECT id, source, files, filename, runtime, limits, max_parallel FROM batches
        INDEXED BY batches_active_by_owner
      WHERE owner = ? AND finished_at IS NULL AND cancelled_at IS NULL ORDER BY seq`,
   );
@@ -168,7 +168,7 @@ export function prepareLease({ db, settings }: StoreContext, hasQueued: () => bo
           leaseId,
           attempt: row.attempts + 1,
           spec: {
-            source: program.source,
+            ...leasedProgram(program),
             filename: program.filename,
             runtime: program.runtime,
             input: JSON.parse(row.input) as LeasedJob["spec"]["input"],
@@ -227,6 +227,8 @@ const SINGLES = "singles:";
 /** What runs a queued job: its own (a single job) or its batch's (an item). */
 interface Program {
   source: string;
+  /** JSON [{path, content}]; NULL when source is the program. */
+  files: string | null;
   filename: string;
   runtime: Runtime;
   limits: string;
@@ -248,6 +250,7 @@ interface Candidate {
 interface BatchStreamRow {
   id: string;
   source: string;
+  files: string | null;
   filename: string;
   runtime: Runtime;
   limits: string;

@@ -185,6 +185,13 @@ const MIGRATIONS: readonly string[] = [
     details TEXT NOT NULL
   );
   `,
+  // 9: programs of several files (DESIGN.md §7): the files as JSON
+  // [{path, content}] (NULL: source is the program), and filename holds the
+  // entry.
+  `
+  ALTER TABLE jobs ADD COLUMN files TEXT;
+  ALTER TABLE batches ADD COLUMN files TEXT;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
