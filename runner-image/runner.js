@@ -300,7 +300,12 @@ function readRequest() {
   regExpExec(/(?:)/, "");
   const problem = requestProblem(isObject ? request : null);
   if (problem) return { problem };
-  return { source: request.source, filename: request.filename, input: request.input ?? null };
+  return {
+    source: request.source,
+    filename: request.filename,
+    input: request.input ?? null,
+    reuse: request.reuse === true,
+  };
 }
 
 /** What is wrong with a request (RunnerRequest in protocol/jobs.ts), or "" when nothing is. */
@@ -579,6 +584,12 @@ async function run() {
     // No stderr before any program ran: the agent reports the runner as not starting.
   }
   const request = readRequest();
+  // A batch's item that may share this container: framer.js takes over (this
+  // process then frames items run by a separate item host, never runs them).
+  if (request.reuse) {
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+    return require("./framer.js").serve(request, nonce);
+  }
   if (dirError) {
     const { message } = describeThrown(dirError);
     return fail("SANDBOX_ERROR", `the runner could not prepare the job directory: ${message}`);

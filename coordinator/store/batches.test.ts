@@ -87,6 +87,9 @@ describe("enqueueBatch and getBatch", () => {
       runtime: "node",
       input: 0,
       limits: DEFAULT_LIMITS,
+      // The agent may run a batch's items one after another in one container.
+      batchId: answer.id,
+      isolate: false,
     });
     expect(store.getJob(first?.id ?? "")).toMatchObject({ batchId: answer.id, index: 0 });
   });

@@ -56,7 +56,7 @@ export function prepareLease({ db, settings }: StoreContext, hasQueued: () => bo
   );
   const oldestQueued = db.prepare<[Record<string, number | string>], QueuedRow>(LEASE_SQL.singles);
   const activeBatches = db.prepare<[], BatchStreamRow>(
-    `SELECT id, source, filename, runtime, limits, max_parallel FROM batches
+    `SELECT id, source, filename, runtime, limits, max_parallel, isolate FROM batches
      WHERE finished_at IS NULL AND cancelled_at IS NULL ORDER BY seq`,
   );
   const batchInFlight = db
@@ -150,6 +150,10 @@ export function prepareLease({ db, settings }: StoreContext, hasQueued: () => bo
             runtime: program.runtime,
             input: JSON.parse(row.input) as LeasedJob["spec"]["input"],
             limits,
+            // Batch items only: a single job's spec stays as it was.
+            ...(program.batchId === undefined
+              ? {}
+              : { batchId: program.batchId, isolate: program.isolate === true }),
           },
         };
       });
@@ -195,7 +199,11 @@ function batchStreams(
   }
   return read
     .filter((stream) => stream.rows.length > 0)
-    .map(({ batch, rows }) => ({ key: batch.id, rows, program: batch }));
+    .map(({ batch, rows }) => ({
+      key: batch.id,
+      rows,
+      program: { ...batch, batchId: batch.id, isolate: batch.isolate === 1 },
+    }));
 }
 
 /** The stream of single jobs, beside one stream per batch. */
@@ -207,6 +215,9 @@ interface Program {
   filename: string;
   runtime: Runtime;
   limits: string;
+  /** A batch's program: its id, and whether it asked for one container per item. */
+  batchId?: string;
+  isolate?: boolean;
 }
 
 interface Stream {
@@ -229,6 +240,7 @@ interface BatchStreamRow {
   runtime: Runtime;
   limits: string;
   max_parallel: number | null;
+  isolate: number;
 }
 
 /**
