@@ -310,6 +310,9 @@ function takeBaseline() {
  */
 function taintOf(item) {
   if (item.tainted) return item.tainted;
+  // A failed item may have stopped half-way through changing something: not
+  // worth a doubt, failures are rare.
+  if (stringStartsWith(item.outcome, '{"ok":false')) return "the item failed";
   if (processState() !== baseline.process) return "process state changed";
   if (resourceCounts() !== baseline.resources) {
     return `work left pending (${resourceCounts()} after ${baseline.resources})`;
