@@ -72,8 +72,8 @@ export async function executeJob(
 ): Promise<Outcome> {
   const limits = clampLimits(job.spec.limits, maxLimits);
   const caps = outputCaps(limits);
-  // A fresh nonce per job and per batch item: an item that learns its own
-  // (it shares a process with the runner) learns nothing of the next item's.
+  // A fresh nonce per job and per batch item: a single job's program that
+  // learns its own (it shares the runner's process) learns nothing of another's.
   const nonce = randomBytes(24).toString("hex");
   const reuseKey = reuseKeyOf(job.spec);
   const request: RunnerRequest & { reuse?: true } = {

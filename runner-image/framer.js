@@ -229,6 +229,8 @@ async function serve(first, firstNonce) {
   let request = first;
   let nonce = firstNonce;
   let host = await bootHost();
+  // The agent starts the first item's clock here, once its host is up.
+  if (host !== null) writeAll(2, READY);
   for (;;) {
     if (host === null) giveUp("the item host did not start");
     let envelope;

@@ -63,6 +63,7 @@ exports.main = (role) => {
     Buffer.prototype.toJSON = () => "patched";
     process.env.LEFT_BEHIND = "yes";
     process.on("exit", () => {});
+    process.chdir("/");
     fs.writeFileSync("/tmp/left-behind", "secret");
     fs.mkdirSync("/tmp/locked");
     fs.writeFileSync("/tmp/locked/inside", "secret");
@@ -87,7 +88,11 @@ exports.main = (role) => {
     buffer: JSON.stringify(Buffer.from("a")),
     env: process.env.LEFT_BEHIND ?? null,
     exitListeners: process.listenerCount("exit"),
+    cwd: process.cwd(),
     modules: Object.keys(require.cache).length,
+    heldFiles: fs.readdirSync("/proc/self/fd")
+      .map((fd) => { try { return fs.readlinkSync("/proc/self/fd/" + fd); } catch { return ""; } })
+      .filter((target) => target.startsWith("/tmp/")),
     tmp: fs.readdirSync("/tmp").filter((name) => !name.startsWith("labrun-job-")),
     processes: live(),
   };
@@ -101,7 +106,9 @@ const CLEAN = {
   buffer: '{"type":"Buffer","data":[97]}',
   env: null,
   exitListeners: 0,
+  cwd: "/tmp",
   modules: 1,
+  heldFiles: [],
   tmp: [],
   // The framer (PID 1) only: nothing an earlier item started.
   processes: ["1"],
@@ -209,16 +216,16 @@ describe("containers reused within a batch", () => {
     expect(new Set(values.map((value) => value.pid)).size).toBe(1);
   });
 
-  it("gives a timeout or an out-of-memory item its own code and runs its neighbours", async () => {
+  it("gives a timeout, out-of-memory or oversized item its own code and runs its neighbours", async () => {
     const results = await runBatch(cluster, {
       source: `exports.main = (what) => {
         if (what === "spin") for (;;) {}
         if (what === "oom") { const keep = []; for (;;) keep.push(Buffer.alloc(1 << 20, 1)); }
+        if (what === "huge") return "x".repeat(200_000);
         return what;
       };`,
-      inputs: ["a", "spin", "b", "oom", "c", "d"],
-      // A container's first item also waits for its thread to boot (seconds under heavy load).
-      limits: { timeoutMs: 5_000 * SLOWDOWN, memoryMb: 128 },
+      inputs: ["a", "spin", "b", "oom", "c", "huge", "d"],
+      limits: { timeoutMs: 5_000 * SLOWDOWN, memoryMb: 128, resultBytes: 100_000 },
     });
     expect(results.map(codeOf), JSON.stringify(results)).toEqual([
       "ok",
@@ -226,6 +233,7 @@ describe("containers reused within a batch", () => {
       "ok",
       "OUT_OF_MEMORY",
       "ok",
+      "OUTPUT_TOO_LARGE",
       "ok",
     ]);
     expect(results.filter((item) => item.ok).map((item) => item.result)).toEqual([
@@ -234,8 +242,8 @@ describe("containers reused within a batch", () => {
       "c",
       "d",
     ]);
-    // The container of a timed-out or out-of-memory item is thrown away.
-    for (const spent of [1, 3]) {
+    // The container of a timed-out, out-of-memory or oversized item is thrown away.
+    for (const spent of [1, 3, 5]) {
       const container = results[spent]?.stats.container;
       expect(container).toMatch(/^[0-9a-f]{12}$/);
       for (const later of results.slice(spent + 1))
@@ -243,6 +251,37 @@ describe("containers reused within a batch", () => {
     }
     expect(results[0]?.stats.container).toBe(results[1]?.stats.container);
     expect(await cluster.leftoverContainers()).toEqual([]);
+  });
+
+  it("runs an ES module item in a host of its own, replaced after it", async () => {
+    const results = await runBatch(cluster, {
+      source:
+        "export function main(n) { globalThis.seen = (globalThis.seen ?? 0) + n; return { pid: process.pid, seen: globalThis.seen }; }",
+      inputs: [1, 2],
+    });
+    expect(results.map(codeOf), JSON.stringify(results)).toEqual(["ok", "ok"]);
+    const values = results.map((item) => item.result as { pid: number; seen: number });
+    expect(values.map((value) => value.seen)).toEqual([1, 2]);
+    expect(values[1]?.pid).not.toBe(values[0]?.pid);
+  });
+
+  it("does not see state a built-in keeps inside itself: what does NOT hold", async () => {
+    // The host's check compares the built-ins' properties, not their inner
+    // state: a value set through a built-in's own setter stays for the next
+    // item in the same host. Items share a program and a user; this is what
+    // the README says they may share.
+    const results = await runBatch(cluster, {
+      source: `exports.main = (what) => {
+        const events = require("node:events");
+        if (what === "set") events.defaultMaxListeners = 77;
+        return { pid: process.pid, max: events.defaultMaxListeners };
+      };`,
+      inputs: ["read", "set", "read"],
+    });
+    expect(results.map(codeOf)).toEqual(["ok", "ok", "ok"]);
+    const values = results.map((item) => item.result as { pid: number; max: number });
+    expect(values.map((value) => value.max)).toEqual([10, 77, 77]);
+    expect(new Set(values.map((value) => value.pid)).size).toBe(1);
   });
 
   it("gives an item no way to a nonce: not the framer's memory or stdin, not its own process", async () => {

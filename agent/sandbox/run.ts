@@ -177,6 +177,20 @@ export class BootedContainer {
     if (this.broken) throw new SandboxError("this container cannot take another item");
     this.used = true;
     this.items += 1;
+    if (this.items === 1) {
+      // The runner's first marker came before it knew this is a batch item;
+      // the framer says ready again once its item host is up, and the first
+      // item's clock starts there, as a single job's starts once node is up.
+      const up = await unlessWithin(
+        Promise.race([
+          this.router.ready.then(() => "ready" as const),
+          this.exited.then(() => "exited" as const),
+        ]),
+        BOOT_TIMEOUT_MS,
+        "slow" as const,
+      );
+      if (up === "ready") this.router.detach();
+    }
     const exit = await this.supervise(job, true);
     const envelope = exit.output.envelope;
     // The runner's flag (K: take another, R: throw away) precedes the envelope.
