@@ -156,7 +156,7 @@ export function renderMapThroughput(m: MapThroughput): string[] {
   return [
     `| ${m.labrunMap.items.toLocaleString("en")} trivial items, parallelism ${m.labrunMap.slots} | seconds | items/s | ÷ \`docker run\` |`,
     "|---|---:|---:|---:|",
-    `| \`labrun map\` (one agent, ${m.labrunMap.slots} slots, warm pool; one container per item today) | ${m.labrunMap.seconds} | ${m.labrunMap.itemsPerSecond} | ${m.ratio} |`,
+    `| \`labrun map\` (one agent, ${m.labrunMap.slots} slots, warm pool; a batch's items share its containers) | ${m.labrunMap.seconds} | ${m.labrunMap.itemsPerSecond} | ${m.ratio} |`,
     `| \`docker run --rm\` × ${m.dockerChurn.jobs} | ${m.dockerChurn.seconds} | ${m.dockerChurn.jobsPerSecond} | 1 |`,
   ];
 }

@@ -79,6 +79,13 @@ export const JobSpec = z.object({
   runtime: Runtime.default("node"),
   input: JsonValue.nullable(),
   limits: JobLimits,
+  /**
+   * Set on a batch's items only (optional, added after 0.1): the batch, and
+   * whether it asked for one fresh container per item. Items of a batch that
+   * does not may run one after another in one container.
+   */
+  batchId: z.string().optional(),
+  isolate: z.boolean().optional(),
 });
 export type JobSpec = z.infer<typeof JobSpec>;
 

@@ -308,6 +308,7 @@ function readRequest() {
     filename: request.filename,
     files: request.files,
     input: request.input ?? null,
+    reuse: request.reuse === true,
   };
 }
 
@@ -659,6 +660,12 @@ async function run() {
     // No stderr before any program ran: the agent reports the runner as not starting.
   }
   const request = readRequest();
+  // A batch's item that may share this container: framer.js takes over (this
+  // process then frames items run by a separate item host, never runs them).
+  if (request.reuse) {
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+    return require("./framer.js").serve(request, nonce);
+  }
   if (dirError) {
     const { message } = describeThrown(dirError);
     return fail("SANDBOX_ERROR", `the runner could not prepare the job directory: ${message}`);

@@ -59,7 +59,7 @@ export function prepareLease({ db, settings }: StoreContext, hasQueued: () => bo
   );
   const oldestQueued = db.prepare<[Record<string, number | string>], QueuedRow>(LEASE_SQL.singles);
   const activeBatches = db.prepare<[string], BatchStreamRow>(
-    `SELECT id, source, files, filename, runtime, limits, max_parallel FROM batches
+    `SELECT id, source, files, filename, runtime, limits, max_parallel, isolate FROM batches
        INDEXED BY batches_active_by_owner
      WHERE owner = ? AND finished_at IS NULL AND cancelled_at IS NULL ORDER BY seq`,
   );
@@ -173,6 +173,10 @@ export function prepareLease({ db, settings }: StoreContext, hasQueued: () => bo
             runtime: program.runtime,
             input: JSON.parse(row.input) as LeasedJob["spec"]["input"],
             limits,
+            // Batch items only: a single job's spec stays as it was.
+            ...(program.batchId === undefined
+              ? {}
+              : { batchId: program.batchId, isolate: program.isolate === true }),
           },
         };
       });
@@ -218,7 +222,11 @@ function batchStreams(
   }
   return read
     .filter((stream) => stream.rows.length > 0)
-    .map(({ batch, rows }) => ({ key: batch.id, rows, program: batch }));
+    .map(({ batch, rows }) => ({
+      key: batch.id,
+      rows,
+      program: { ...batch, batchId: batch.id, isolate: batch.isolate === 1 },
+    }));
 }
 
 /** The key prefix of a user's stream of single jobs, beside one stream per batch. */
@@ -232,6 +240,9 @@ interface Program {
   filename: string;
   runtime: Runtime;
   limits: string;
+  /** A batch's program: its id, and whether it asked for one container per item. */
+  batchId?: string;
+  isolate?: boolean;
 }
 
 interface Stream {
@@ -255,6 +266,7 @@ interface BatchStreamRow {
   runtime: Runtime;
   limits: string;
   max_parallel: number | null;
+  isolate: number;
 }
 
 /** A user in one lease's deal: their rank, and their streams once read. */
