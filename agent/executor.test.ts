@@ -208,7 +208,7 @@ describe("reuseKeyOf", () => {
     expect(
       reuseKeyOf({ ...spec, runtime: "python", batchId: "b1", isolate: false }),
     ).toBeUndefined();
-     // The item host loads one source: a program of several files gets its own container.
+    // The item host loads one source: a program of several files gets its own container.
     const files = [{ path: "main.js", content: "exports.main = () => 1" }];
     expect(reuseKeyOf({ ...spec, files, batchId: "b1", isolate: false })).toBeUndefined();
   });
