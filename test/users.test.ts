@@ -1,6 +1,7 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LabrunClient } from "../client/api.js";
 import { type Job, UserList, UserToken } from "../protocol/index.js";
@@ -83,16 +84,25 @@ describe("users on the command line", () => {
     writeFileSync(program, ONE_SECOND);
     const asAlice = { ...env(), LABRUN_TOKEN: token };
 
-    // Two jobs at max-running 1: the second waits for alice's quota, and says so.
-    const first = await labrun(["submit", program, "--detach"], asAlice);
+    // Two jobs at max-running 1: while the first runs (it would for a minute;
+    // it is cancelled below), the second waits for alice's quota, and says so.
+    const long = join(dir, "long.js");
+    writeFileSync(long, "exports.main = () => new Promise((r) => setTimeout(r, 60_000));");
+    const first = await labrun(["submit", long, "--detach"], asAlice);
+    const firstId = first.stdout.trim();
     const second = await labrun(["submit", program, "--detach"], asAlice);
     expect(second.code, second.stderr).toBe(0);
     const secondId = second.stdout.trim();
+    const alice = userClient(token);
+    for (let tries = 0; (await alice.get(firstId)).state !== "running"; tries++) {
+      expect(tries, "the first job never started").toBeLessThan(300);
+      await sleep(100);
+    }
     const status = await labrun(["status", secondId, "--json"], asAlice);
-    const waiting = (JSON.parse(status.stdout) as Job).waiting;
-    expect(["user_max_running", undefined]).toContain(waiting?.reason);
+    expect((JSON.parse(status.stdout) as Job).waiting?.reason).toBe("user_max_running");
     const human = await labrun(["status", secondId], asAlice);
-    if (waiting) expect(human.stdout).toMatch(/waiting \(#1, user_max_running\)/);
+    expect(human.stdout).toMatch(/waiting \(#1, user_max_running\)/);
+    expect((await labrun(["cancel", firstId], asAlice)).code).toBe(0);
 
     // Alice sees her two jobs; the shared client token (`default`) none of them.
     const mine = JSON.parse((await labrun(["jobs", "--json"], asAlice)).stdout);
