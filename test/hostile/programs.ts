@@ -43,6 +43,10 @@ export const HOSTILE: HostileProgram[] = [
       exports.main = () => { for (;;) { try { cp.spawn(process.execPath, ["-e", "setInterval(()=>{},1e3)"]); } catch {} } };`,
     limits: { timeoutMs: T },
     expect: "TIMEOUT",
+    // As the Python fork bomb: its node processes fill the pids limit and
+    // each needs CPU (under the job's quota) to exit; under a load of 10+
+    // that teardown went past 2 s (2.25 s seen).
+    teardownMs: 4_000,
   },
   {
     name: "memory bomb (array growth)",
