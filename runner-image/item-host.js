@@ -30,6 +30,17 @@ const { Writable } = require("node:stream");
 const { pathToFileURL } = require("node:url");
 const { types } = require("node:util");
 const { Console } = require("node:console");
+const {
+  failure,
+  isOutputOverflow,
+  show,
+  isParseOrLinkError,
+  parseErrorDetail,
+  findMain,
+  whenSettled,
+  resultEnvelope,
+  describeThrown,
+} = require("./contract.js");
 
 // --- captured before any item runs (the primordials pattern, as runner.js) ----
 const { apply, ownKeys, getOwnPropertyDescriptor } = Reflect;
@@ -56,11 +67,7 @@ const setHas = uncurry(Set.prototype.has);
 const setDelete = uncurry(Set.prototype.delete);
 const mapGet = uncurry(Map.prototype.get);
 const mapSet = uncurry(Map.prototype.set);
-const promiseThen = Promise.prototype.then;
-const isPromise = types.isPromise;
 const isError = typeof Error.isError === "function" ? Error.isError : types.isNativeError;
-const SyntaxErrorPrototype = SyntaxError.prototype;
-const getPrototypeOf = Object.getPrototypeOf;
 const objectCreate = Object.create;
 const defineProperty = Object.defineProperty;
 const hostSetTimeout = setTimeout;
@@ -90,7 +97,6 @@ const programOutput = [stdoutStream, stderrStream];
 const REPLY_FD = 3;
 
 const BAD_PROGRAM_FORMAT = "Bad program format";
-const TEXT_CAP = 4096;
 const FILENAME = /^[A-Za-z0-9_.-]{1,100}$/;
 const PROGRAM_EXTENSION = /\.(c|m)?js$/;
 /** How often a running item is checked for being stuck (a promise nothing can settle). */
@@ -326,100 +332,12 @@ function taintOf(item) {
 
 // --- envelopes (the same texts as runner.js) --------------------------------------
 
-function cap(text) {
-  return text.length > TEXT_CAP ? `${stringSlice(text, 0, TEXT_CAP)}…` : text;
-}
-
-function show(value) {
-  try {
-    return StringCtor(value);
-  } catch {
-    return "a value that cannot be shown as text";
-  }
-}
-
-function stackOf(error) {
-  try {
-    const stack = error.stack;
-    return typeof stack === "string" ? stack : "";
-  } catch {
-    return "";
-  }
-}
-
-function replaceAllText(text, find, replacement) {
-  let result = "";
-  let from = 0;
-  for (;;) {
-    const at = stringIndexOf(text, find, from);
-    if (at === -1) return result + stringSlice(text, from);
-    result += stringSlice(text, from, at) + replacement;
-    from = at + find.length;
-  }
-}
-
-function withoutProgramDir(text, program) {
-  return replaceAllText(replaceAllText(text, `${program.dirUrl}/`, ""), `${program.dir}/`, "");
-}
-
-function describeThrown(thrown, program) {
-  if (!isError(thrown)) return { message: show(thrown), stack: "" };
-  let message = "";
-  try {
-    message = show(thrown.message);
-  } catch {
-    // A throwing message getter.
-  }
-  const stack = stackOf(thrown);
-  return {
-    message: message || show(thrown),
-    stack: program ? withoutProgramDir(stack, program) : stack,
-  };
-}
-
-function failure(code, message, detail) {
-  let json = `{"code":${stringify(code)},"message":${stringify(cap(message))}`;
-  if (detail) json += `,"detail":${stringify(cap(detail))}`;
-  return `{"ok":false,"error":${json}}}`;
-}
-
-function isOutputOverflow(thrown) {
-  try {
-    return isError(thrown) && thrown.code === "ENOBUFS" && thrown.syscall === "write";
-  } catch {
-    return false;
-  }
-}
-
 function thrownFailure(thrown, program) {
   if (isOutputOverflow(thrown)) {
     return failure("OUTPUT_TOO_LARGE", "the program wrote more output than can be delivered");
   }
   const { message, stack } = describeThrown(thrown, program);
   return failure("RUNTIME_ERROR", message, stack);
-}
-
-function resultEnvelope(value) {
-  if (value === undefined) return '{"ok":true,"result":null}';
-  let json;
-  try {
-    json = stringify(value);
-  } catch (error) {
-    const { message } = describeThrown(error);
-    return failure("RESULT_NOT_JSON", `main's result cannot be serialised to JSON: ${message}`);
-  }
-  if (json === undefined) {
-    const what = typeof value === "object" ? "its toJSON returned undefined" : `a ${typeof value}`;
-    return failure("RESULT_NOT_JSON", `main's result has no JSON form (${what})`);
-  }
-  return `{"ok":true,"result":${json}}`;
-}
-
-function parseErrorDetail(error, program) {
-  const stack = withoutProgramDir(stackOf(error), program);
-  const framesAt = stringIndexOf(stack, "\n    at ");
-  const header = framesAt === -1 ? stack : stringSlice(stack, 0, framesAt);
-  return header || `SyntaxError: ${show(error.message)}`;
 }
 
 // --- one item -------------------------------------------------------------------
@@ -654,25 +572,6 @@ function loadFile(item, context, file, source) {
   return module;
 }
 
-function findMain(loaded) {
-  const exported = loaded.exports;
-  const isObjectLike = (value) =>
-    value !== null && (typeof value === "object" || typeof value === "function");
-  if (!isObjectLike(exported)) return null;
-  if (typeof exported.main === "function") {
-    return { main: exported.main, self: loaded.kind === "cjs" ? exported : undefined };
-  }
-  if (loaded.kind === "cjs" && typeof exported === "function") {
-    return { main: exported, self: undefined };
-  }
-  const fallback = exported.default;
-  if (isObjectLike(fallback) && typeof fallback.main === "function") {
-    return { main: fallback.main, self: fallback };
-  }
-  if (typeof fallback === "function") return { main: fallback, self: undefined };
-  return null;
-}
-
 function missingMainDetail(loaded) {
   const where =
     loaded.kind === "cjs"
@@ -686,39 +585,6 @@ function missingMainDetail(loaded) {
     // A throwing getter.
   }
   return `the program has no callable main${found}: ${where}`;
-}
-
-function whenSettled(value, onValue, onError) {
-  let then = null;
-  let called = false;
-  try {
-    if (isPromise(value)) then = promiseThen;
-    else if (value !== null && (typeof value === "object" || typeof value === "function")) {
-      const candidate = value.then;
-      if (typeof candidate === "function") then = candidate;
-    }
-    if (then !== null) {
-      apply(then, value, [
-        (next) => {
-          if (called) return;
-          called = true;
-          whenSettled(next, onValue, onError);
-        },
-        (reason) => {
-          if (called) return;
-          called = true;
-          onError(reason);
-        },
-      ]);
-    }
-  } catch (thrown) {
-    if (!called) {
-      called = true;
-      onError(thrown);
-    }
-    return;
-  }
-  if (then === null) onValue(value);
 }
 
 /**
@@ -746,15 +612,6 @@ async function importProgram(item, program, cjsSyntaxError) {
     );
     return null;
   }
-}
-
-function isParseOrLinkError(error, program) {
-  if (!isError(error) || getPrototypeOf(error) !== SyntaxErrorPrototype) return false;
-  const stack = stackOf(error);
-  const framesAt = stringIndexOf(stack, "\n    at ");
-  if (framesAt === -1) return true;
-  const frames = stringSlice(stack, framesAt);
-  return stringIndexOf(frames, program.dir) === -1 && stringIndexOf(frames, program.dirUrl) === -1;
 }
 
 /** Loads a `.js`/`.cjs` program in the item's context; null when the item has ended. */

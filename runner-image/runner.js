@@ -22,7 +22,17 @@ const vm = require("node:vm");
 const { createRequire } = require("node:module");
 const { Writable } = require("node:stream");
 const { pathToFileURL } = require("node:url");
-const { types } = require("node:util");
+const {
+  failure,
+  isOutputOverflow,
+  show,
+  isParseOrLinkError,
+  parseErrorDetail,
+  findMain,
+  whenSettled,
+  resultEnvelope,
+  describeThrown,
+} = require("./contract.js");
 
 // --- captured before any user code loads ------------------------------------
 const { apply } = Reflect;
@@ -31,21 +41,13 @@ const uncurry =
   (fn) =>
   (self, ...args) =>
     apply(fn, self, args);
-const stringify = JSON.stringify;
 const parseJson = JSON.parse;
 const writeSync = fs.writeSync;
 const bufferFrom = Buffer.from;
-const StringCtor = String;
-const getPrototypeOf = Object.getPrototypeOf;
 const stringSlice = uncurry(String.prototype.slice);
-const stringIndexOf = uncurry(String.prototype.indexOf);
 const stringEndsWith = uncurry(String.prototype.endsWith);
 const regExpExec = uncurry(RegExp.prototype.exec);
 const promiseThen = Promise.prototype.then;
-const isPromise = types.isPromise;
-// Error.isError (Node 24+) and isNativeError cannot be fooled by prototypes or Symbol.hasInstance.
-const isError = typeof Error.isError === "function" ? Error.isError : types.isNativeError;
-const SyntaxErrorPrototype = SyntaxError.prototype;
 const processOn = uncurry(process.on);
 const reallyExit = uncurry(
   typeof process.reallyExit === "function" ? process.reallyExit : process.exit,
@@ -64,8 +66,6 @@ const programOutput = [process.stdout, process.stderr];
 process.setSourceMapsEnabled(true);
 
 const BAD_PROGRAM_FORMAT = "Bad program format";
-/** Messages and details are capped so a huge error cannot outgrow the agent's result cap. */
-const TEXT_CAP = 4096;
 const NONCE = /^[A-Za-z0-9]{16,128}$/;
 const FILENAME = /^[A-Za-z0-9_.-]{1,100}$/;
 const PROGRAM_EXTENSION = /\.(c|m)?js$/;
@@ -150,17 +150,6 @@ function conclude(envelopeJson) {
   }
 }
 
-/**
- * The envelope of a failure, assembled by hand from JSON strings: the captured
- * stringify still honours a toJSON the program put on Object.prototype, but
- * never consults one for a primitive string.
- */
-function failure(code, message, detail) {
-  let json = `{"code":${stringify(code)},"message":${stringify(cap(message))}`;
-  if (detail) json += `,"detail":${stringify(cap(detail))}`;
-  return `{"ok":false,"error":${json}}}`;
-}
-
 function fail(code, message, detail) {
   conclude(failure(code, message, detail));
 }
@@ -176,71 +165,9 @@ function thrownFailure(thrown, program) {
   return failure("RUNTIME_ERROR", message, stack);
 }
 
-function isOutputOverflow(thrown) {
-  try {
-    return isError(thrown) && thrown.code === "ENOBUFS" && thrown.syscall === "write";
-  } catch {
-    return false;
-  }
-}
-
 // --- reading thrown values safely ---------------------------------------------
 // These run after user code, on values it made: every property read may call a
 // getter it wrote, so each one is guarded and uses captured functions only.
-
-function cap(text) {
-  return text.length > TEXT_CAP ? `${stringSlice(text, 0, TEXT_CAP)}…` : text;
-}
-
-/** String(value), or a placeholder when the value's own conversion throws. */
-function show(value) {
-  try {
-    return StringCtor(value);
-  } catch {
-    return "a value that cannot be shown as text";
-  }
-}
-
-function stackOf(error) {
-  try {
-    const stack = error.stack;
-    return typeof stack === "string" ? stack : "";
-  } catch {
-    return "";
-  }
-}
-
-/** `{message, stack}` of a thrown value: error.message for errors, String(value) otherwise. */
-function describeThrown(thrown, program) {
-  if (!isError(thrown)) return { message: show(thrown), stack: "" };
-  let message = "";
-  try {
-    message = show(thrown.message);
-  } catch {
-    // A throwing message getter: fall back to the error's own text below.
-  }
-  const stack = stackOf(thrown);
-  return {
-    message: message || show(thrown),
-    stack: program ? withoutProgramDir(stack, program) : stack,
-  };
-}
-
-function replaceAllText(text, find, replacement) {
-  let result = "";
-  let from = 0;
-  for (;;) {
-    const at = stringIndexOf(text, find, from);
-    if (at === -1) return result + stringSlice(text, from);
-    result += stringSlice(text, from, at) + replacement;
-    from = at + find.length;
-  }
-}
-
-/** Shows `/tmp/labrun-job-x/main.js:3` as `main.js:3`: the user only knows its own file name. */
-function withoutProgramDir(text, program) {
-  return replaceAllText(replaceAllText(text, `${program.dirUrl}/`, ""), `${program.dir}/`, "");
-}
 
 // --- the steps of a run -------------------------------------------------------
 
@@ -516,55 +443,6 @@ async function importProgram(program, cjsSyntaxError) {
   }
 }
 
-/**
- * Whether import() failed because the module does not parse or link (V8's own
- * SyntaxError, raised before any of the program ran, so none of its stack
- * frames is in the program) rather than because the program threw while
- * evaluating (its own code is then on the stack). Only the frames count: the
- * header of a link error names the program's file too.
- */
-function isParseOrLinkError(error, program) {
-  if (!isError(error) || getPrototypeOf(error) !== SyntaxErrorPrototype) return false;
-  const stack = stackOf(error);
-  const framesAt = stringIndexOf(stack, "\n    at ");
-  if (framesAt === -1) return true;
-  const frames = stringSlice(stack, framesAt);
-  return stringIndexOf(frames, program.dir) === -1 && stringIndexOf(frames, program.dirUrl) === -1;
-}
-
-/** Node's "file:line / source line / ^^^ / SyntaxError: ..." header, without the runner's frames. */
-function parseErrorDetail(error, program) {
-  const stack = withoutProgramDir(stackOf(error), program);
-  const framesAt = stringIndexOf(stack, "\n    at ");
-  const header = framesAt === -1 ? stack : stringSlice(stack, 0, framesAt);
-  return header || `SyntaxError: ${show(error.message)}`;
-}
-
-/**
- * The program's main and the `this` a caller would naturally use:
- * CommonJS `exports.main` or `module.exports` as a function; ESM `export main`,
- * `export default { main }` or a default function. Also `exports.default` from
- * ESM compiled to CommonJS (TypeScript, Babel).
- */
-function findMain(loaded) {
-  const exported = loaded.exports;
-  const isObjectLike = (value) =>
-    value !== null && (typeof value === "object" || typeof value === "function");
-  if (!isObjectLike(exported)) return null;
-  if (typeof exported.main === "function") {
-    return { main: exported.main, self: loaded.kind === "cjs" ? exported : undefined };
-  }
-  if (loaded.kind === "cjs" && typeof exported === "function") {
-    return { main: exported, self: undefined };
-  }
-  const fallback = exported.default;
-  if (isObjectLike(fallback) && typeof fallback.main === "function") {
-    return { main: fallback.main, self: fallback };
-  }
-  if (typeof fallback === "function") return { main: fallback, self: undefined };
-  return null;
-}
-
 function missingMainDetail(loaded) {
   const where =
     loaded.kind === "cjs"
@@ -578,66 +456,6 @@ function missingMainDetail(loaded) {
     // A throwing getter: no more to say about it.
   }
   return `the program has no callable main${found}: ${where}`;
-}
-
-/**
- * Follows `value` the way `await` would, through captured functions only: a
- * native promise settles through the original then (a program that patched
- * Promise.prototype.then cannot stall or fake its result); any other thenable
- * through its own then, as `await` would call it.
- */
-function whenSettled(value, onValue, onError) {
-  let then = null;
-  let called = false;
-  try {
-    if (isPromise(value)) then = promiseThen;
-    else if (value !== null && (typeof value === "object" || typeof value === "function")) {
-      const candidate = value.then;
-      if (typeof candidate === "function") then = candidate;
-    }
-    if (then !== null) {
-      apply(then, value, [
-        (next) => {
-          if (called) return;
-          called = true;
-          whenSettled(next, onValue, onError);
-        },
-        (reason) => {
-          if (called) return;
-          called = true;
-          onError(reason);
-        },
-      ]);
-    }
-  } catch (thrown) {
-    if (!called) {
-      called = true;
-      onError(thrown);
-    }
-    return;
-  }
-  if (then === null) onValue(value);
-}
-
-/**
- * The success envelope of main's value, with JSON.stringify semantics
- * (toJSON honoured, undefined → null), or RESULT_NOT_JSON for a value with no
- * JSON text. Serialised at once: later changes by leftover timers do not count.
- */
-function resultEnvelope(value) {
-  if (value === undefined) return '{"ok":true,"result":null}';
-  let json;
-  try {
-    json = stringify(value);
-  } catch (error) {
-    const { message } = describeThrown(error);
-    return failure("RESULT_NOT_JSON", `main's result cannot be serialised to JSON: ${message}`);
-  }
-  if (json === undefined) {
-    const what = typeof value === "object" ? "its toJSON returned undefined" : `a ${typeof value}`;
-    return failure("RESULT_NOT_JSON", `main's result has no JSON form (${what})`);
-  }
-  return `{"ok":true,"result":${json}}`;
 }
 
 // --- the run -----------------------------------------------------------------

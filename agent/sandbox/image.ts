@@ -27,6 +27,7 @@ export const RUNNER_IMAGE_REPO = "labrun-runner";
 /** The files of runner-image/ that make the image; the tag hashes them. */
 const RUNNER_FILES = [
   "runner.js",
+  "contract.js",
   "framer.js",
   "item-host.js",
   "package.json",
@@ -197,7 +198,7 @@ export function assembleBuildContext(context: string): string[] {
   place(node, "/usr/local/bin/node", 0o711);
   const libraries = sharedLibraries(node);
   for (const library of libraries) place(library, library, 0o755);
-  for (const file of ["runner.js", "framer.js", "item-host.js"]) {
+  for (const file of RUNNER_FILES.filter((name) => name.endsWith(".js"))) {
     place(join(source, file), `/runner/${file}`, 0o644);
   }
   place(join(source, "package.json"), "/runner/package.json", 0o644);
