@@ -1,12 +1,14 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it, vi } from "vitest";
 import { usePostgresDatabase } from "../test-support/postgres.js";
 import { isPostgresUrl, openStoreFrom, StoreUrl } from "./open.js";
 
 const SETTINGS = { leaseTtlMs: 1_000, maxAttempts: 2 };
 const pg = usePostgresDatabase();
+// Real transactions on a shared 2-core machine: more time than a unit test's 5 s.
+vi.setConfig({ testTimeout: 30_000 });
 
 describe("StoreUrl", () => {
   it("takes a PostgreSQL URL with a host and a database", () => {

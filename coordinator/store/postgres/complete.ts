@@ -86,46 +86,47 @@ async function applyResults(
     finish.set(row.seq, { state: row.state, outcome: JSON.stringify(outcome), leaseId });
     return { leaseId, value: ref(row.state), changed: true };
   });
-  if (finish.size > 0) {
-    const done = [...finish];
-    await query(tx, FINISH, [
-      bigintArray(
-        tx,
-        done.map(([seq]) => seq),
-      ),
-      textArray(
-        tx,
-        done.map(([, d]) => d.state),
-      ),
-      textArray(
-        tx,
-        done.map(([, d]) => d.outcome),
-      ),
-      textArray(
-        tx,
-        done.map(([, d]) => d.leaseId),
-      ),
-      now,
-    ]);
-  }
-  if (requeue.size > 0) {
-    const again = [...requeue];
-    await query(tx, REQUEUE, [
-      bigintArray(
-        tx,
-        again.map(([seq]) => seq),
-      ),
-      textArray(
-        tx,
-        again.map(([, a]) => a.leaseId),
-      ),
-      intArray(
-        tx,
-        again.map(([, a]) => a.programRetry),
-      ),
-    ]);
-  }
-  await query(tx, SEEN, [agentId, now]);
+  // The writes go out together (pipelined on the transaction's connection).
+  const done = [...finish];
+  const again = [...requeue];
+  await Promise.all([
+    done.length > 0 &&
+      query(tx, FINISH, [
+        bigintArray(
+          tx,
+          done.map(([seq]) => seq),
+        ),
+        textArray(
+          tx,
+          done.map(([, d]) => d.state),
+        ),
+        textArray(
+          tx,
+          done.map(([, d]) => d.outcome),
+        ),
+        textArray(
+          tx,
+          done.map(([, d]) => d.leaseId),
+        ),
+        now,
+      ]),
+    again.length > 0 &&
+      query(tx, REQUEUE, [
+        bigintArray(
+          tx,
+          again.map(([seq]) => seq),
+        ),
+        textArray(
+          tx,
+          again.map(([, a]) => a.leaseId),
+        ),
+        intArray(
+          tx,
+          again.map(([, a]) => a.programRetry),
+        ),
+      ]),
+    query(tx, SEEN, [agentId, now]),
+  ]);
   await settleBatches(
     tx,
     answers.map((answer) => ("value" in answer && answer.changed ? answer.value.batchId : null)),

@@ -128,13 +128,16 @@ export function prepareLease({ sql, settings }: PgContext, hasQueued: () => Prom
         // Half a thousandth over, so 0.1 + 0.2 (0.30000000000000004) fits in 0.3.
         fits.cpus = Math.min(fits.cpus ?? Number.MAX_SAFE_INTEGER, (left.milliCpus + 0.5) / 1000);
       }
-      const singles = await query<QueuedRow>(tx, PG_LEASE_SQL.singles, [
-        textArray(tx, runtimes),
-        room,
-        ...LIMIT_NAMES.map((name) => fits[name]),
+      // Two reads that need nothing of each other: sent together, one round trip.
+      const [singles, batches] = await Promise.all([
+        query<QueuedRow>(tx, PG_LEASE_SQL.singles, [
+          textArray(tx, runtimes),
+          room,
+          ...LIMIT_NAMES.map((name) => fits[name]),
+        ]),
+        fittingBatches(tx, runtimes, fits, room),
       ]);
       const streams: Stream[] = [{ key: SINGLES, rows: singles }];
-      const batches = await fittingBatches(tx, runtimes, fits, room);
       streams.push(...(await batchStreams(tx, batches, room, singles.length)));
       const dealt = roundRobin.deal(streams, room);
       const candidates = left ? withinCapacity(dealt, left) : dealt;

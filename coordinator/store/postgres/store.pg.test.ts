@@ -3,7 +3,7 @@
 // the shared `describeStoreSuite(name, open)` lands; the lead replaces this
 // file with that suite at merge. The tests that read SQLite's own files
 // (WAL mode, user_version, EXPLAIN QUERY PLAN) are here in PostgreSQL's terms.
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import {
   Batch,
   ClusterStats,
@@ -24,6 +24,8 @@ import { PG_SCHEMA_VERSION } from "./migrations.js";
 import { PG_STATS_SQL } from "./stats.js";
 
 const pg = usePostgresDatabase();
+// Real transactions on a shared 2-core machine: more time than a unit test's 5 s.
+vi.setConfig({ testTimeout: 30_000 });
 
 const open = (schema?: string, maxAttempts = 2) =>
   pg.openStore(schema, { leaseTtlMs: TTL, maxAttempts });
