@@ -86,6 +86,13 @@ if [ -z "$bin" ]; then
   apt-get update -qq >/dev/null
   # Debian's package creates and starts its own cluster on 5432; ours is separate.
   apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+  # Stop that cluster again: labrun's server is the one below, and nothing
+  # this script did not ask for should keep running (CI waits for it).
+  if command -v pg_lsclusters >/dev/null 2>&1; then
+    pg_lsclusters -h 2>/dev/null | while read -r version cluster _; do
+      pg_ctlcluster "$version" "$cluster" stop >/dev/null 2>&1 || true
+    done
+  fi
   bin="$(find_bin)" || die "postgresql installed but no server binaries under /usr/lib/postgresql/*/bin"
 fi
 id "$pg_user" >/dev/null 2>&1 || die "no '$pg_user' system user (Debian's postgresql package creates it)"
