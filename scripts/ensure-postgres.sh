@@ -67,6 +67,14 @@ find_bin() {
 
 url() { echo "postgres://${pg_user}@127.0.0.1:${port}/${1:-postgres}"; }
 
+# One run at a time (test files start it side by side): the others wait here
+# and then find the server answering.
+if command -v flock >/dev/null 2>&1; then
+  mkdir -p "$(dirname "$data_dir")"
+  exec 9>"${data_dir}.lock"
+  flock 9
+fi
+
 bin="$(find_bin || true)"
 
 if [ "$stop" = 1 ]; then
@@ -121,10 +129,11 @@ EOF
   chown "$pg_user": "$log_file"
   say "starting PostgreSQL ($("$bin/postgres" --version)) on 127.0.0.1:$port, log $log_file"
   # listen_addresses and the socket dir are set on the command line, so an
-  # old data dir cannot widen them. setsid: the server outlives this shell.
+  # old data dir cannot widen them. setsid: the server outlives this shell;
+  # 9>&-: it does not inherit (and hold for ever) the lock above.
   as_pg setsid "$bin/pg_ctl" -D "$data_dir" -l "$log_file" -w -t 60 \
     -o "-c listen_addresses=127.0.0.1 -p $port -c unix_socket_directories=$data_dir -c max_connections=200 -c fsync=on" \
-    start </dev/null >/dev/null 2>&1 || { tail -20 "$log_file" >&2; die "the server did not start"; }
+    start </dev/null >/dev/null 2>&1 9>&- || { tail -20 "$log_file" >&2; die "the server did not start"; }
   for _ in $(seq 1 60); do answers && break; sleep 0.5; done
   answers || { tail -20 "$log_file" >&2; die "the server started but does not answer on 127.0.0.1:$port"; }
   head -1 "$data_dir/postmaster.pid" >"$pid_file" 2>/dev/null || true
