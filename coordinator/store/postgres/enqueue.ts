@@ -5,8 +5,7 @@ import {
   type SubmitJobParsed,
 } from "../../../protocol/index.js";
 import { ApiError } from "../../errors.js";
-import type { JobRow } from "../rows.js";
-import { JOB_COLUMNS, newId, toJob } from "../rows.js";
+import { JOB_COLUMNS, type JobRow, newId, toJob } from "../rows.js";
 import { type PgContext, query } from "./database.js";
 
 // One round trip: the row as inserted is the answer.
