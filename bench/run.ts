@@ -6,7 +6,8 @@
  * Environment: BENCH_SAMPLES (latency jobs per measure, default 30),
  * BENCH_BURST (burst jobs, default 200), BENCH_PARALLELISM (default 4),
  * BENCH_SKIP_COORDINATOR=1 to leave out the Docker-free coordinator part,
- * BENCH_MAP_ITEMS (the `labrun map` row's items, default 2000; 0 leaves it out).
+ * BENCH_MAP_ITEMS (the `labrun map` row's items, default 2000; 0 leaves it out),
+ * BENCH_SKIP_POSTGRES=1 to leave out the PostgreSQL driver rows (bench/postgres-driver.ts).
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, release, tmpdir, totalmem } from "node:os";
@@ -17,6 +18,7 @@ import pino from "pino";
 import { connectDocker } from "../agent/docker.js";
 import { ensureRunnerImage } from "../agent/sandbox/image.js";
 import { containerOptions, DEFAULT_SANDBOX } from "../agent/sandbox/options.js";
+import { ensureDevPostgres } from "../coordinator/store/postgres/devServer.js";
 import { DEFAULT_LIMITS } from "../protocol/index.js";
 import { benchBatchCapacity } from "./batch-capacity.js";
 import { benchCoordinatorCapacity } from "./coordinator-capacity.js";
@@ -28,6 +30,11 @@ import { warmContainersMemory } from "./e2e/pool-memory.js";
 import { launchCluster, rssMb } from "./e2e/processes.js";
 import { benchPython, type PythonBench, renderPython } from "./e2e/python.js";
 import { dockerChurn, labrunBurst } from "./e2e/throughput.js";
+import {
+  benchPostgresDriver,
+  type PostgresDriverBench,
+  renderPostgresDriver,
+} from "./postgres-driver.js";
 import { type BenchResults, renderMarkdown } from "./report.js";
 import { round } from "./stats.js";
 
@@ -126,9 +133,19 @@ async function main(): Promise<void> {
   // Python rows (BENCH_SKIP_PYTHON=1 leaves them out): bench/e2e/python.ts.
   const python =
     process.env.BENCH_SKIP_PYTHON === "1" ? null : await benchPython(docker, SAMPLES, step);
+  // The PostgreSQL driver rows (BENCH_SKIP_POSTGRES=1 leaves them out): bench/postgres-driver.ts.
+  let postgresDriver: PostgresDriverBench | null = null;
+  if (process.env.BENCH_SKIP_POSTGRES !== "1") {
+    step("PostgreSQL drivers: prepared UPDATE … RETURNING, a burst, unnest() inserts");
+    const url = process.env.LABRUN_TEST_PG_URL ?? ensureDevPostgres("labrun_bench");
+    postgresDriver = await benchPostgresDriver(url);
+  }
   rmSync(workDir, { recursive: true, force: true });
 
-  const results: BenchResults & { python: PythonBench | null } = {
+  const results: BenchResults & {
+    python: PythonBench | null;
+    postgresDriver: PostgresDriverBench | null;
+  } = {
     date: new Date().toISOString(),
     machine: {
       cpu: cpus()[0]?.model ?? "unknown",
@@ -161,10 +178,14 @@ async function main(): Promise<void> {
     batchCapacity,
     mapThroughput,
     python,
+    postgresDriver,
     elapsedSeconds: Math.round((Date.now() - began) / 1000),
   };
   mkdirSync(RESULTS_DIR, { recursive: true });
-  const markdown = renderMarkdown(results) + (python ? renderPython(python) : "");
+  const markdown =
+    renderMarkdown(results) +
+    (python ? renderPython(python) : "") +
+    (postgresDriver ? renderPostgresDriver(postgresDriver) : "");
   writeFileSync(join(RESULTS_DIR, "latest.json"), `${JSON.stringify(results, null, 2)}\n`);
   writeFileSync(join(RESULTS_DIR, "latest.md"), markdown);
   process.stdout.write(markdown);

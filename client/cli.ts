@@ -59,6 +59,7 @@ Usage:
   labrun nodes drain|resume|rm NAME [--json]  take a node out of service, back, or forget it
   labrun doctor [--json]                      check Docker, runner image, server, tokens, clock
   labrun coordinator [--port 7878] [--host 127.0.0.1] [--data-dir DIR] [--lease-ttl 10s]
+                     [--store postgres://USER@HOST:PORT/DB] (or LABRUN_STORE; default: SQLite in the data dir)
                      [--retention 7d (finished jobs are deleted after this)] [--max-input 1m]
                      [--default-timeout|memory|cpus|pids|tmpfs|log-bytes|result-bytes V]
                      (the lab's default limits; also on up)

@@ -3,6 +3,12 @@ import { notFound } from "../errors.js";
 import type { StoreContext } from "./database.js";
 import { JOB_COLUMNS, type JobRow, toJob } from "./rows.js";
 
+/** What a queued job that no ready node offers the runtime of says (both stores). */
+export const waitingReason = (runtime: Runtime): string =>
+  runtime === "python"
+    ? "no ready node offers the python runtime: it stays queued until one does (an agent offers python when python3 is installed on its machine, or given with --python)"
+    : `no ready node offers the ${runtime} runtime: it stays queued until one does`;
+
 export function prepareGetJob({ db, settings }: StoreContext) {
   const byId = db.prepare<[string], JobRow>(`SELECT ${JOB_COLUMNS} FROM jobs WHERE id = ?`);
   // Ready and heard from within a lease TTL (listNodes calls the others lost).
@@ -18,12 +24,7 @@ export function prepareGetJob({ db, settings }: StoreContext) {
   /** Why a queued job cannot run now, when no ready node could take it at all. */
   const waitingFor = (runtime: Runtime, now: number): JobWaiting | undefined =>
     offering.get({ runtime, since: now - settings.leaseTtlMs }) === 0
-      ? {
-          reason:
-            runtime === "python"
-              ? "no ready node offers the python runtime: it stays queued until one does (an agent offers python when python3 is installed on its machine, or given with --python)"
-              : `no ready node offers the ${runtime} runtime: it stays queued until one does`,
-        }
+      ? { reason: waitingReason(runtime) }
       : undefined;
 
   const getJob = (id: string): Job => {

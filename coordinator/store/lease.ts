@@ -199,17 +199,17 @@ function batchStreams(
 }
 
 /** The stream of single jobs, beside one stream per batch. */
-const SINGLES = "";
+export const SINGLES = "";
 
 /** What runs a queued job: its own (a single job) or its batch's (an item). */
-interface Program {
+export interface Program {
   source: string;
   filename: string;
   runtime: Runtime;
   limits: string;
 }
 
-interface Stream {
+export interface Stream {
   key: string;
   rows: ItemRow[];
   /** The batch's program; absent for the single jobs, whose rows carry their own. */
@@ -217,12 +217,12 @@ interface Stream {
 }
 
 /** A queued job dealt to the lease, with the program it runs. */
-interface Candidate {
+export interface Candidate {
   row: ItemRow;
   program: Program;
 }
 
-interface BatchStreamRow {
+export interface BatchStreamRow {
   id: string;
   source: string;
   filename: string;
@@ -237,7 +237,7 @@ interface BatchStreamRow {
  * single job queued behind a 10,000-item batch takes the next free slot.
  * The turns live in memory: after a restart every stream starts equal.
  */
-class RoundRobin {
+export class RoundRobin {
   #tick = 0;
   readonly #lastServed = new Map<string, number>();
 
@@ -268,7 +268,7 @@ class RoundRobin {
 }
 
 /** A queued job as its stream reads it: a batch item's row has no program of its own. */
-interface ItemRow {
+export interface ItemRow {
   seq: number;
   id: string;
   input: string;
@@ -276,17 +276,17 @@ interface ItemRow {
 }
 
 /** A queued single job: its row carries its program. */
-interface QueuedRow extends ItemRow, Program {}
+export interface QueuedRow extends ItemRow, Program {}
 
 const milli = (cpus: number) => Math.round(cpus * 1000);
 
-interface CapacityLeft {
+export interface CapacityLeft {
   memoryMb: number;
   milliCpus: number;
 }
 
 /** What an agent's capacity leaves beside the jobs it holds (cores in thousandths). */
-function capacityLeft(
+export function capacityLeft(
   capacity: AgentCapacity,
   held: { memoryMb: number; cpus: number } | undefined,
 ): CapacityLeft {
@@ -304,7 +304,7 @@ function capacityLeft(
  * does not fit beside the older ones stays queued (a smaller, younger one may
  * still go). Cores are counted in thousandths, so 0.1 + 0.2 fits in 0.3.
  */
-function withinCapacity(candidates: Candidate[], left: CapacityLeft): Candidate[] {
+export function withinCapacity(candidates: Candidate[], left: CapacityLeft): Candidate[] {
   let { memoryMb, milliCpus } = left;
   return candidates.filter(({ program }) => {
     const limits = storedLimits(program.limits);

@@ -1,0 +1,66 @@
+import { z } from "zod";
+import { openStore } from "./index.js";
+import type { Store, StoreSettings } from "./interfaces.js";
+import type { Async } from "./postgres/async.js";
+
+const POSTGRES_SCHEMES = new Set(["postgres:", "postgresql:"]);
+
+/** Whether `location` names a PostgreSQL database (`postgres://…` or `postgresql://…`). */
+export function isPostgresUrl(location: string): boolean {
+  try {
+    return POSTGRES_SCHEMES.has(new URL(location).protocol);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The coordinator's `store` setting (`--store`, `LABRUN_STORE`): a
+ * PostgreSQL URL with a host and a database. Left out, the store is the
+ * embedded SQLite file in the data dir.
+ */
+export const StoreUrl = z
+  .string()
+  .trim()
+  .refine(
+    (text) => {
+      if (!isPostgresUrl(text)) return false;
+      const url = new URL(text);
+      return url.hostname !== "" && url.pathname.length > 1;
+    },
+    {
+      message:
+        "store must be a PostgreSQL URL such as postgres://labrun@db.example:5432/labrun (leave it out for the embedded SQLite store in the data dir)",
+    },
+  );
+
+/**
+ * The store at `location`: PostgreSQL for a `postgres://` URL (several
+ * coordinators may share it), else the SQLite store in the data dir
+ * `location` (the default, nothing to run).
+ *
+ * Until the Store interface is asynchronous both come back as
+ * `Async<Store>`; the SQLite store is answered through promises here.
+ *
+ * @example
+ * const store = await openStoreFrom(config.store ?? config.dataDir, config);
+ */
+export async function openStoreFrom(
+  location: string,
+  settings: StoreSettings,
+): Promise<Async<Store>> {
+  if (isPostgresUrl(location)) {
+    const { openPostgresStore } = await import("./postgres/index.js");
+    return openPostgresStore(location, settings);
+  }
+  return answeredAsync(openStore(location, settings));
+}
+
+/** A synchronous store's verbs, each answering a promise (a thrown refusal becomes a rejection). */
+function answeredAsync(store: Store): Async<Store> {
+  const verbs: Record<string, unknown> = {};
+  for (const [name, verb] of Object.entries(store)) {
+    verbs[name] = async (...args: unknown[]) => (verb as (...a: unknown[]) => unknown)(...args);
+  }
+  return verbs as Async<Store>;
+}
