@@ -1,7 +1,6 @@
 import { z } from "zod";
 import { openStore } from "./index.js";
 import type { Store, StoreSettings } from "./interfaces.js";
-import type { Async } from "./postgres/async.js";
 
 const POSTGRES_SCHEMES = new Set(["postgres:", "postgresql:"]);
 
@@ -39,28 +38,13 @@ export const StoreUrl = z
  * coordinators may share it), else the SQLite store in the data dir
  * `location` (the default, nothing to run).
  *
- * Until the Store interface is asynchronous both come back as
- * `Async<Store>`; the SQLite store is answered through promises here.
- *
  * @example
  * const store = await openStoreFrom(config.store ?? config.dataDir, config);
  */
-export async function openStoreFrom(
-  location: string,
-  settings: StoreSettings,
-): Promise<Async<Store>> {
+export async function openStoreFrom(location: string, settings: StoreSettings): Promise<Store> {
   if (isPostgresUrl(location)) {
     const { openPostgresStore } = await import("./postgres/index.js");
     return openPostgresStore(location, settings);
   }
-  return answeredAsync(openStore(location, settings));
-}
-
-/** A synchronous store's verbs, each answering a promise (a thrown refusal becomes a rejection). */
-function answeredAsync(store: Store): Async<Store> {
-  const verbs: Record<string, unknown> = {};
-  for (const [name, verb] of Object.entries(store)) {
-    verbs[name] = async (...args: unknown[]) => (verb as (...a: unknown[]) => unknown)(...args);
-  }
-  return verbs as Async<Store>;
+  return openStore(location, settings);
 }

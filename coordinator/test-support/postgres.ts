@@ -1,9 +1,10 @@
 import { randomBytes } from "node:crypto";
 import postgres from "postgres";
 import { afterAll, afterEach, beforeAll } from "vitest";
-import type { StoreSettings } from "../store/interfaces.js";
+import type { Store, StoreSettings } from "../store/interfaces.js";
 import { ensureDevPostgres } from "../store/postgres/devServer.js";
-import { openPostgresStore, type PostgresStore } from "../store/postgres/index.js";
+import { openPostgresStore } from "../store/postgres/index.js";
+import type { OpenStoreUnderTest } from "../store/suite/index.js";
 
 /**
  * A real PostgreSQL for a test file: LABRUN_TEST_PG_URL, or the server of
@@ -20,9 +21,16 @@ export function usePostgresDatabase() {
   const cleanups: (() => Promise<void>)[] = [];
 
   beforeAll(async () => {
-    const server = process.env.LABRUN_TEST_PG_URL ?? ensureDevPostgres();
-    admin = postgres(server, { max: 1, onnotice: () => {} });
-    await admin.unsafe(`CREATE DATABASE ${name}`);
+    const server = serverUrl();
+    admin = postgres(server, { max: 1, onnotice: () => {}, connect_timeout: 10 });
+    try {
+      await admin.unsafe(`CREATE DATABASE ${name}`);
+    } catch (error) {
+      // Never a skip: a PostgreSQL test without a server fails, saying how to get one.
+      throw new Error(
+        `no PostgreSQL to test against at ${server} (${(error as Error).message}): run \`npm run ensure-postgres\` (scripts/ensure-postgres.sh), or point LABRUN_TEST_PG_URL at a server`,
+      );
+    }
     const parsed = new URL(server);
     parsed.pathname = `/${name}`;
     url = parsed.toString();
@@ -37,22 +45,43 @@ export function usePostgresDatabase() {
     await admin?.end({ timeout: 5 });
   }, 60_000);
 
-  /** A new, empty schema of the file's database (dropped after the test). */
-  async function newSchema(): Promise<string> {
+  /** A new, empty schema of the file's database, and how to drop it. */
+  async function createSchema(): Promise<{ schema: string; drop: () => Promise<void> }> {
     const schema = `s_${randomBytes(6).toString("hex")}`;
     const sql = postgres(url, { max: 1, onnotice: () => {} });
     await sql.unsafe(`CREATE SCHEMA ${schema}`);
-    cleanups.push(async () => {
-      await sql.unsafe(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-      await sql.end({ timeout: 5 });
-    });
+    return {
+      schema,
+      drop: async () => {
+        await sql.unsafe(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+        await sql.end({ timeout: 5 });
+      },
+    };
+  }
+
+  /** A new, empty schema of the file's database (dropped after the test). */
+  async function newSchema(): Promise<string> {
+    const { schema, drop } = await createSchema();
+    cleanups.push(drop);
     return schema;
   }
+
+  /**
+   * The store suite's factory: a store in a fresh schema; `reopen()` opens
+   * another pool on the same schema, as a coordinator restarted on the same
+   * database would; `dispose()` drops the schema.
+   */
+  const openUnderTest: OpenStoreUnderTest = async (settings) => {
+    const { schema, drop } = await createSchema();
+    const open = () => openPostgresStore(url, settings, { schema, max: 4 });
+    return { store: await open(), hooks: { reopen: open }, dispose: drop };
+  };
 
   return {
     /** The file's database. */
     url: () => url,
     newSchema,
+    openUnderTest,
     /** Runs `cleanup` after the current test. */
     onCleanup: (cleanup: () => Promise<void>) => void cleanups.push(cleanup),
     /** A store on `schema` (default: a new one), closed after the test. */
@@ -60,7 +89,7 @@ export function usePostgresDatabase() {
       schema?: string,
       settings: StoreSettings = { leaseTtlMs: 1_000, maxAttempts: 2 },
       pool: { max?: number } = {},
-    ): Promise<PostgresStore> {
+    ): Promise<Store> {
       const store = await openPostgresStore(url, settings, {
         ...pool,
         schema: schema ?? (await newSchema()),
@@ -81,4 +110,17 @@ export function usePostgresDatabase() {
       return sql;
     },
   };
+}
+
+/** LABRUN_TEST_PG_URL, or the server of scripts/ensure-postgres.sh (started if need be). */
+function serverUrl(): string {
+  const given = process.env.LABRUN_TEST_PG_URL;
+  if (given) return given;
+  try {
+    return ensureDevPostgres();
+  } catch (error) {
+    throw new Error(
+      `scripts/ensure-postgres.sh could not start PostgreSQL (${(error as Error).message}): run \`npm run ensure-postgres\` to see why, or point LABRUN_TEST_PG_URL at a server`,
+    );
+  }
 }

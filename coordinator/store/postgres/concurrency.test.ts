@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { DEFAULT_LIMITS, type Outcome } from "../../../protocol/index.js";
 import { usePostgresDatabase } from "../../test-support/postgres.js";
-import { agentSpec, T0 } from "../../test-support/store-fixtures.js";
+import type { Store } from "../interfaces.js";
+import { agentSpec, T0 } from "../suite/fixtures.js";
 import { openPool } from "./database.js";
-import type { PostgresStore } from "./index.js";
 import { PG_SCHEMA_VERSION } from "./migrations.js";
 
 /**
@@ -17,7 +17,7 @@ const OK: Outcome = { ok: true, result: 1, logs: "", stats: { durationMs: 1 } };
 const SLOW = { timeout: 60_000 };
 
 /** Two stores on one schema, as two coordinators on one database. */
-async function twoCoordinators(): Promise<[PostgresStore, PostgresStore]> {
+async function twoCoordinators(): Promise<[Store, Store]> {
   const schema = await pg.newSchema();
   return [
     await pg.openStore(schema, SETTINGS, { max: 4 }),
@@ -26,7 +26,7 @@ async function twoCoordinators(): Promise<[PostgresStore, PostgresStore]> {
 }
 
 /** Leases with `agentId` on `store` until a lease comes back empty; every leased id. */
-async function drain(store: PostgresStore, agentId: string, free: number): Promise<string[]> {
+async function drain(store: Store, agentId: string, free: number): Promise<string[]> {
   const leased: string[] = [];
   for (;;) {
     const jobs = await store.lease(agentId, free, T0);

@@ -5,7 +5,8 @@ import {
   prepareRemoveAgent,
   prepareSetAgentState,
 } from "./agents.js";
-import type { Async } from "./async.js";
+import { prepareBatchFailures } from "./batchFailures.js";
+import { prepareBatchItemEnds } from "./batchItemEnds.js";
 import { prepareBatchResults } from "./batchResults.js";
 import { prepareCancel } from "./cancel.js";
 import { prepareCancelBatch } from "./cancelBatch.js";
@@ -26,11 +27,7 @@ import { preparePruneFinished } from "./pruneFinished.js";
 import { prepareRetryBatch } from "./retryBatch.js";
 import { prepareStats } from "./stats.js";
 
-export type { Async } from "./async.js";
 export type { PoolOptions } from "./database.js";
-
-/** The PostgreSQL store (until the Store interface is asynchronous, `Async<Store>`). */
-export type PostgresStore = Async<Store>;
 
 /**
  * The PostgreSQL store on `url` (`postgres://user@host:port/db`): the same
@@ -46,7 +43,7 @@ export async function openPostgresStore(
   url: string,
   settings: StoreSettings,
   pool: PoolOptions = {},
-): Promise<PostgresStore> {
+): Promise<Store> {
   const sql = openPool(url, pool);
   try {
     await migrate(sql);
@@ -70,6 +67,8 @@ export async function openPostgresStore(
     getBatch: (id) => getBatch(id),
     listBatches,
     batchResults: prepareBatchResults(context),
+    batchItemEnds: prepareBatchItemEnds(context),
+    batchFailures: prepareBatchFailures(context),
     cancelBatch: prepareCancelBatch(context, getBatch),
     retryBatch: prepareRetryBatch(context),
     registerAgent: prepareRegisterAgent(context),

@@ -50,6 +50,9 @@ const MIGRATIONS: readonly string[] = [
   CREATE INDEX jobs_by_batch_state ON jobs (batch_id, state) WHERE batch_id IS NOT NULL;
   CREATE INDEX jobs_by_batch_finished ON jobs (batch_id, finished_at, item_index)
     WHERE batch_id IS NOT NULL AND finished_at IS NOT NULL;
+  -- A batch's failed items by index (the batch page lists the first ones).
+  CREATE INDEX jobs_failed_items ON jobs (batch_id, item_index)
+    WHERE batch_id IS NOT NULL AND state = 'failed';
   -- A hot queue table: every job is inserted, updated three or four times and
   -- deleted by retention. The default autovacuum (20% of the table dead)
   -- lets dead rows and index bloat pile up between runs on a big table, so
