@@ -5,7 +5,7 @@ import { createMetrics } from "./metrics/index.js";
 import { Notifier } from "./notifier.js";
 import { startRetention } from "./retention.js";
 import { type HttpServer, listen } from "./server.js";
-import { openStore } from "./store/index.js";
+import { describeStore, openStoreFrom } from "./store/open.js";
 import { startLeaseSweeper } from "./sweeper.js";
 import { loadOrCreateTokens, type Tokens } from "./tokens.js";
 
@@ -36,14 +36,8 @@ export async function startCoordinator(
   logger: Logger,
 ): Promise<RunningCoordinator> {
   const config = parseCoordinatorConfig(input);
-  if (config.store !== undefined) {
-    // openStoreFrom (store/open.ts) opens it; its verbs answer promises, which
-    // the routes take once the Store interface is asynchronous.
-    throw new Error(
-      "--store postgres://… is not wired into this coordinator yet (the PostgreSQL store needs the asynchronous store interface); leave it out to use the SQLite store in the data dir",
-    );
-  }
-  const store = openStore(config.dataDir, config);
+  // A postgres:// URL (several coordinators may share it), else SQLite in the data dir.
+  const store = await openStoreFrom(config.store ?? config.dataDir, config);
   const notifier = new Notifier();
   // One registry for the routes and the sweeper, with the process's own metrics.
   const metrics = createMetrics({ store, notifier, processMetrics: true });
@@ -73,7 +67,10 @@ export async function startCoordinator(
   );
   const stopRetention = startRetention(store, logger, config.retentionMs);
   const url = `http://${reachableHost(config.host)}:${server.port}`;
-  logger.info({ url, dataDir: config.dataDir }, "coordinator listening");
+  logger.info(
+    { url, dataDir: config.dataDir, store: describeStore(config.store ?? config.dataDir) },
+    "coordinator listening",
+  );
 
   let closing: Promise<void> | undefined;
   return {

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it, vi } from "vitest";
 import { usePostgresDatabase } from "../test-support/postgres.js";
-import { isPostgresUrl, openStoreFrom, StoreUrl } from "./open.js";
+import { describeStore, isPostgresUrl, openStoreFrom, StoreUrl } from "./open.js";
 
 const SETTINGS = { leaseTtlMs: 1_000, maxAttempts: 2 };
 const pg = usePostgresDatabase();
@@ -52,5 +52,21 @@ describe("openStoreFrom", () => {
     } finally {
       await store.close();
     }
+  });
+
+  it("refuses a PostgreSQL URL with no server behind it, naming the store but not its password", async () => {
+    const opening = openStoreFrom("postgres://labrun:s3cret@127.0.0.1:1/labrun", SETTINGS);
+    await expect(opening).rejects.toThrow(
+      /^could not open the PostgreSQL store postgres:\/\/labrun:\*\*\*@127\.0\.0\.1:1\/labrun: .*ECONNREFUSED/,
+    );
+    await expect(opening).rejects.not.toThrow(/s3cret/);
+  });
+});
+
+describe("describeStore", () => {
+  it("names the store for a log line, without a password", () => {
+    expect(describeStore("/var/lib/labrun")).toBe("sqlite /var/lib/labrun");
+    expect(describeStore("postgres://u:pw@db:5432/q")).toBe("postgres://u:***@db:5432/q");
+    expect(describeStore("postgres://u@db/q")).toBe("postgres://u@db/q");
   });
 });

@@ -44,7 +44,26 @@ export const StoreUrl = z
 export async function openStoreFrom(location: string, settings: StoreSettings): Promise<Store> {
   if (isPostgresUrl(location)) {
     const { openPostgresStore } = await import("./postgres/index.js");
-    return openPostgresStore(location, settings);
+    try {
+      return await openPostgresStore(location, settings);
+    } catch (error) {
+      // Say which store: a bare ECONNREFUSED names no setting.
+      throw new Error(
+        `could not open the PostgreSQL store ${describeStore(location)}: ${(error as Error).message}`,
+        { cause: error },
+      );
+    }
   }
   return openStore(location, settings);
+}
+
+/**
+ * `location` fit for a log line: a PostgreSQL URL without its password
+ * (`postgres://labrun:***@db:5432/labrun`), or the SQLite data dir.
+ */
+export function describeStore(location: string): string {
+  if (!isPostgresUrl(location)) return `sqlite ${location}`;
+  const url = new URL(location);
+  if (url.password !== "") url.password = "***";
+  return url.toString();
 }
