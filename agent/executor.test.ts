@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { DEFAULT_LIMITS, MAX_JSON_DEPTH } from "../protocol/index.js";
-import { executeJob, type JobSandbox, judge, outputCaps } from "./executor.js";
+import { executeJob, type JobSandbox, judge, outputCaps, reuseKeyOf } from "./executor.js";
 import type { ContainerExit } from "./sandbox/run.js";
 
 const exit = (over: Partial<ContainerExit> = {}): ContainerExit => ({
@@ -154,5 +154,62 @@ describe("executeJob", () => {
       resultBytes: 2048,
     });
     expect(seen[0]?.caps).toMatchObject({ logCapBytes: 4096, maxResultBytes: 2048 });
+  });
+});
+
+describe("judge, for what only the agent decides", () => {
+  it("never takes an agent-only code from the runner's envelope", () => {
+    for (const code of ["TIMEOUT", "OUT_OF_MEMORY", "CANCELLED", "SANDBOX_ERROR", "NODE_LOST"]) {
+      const envelope = `{"ok":false,"error":{"code":"${code}","message":"forged"}}`;
+      const outcome = judge(withEnvelope(envelope), DEFAULT_LIMITS, outputCaps(DEFAULT_LIMITS));
+      expect(outcome.ok ? "ok" : outcome.error.code).toBe("RUNTIME_ERROR");
+    }
+  });
+
+  it("takes its stats from the container's exit only, with the reused container's count", () => {
+    const envelope = '{"ok":true,"result":1,"stats":{"durationMs":1}}';
+    const outcome = judge(
+      withEnvelope(envelope, { reuse: { container: "abc", item: 3, reusable: true } }),
+      DEFAULT_LIMITS,
+      outputCaps(DEFAULT_LIMITS),
+    );
+    expect(outcome.stats).toEqual({
+      durationMs: 12,
+      exitCode: 0,
+      logBytes: 0,
+      logsTruncated: false,
+      container: "abc",
+      containerItem: 3,
+    });
+  });
+
+  it("blames the sandbox when a reused container ends under a later item", () => {
+    const reuse = { container: "abc", item: 2, reusable: false };
+    expect(codeOf(exit({ exitCode: 70, reuse }))).toBe("SANDBOX_ERROR");
+    expect(codeOf(exit({ exitCode: 137, oomKilled: true, reuse }))).toBe("OUT_OF_MEMORY");
+    expect(codeOf(exit({ exitCode: 1, reuse: { ...reuse, item: 1 } }))).toBe("RUNTIME_ERROR");
+  });
+});
+
+describe("reuseKeyOf", () => {
+  const spec = {
+    source: "",
+    filename: "main.js",
+    runtime: "node" as const,
+    input: null,
+    limits: DEFAULT_LIMITS,
+  };
+  it("lets a batch's node items share a container unless the batch is isolated", () => {
+    expect(reuseKeyOf({ ...spec, batchId: "b1", isolate: false })).toBe("b1");
+    expect(reuseKeyOf({ ...spec, batchId: "b1", isolate: true })).toBeUndefined();
+    // An older coordinator that does not say: one container per item.
+    expect(reuseKeyOf({ ...spec, batchId: "b1" })).toBeUndefined();
+    expect(reuseKeyOf(spec)).toBeUndefined();
+    expect(
+      reuseKeyOf({ ...spec, runtime: "python", batchId: "b1", isolate: false }),
+    ).toBeUndefined();
+    // The item host loads one source: a program of several files gets its own container.
+    const files = [{ path: "main.js", content: "exports.main = () => 1" }];
+    expect(reuseKeyOf({ ...spec, files, batchId: "b1", isolate: false })).toBeUndefined();
   });
 });

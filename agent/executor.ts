@@ -29,6 +29,11 @@ export interface JobSandbox {
     nonce: string;
     caps: OutputCaps;
     signal: AbortSignal;
+    /**
+     * Items with the same key (a batch's) may run one after another in one
+     * container; absent, the job gets a fresh container of its own.
+     */
+    reuseKey?: string;
   }): Promise<ContainerExit>;
   /** Figures gathered since the last call, for the next heartbeat (metrics). */
   takeStats?(): HeartbeatStats;
@@ -67,12 +72,17 @@ export async function executeJob(
 ): Promise<Outcome> {
   const limits = clampLimits(job.spec.limits, maxLimits);
   const caps = outputCaps(limits);
+  // A fresh nonce per job and per batch item: a single job's program that
+  // learns its own (it shares the runner's process) learns nothing of another's.
   const nonce = randomBytes(24).toString("hex");
-  const request: RunnerRequest = {
+  const reuseKey = reuseKeyOf(job.spec);
+  const request: RunnerRequest & { reuse?: true } = {
     source: job.spec.source,
     filename: job.spec.filename,
+    ...(job.spec.files === undefined ? {} : { files: job.spec.files }),
     input: job.spec.input ?? null,
     nonce,
+    ...(reuseKey === undefined ? {} : { reuse: true }),
   };
   const started = performance.now();
   let exit: ContainerExit;
@@ -86,6 +96,7 @@ export async function executeJob(
       nonce,
       caps,
       signal,
+      ...(reuseKey === undefined ? {} : { reuseKey }),
     });
   } catch (error) {
     return {
@@ -103,11 +114,22 @@ export async function executeJob(
 }
 
 /**
+ * The container a job may share with others: a batch's node items, unless the
+ * batch asked for isolation. Python items, and programs of several files (the
+ * item host loads one source), keep one container each for now.
+ */
+export function reuseKeyOf(spec: JobSpec): string | undefined {
+  if (spec.batchId === undefined || spec.isolate !== false) return undefined;
+  if ((spec.runtime ?? "node") !== "node") return undefined;
+  if (spec.files !== undefined) return undefined;
+  return `${spec.batchId}`;
+}
+
+/**
  * Codes a runner's envelope may carry: what the program did. The others
  * (TIMEOUT, OUT_OF_MEMORY, CANCELLED, SANDBOX_ERROR, NODE_LOST) only the agent
  * decides, from what it saw outside the container; a program that learns its
- * nonce (it shares the runner's process, so it can read its memory) can write
- * any envelope, so one with such a code is not believed.
+ * nonce can write any envelope, so one with such a code is not believed.
  */
 const RUNNER_CODES: ReadonlySet<string> = new Set([
   "BAD_PROGRAM_FORMAT",
@@ -118,11 +140,13 @@ const RUNNER_CODES: ReadonlySet<string> = new Set([
 
 /** Maps a container's exit to the job's outcome. Exported for unit tests. */
 export function judge(exit: ContainerExit, limits: JobLimits, caps: OutputCaps): Outcome {
+  // Every figure here is the agent's own: none comes from the container.
   const stats = {
     durationMs: Math.round(exit.durationMs),
     exitCode: exit.exitCode,
     logBytes: exit.output.logBytes,
     logsTruncated: exit.output.logsTruncated,
+    ...(exit.reuse ? { container: exit.reuse.container, containerItem: exit.reuse.item } : {}),
   };
   const logs = exit.output.logs;
   const fail = (error: OutcomeError): Outcome => ({ ok: false, error, logs, stats });
@@ -170,6 +194,15 @@ export function judge(exit: ContainerExit, limits: JobLimits, caps: OutputCaps):
           0,
           4096,
         ),
+    });
+  }
+  if (exit.reuse && exit.reuse.item > 1) {
+    // A container that ran earlier items ended under this one without a
+    // result: the runner's own cleanup may have given up. Not the item's to
+    // carry: a sandbox failure, so it can run again in a fresh container.
+    return fail({
+      code: "SANDBOX_ERROR",
+      message: `the batch's reused container ended (exit code ${exit.exitCode ?? "unknown"}) before the item's result`,
     });
   }
   if (exit.exitCode === SIGKILLED) {

@@ -4,6 +4,7 @@ import { HOP_DESCRIPTIONS, type WarmJobBreakdown } from "./e2e/breakdown.js";
 import type { MapThroughput } from "./e2e/map-throughput.js";
 import type { Throughput } from "./e2e/throughput.js";
 import { type Distribution, round } from "./stats.js";
+import type { UsersCapacityResult } from "./users-capacity.js";
 
 /** Everything one `npm run bench` measured (bench/results/latest.json). */
 export interface BenchResults {
@@ -39,6 +40,8 @@ export interface BenchResults {
   coordinator: CoordinatorCapacityResult | null;
   /** Batch bookkeeping (bench/batch-capacity.ts); absent in runs from before it. */
   batchCapacity?: BatchCapacityResult | null;
+  /** Fair share's bookkeeping (bench/users-capacity.ts); absent in runs from before users. */
+  usersCapacity?: UsersCapacityResult | null;
   /** `labrun map` on one agent against docker churn (bench/e2e/map-throughput.ts). */
   mapThroughput?: MapThroughput | null;
   elapsedSeconds: number;
@@ -134,6 +137,8 @@ export function targets(r: BenchResults): TargetRow[] {
       },
     );
   }
+  const u = r.usersCapacity;
+  if (u) rows.push(...usersTargets(u));
   const map = r.mapThroughput;
   if (map) {
     rows.push({
@@ -151,7 +156,7 @@ export function renderMapThroughput(m: MapThroughput): string[] {
   return [
     `| ${m.labrunMap.items.toLocaleString("en")} trivial items, parallelism ${m.labrunMap.slots} | seconds | items/s | ÷ \`docker run\` |`,
     "|---|---:|---:|---:|",
-    `| \`labrun map\` (one agent, ${m.labrunMap.slots} slots, warm pool; one container per item today) | ${m.labrunMap.seconds} | ${m.labrunMap.itemsPerSecond} | ${m.ratio} |`,
+    `| \`labrun map\` (one agent, ${m.labrunMap.slots} slots, warm pool; a batch's items share its containers) | ${m.labrunMap.seconds} | ${m.labrunMap.itemsPerSecond} | ${m.ratio} |`,
     `| \`docker run --rm\` × ${m.dockerChurn.jobs} | ${m.dockerChurn.seconds} | ${m.dockerChurn.jobsPerSecond} | 1 |`,
   ];
 }
@@ -258,4 +263,23 @@ export function renderMarkdown(r: BenchResults): string {
     "",
   );
   return lines.join("\n");
+}
+
+/** The fair-share rows (also printed by users-capacity.main.js's caller). */
+export function usersTargets(u: UsersCapacityResult): TargetRow[] {
+  const { users, queuedPerUser } = u.setup;
+  return [
+    {
+      what: `store bookkeeping, ${users} users × ${queuedPerUser.toLocaleString("en")} queued ÷ one user (CPU per job; jobs/s ${u.multiUser.jobsPerSecond} vs ${u.singleUser.jobsPerSecond})`,
+      target: "≥ 0.8",
+      measured: String(u.targets.ratio.measured),
+      met: u.targets.ratio.met,
+    },
+    {
+      what: `p99 lease latency, ${users} users × ${queuedPerUser.toLocaleString("en")} queued (CPU p99 ${u.multiUser.leaseCpuMs.p99} ms; load ${u.setup.loadAverage1m})`,
+      target: "≤ 10 ms",
+      measured: `${u.multiUser.leaseMs.p99} ms`,
+      met: u.targets.p99LeaseMs.met,
+    },
+  ];
 }

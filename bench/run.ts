@@ -7,6 +7,8 @@
  * BENCH_BURST (burst jobs, default 200), BENCH_PARALLELISM (default 4),
  * BENCH_SKIP_COORDINATOR=1 to leave out the Docker-free coordinator part,
  * BENCH_MAP_ITEMS (the `labrun map` row's items, default 2000; 0 leaves it out),
+ * BENCH_SKIP_PROGRAMS=1 to leave out the programs rows (bundling, a 2 MiB bundle),
+ * BENCH_COMPARE_BIN (another build's bin/labrun.js for a side-by-side trivial submit),
  * BENCH_SKIP_POSTGRES=1 to leave out the PostgreSQL driver rows (bench/postgres-driver.ts).
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -28,6 +30,7 @@ import { dockerRun, interleavedLatency, labrunHttp } from "./e2e/latency.js";
 import { benchMapThroughput } from "./e2e/map-throughput.js";
 import { warmContainersMemory } from "./e2e/pool-memory.js";
 import { launchCluster, rssMb } from "./e2e/processes.js";
+import { benchPrograms, type ProgramsBench, renderPrograms } from "./e2e/programs.js";
 import { benchPython, type PythonBench, renderPython } from "./e2e/python.js";
 import { dockerChurn, labrunBurst } from "./e2e/throughput.js";
 import {
@@ -37,6 +40,7 @@ import {
 } from "./postgres-driver.js";
 import { type BenchResults, renderMarkdown } from "./report.js";
 import { round } from "./stats.js";
+import { benchUsersCapacity } from "./users-capacity.js";
 
 const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 30);
 const BURST = Number(process.env.BENCH_BURST ?? 200);
@@ -130,9 +134,18 @@ async function main(): Promise<void> {
     step("coordinator with batches (NDJSON submits, result groups, no Docker)");
     batchCapacity = await benchBatchCapacity();
   }
+  // Fair share's bookkeeping, 50 users × 2,000 queued against one user (bench/users-capacity.ts).
+  let usersCapacity: Awaited<ReturnType<typeof benchUsersCapacity>> | null = null;
+  if (process.env.BENCH_SKIP_COORDINATOR !== "1") {
+    step("coordinator store with 50 users × 2,000 queued against one user (no Docker, no HTTP)");
+    usersCapacity = await benchUsersCapacity();
+  }
   // Python rows (BENCH_SKIP_PYTHON=1 leaves them out): bench/e2e/python.ts.
   const python =
     process.env.BENCH_SKIP_PYTHON === "1" ? null : await benchPython(docker, SAMPLES, step);
+  // Programs rows (BENCH_SKIP_PROGRAMS=1 leaves them out): bench/e2e/programs.ts.
+  const programs =
+    process.env.BENCH_SKIP_PROGRAMS === "1" ? null : await benchPrograms(SAMPLES, workDir, step);
   // The PostgreSQL driver rows (BENCH_SKIP_POSTGRES=1 leaves them out): bench/postgres-driver.ts.
   let postgresDriver: PostgresDriverBench | null = null;
   if (process.env.BENCH_SKIP_POSTGRES !== "1") {
@@ -144,6 +157,7 @@ async function main(): Promise<void> {
 
   const results: BenchResults & {
     python: PythonBench | null;
+    programs: ProgramsBench | null;
     postgresDriver: PostgresDriverBench | null;
   } = {
     date: new Date().toISOString(),
@@ -176,8 +190,10 @@ async function main(): Promise<void> {
     },
     coordinator,
     batchCapacity,
+    usersCapacity,
     mapThroughput,
     python,
+    programs,
     postgresDriver,
     elapsedSeconds: Math.round((Date.now() - began) / 1000),
   };
@@ -185,6 +201,7 @@ async function main(): Promise<void> {
   const markdown =
     renderMarkdown(results) +
     (python ? renderPython(python) : "") +
+    (programs ? renderPrograms(programs) : "") +
     (postgresDriver ? renderPostgresDriver(postgresDriver) : "");
   writeFileSync(join(RESULTS_DIR, "latest.json"), `${JSON.stringify(results, null, 2)}\n`);
   writeFileSync(join(RESULTS_DIR, "latest.md"), markdown);

@@ -1,19 +1,26 @@
 import { z } from "zod";
 import type { HttpAnswer } from "../protocol/http-client.js";
 import {
+  type AddUserRequest,
   API_PREFIX,
+  AuditPage,
   Batch,
   BatchPage,
   isTerminal,
   Job,
   JobPage,
+  type ListAuditQuery,
   type ListBatchesQuery,
   type ListJobsQuery,
   NodeInfo,
   NodeList,
+  RemoveUserResponse,
   RetryBatchResponse,
   type SubmitJobRequest,
   SubmitJobResponse,
+  type UserInfo,
+  UserList,
+  UserToken,
 } from "../protocol/index.js";
 import { FailoverHttp, splitServers } from "../protocol/servers.js";
 
@@ -141,6 +148,31 @@ export class LabrunClient {
   /** Forgets a node: its token stops working, its jobs are queued again (admin token). */
   async removeNode(nodeId: string): Promise<void> {
     await this.call("DELETE", `/admin/nodes/${encodeURIComponent(nodeId)}`, z.unknown());
+  }
+
+  /** Adds a user; the answer holds their token, shown only this once (admin token). */
+  addUser(user: AddUserRequest): Promise<UserToken> {
+    return this.call("POST", "/admin/users", UserToken, user);
+  }
+
+  /** Every user with their usage, share and quotas (admin token). */
+  async users(): Promise<UserInfo[]> {
+    return (await this.call("GET", "/admin/users", UserList)).users;
+  }
+
+  /** Their token stops at once; their queued jobs are cancelled, running ones finish (admin token). */
+  removeUser(name: string): Promise<RemoveUserResponse> {
+    return this.call("DELETE", `/admin/users/${encodeURIComponent(name)}`, RemoveUserResponse);
+  }
+
+  /** A new token for the user; the old one stops at once (admin token). */
+  rotateUserToken(name: string): Promise<UserToken> {
+    return this.call("POST", `/admin/users/${encodeURIComponent(name)}/token`, UserToken);
+  }
+
+  /** The audit log of admin actions, newest first (admin token). */
+  audit(query: ListAuditQuery = {}): Promise<AuditPage> {
+    return this.call("GET", `/admin/audit${queryString(query)}`, AuditPage);
   }
 
   /** `GET /healthz` (no token): the server's answer and its clock (the Date header). */

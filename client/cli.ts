@@ -29,6 +29,8 @@ const COMMANDS: Record<string, Command> = {
   batches: async (argv) => (await import("./commands/batches.js")).batches(argv),
   batch: async (argv) => (await import("./commands/batches.js")).batch(argv),
   nodes: async (argv) => (await import("./commands/nodes.js")).nodes(argv),
+  users: async (argv) => (await import("./commands/users.js")).users(argv),
+  audit: async (argv) => (await import("./commands/users.js")).audit(argv),
   doctor: async (argv) => (await import("./commands/doctor.js")).doctor(argv),
   up: serveCommand("up"),
   coordinator: serveCommand("coordinator"),
@@ -49,7 +51,7 @@ Usage:
                      [--result-bytes 8m] [--runtime node|python (default: .py → python)]
                      [--detach] [--json]
   labrun status|wait|cancel|logs ID [--json]
-  labrun jobs [--state S] [--limit N] [--json]
+  labrun jobs [--state S] [--limit N] [--user NAME | --all (admin token)] [--json]
   labrun map FILE --inputs F.jsonl|- [--parallel N] [--unordered] [--retries N] [--isolate] [--runtime R]
                   [limit flags as for submit] [--detach] [--json]
                                               one program over every input line; results in order
@@ -57,12 +59,18 @@ Usage:
   labrun batch status|wait|results|cancel|retry ID [--from K] [--unordered] [--json]
   labrun nodes [--json]                       the lab's machines (admin token)
   labrun nodes drain|resume|rm NAME [--json]  take a node out of service, back, or forget it
+  labrun users add NAME [--max-running N] [--max-queued N] [--weight W] [--json]
+                                              a user and their token (shown once; admin token)
+  labrun users list|rm NAME|token NAME --rotate [--json]
+                                              usage, share, quotas; remove; a new token
+  labrun audit [--limit N] [--json]           admin actions: who, when, what
   labrun doctor [--json]                      check Docker, runner image, server, tokens, clock
   labrun coordinator [--port 7878] [--host 127.0.0.1] [--data-dir DIR] [--lease-ttl 10s]
                      [--store postgres://USER@HOST:PORT/DB] (or LABRUN_STORE; default: SQLite in the data dir)
-                     [--retention 7d (finished jobs are deleted after this)] [--max-input 1m]
+                     [--retention 7d (finished jobs are deleted after this)] [--max-input 1m] [--max-program 8m]
                      [--default-timeout|memory|cpus|pids|tmpfs|log-bytes|result-bytes V]
                      (the lab's default limits; also on up)
+                     [--fair-share-half-life 1h] [--default-max-running N] [--default-max-queued N]
   labrun agent --server URL --token JOIN_TOKEN [--slots N] [--name NAME] [--runtime R]
                [--warm N (containers booted ahead; 0 = off; default: slots)] [--grace 60s]
                [--max-timeout|memory|cpus|pids|tmpfs|log-bytes|result-bytes V] (largest job it takes)

@@ -7,7 +7,6 @@ import {
   Job,
   LeaseResponse,
   MAX_INPUT_BYTES,
-  MAX_SOURCE_BYTES,
   type Outcome,
 } from "../protocol/index.js";
 import { createApp } from "./app.js";
@@ -287,16 +286,26 @@ describe("size limits", () => {
     expect((await c.submit({ ...PROGRAM, input: "x".repeat(4000) })).status).toBe(201);
   });
 
-  it("answers 413 to a program over 1 MiB", async () => {
-    const c = setup();
-    const big = await c.submit({ source: `//${"x".repeat(1024 * 1024)}` });
+  it("answers 413 with its size to a program over --max-program, in either form", async () => {
+    const c = setup(undefined, { maxProgramBytes: 4096 });
+    const big = await c.submit({ source: `//${"x".repeat(4096)}` });
     expect(big.status).toBe(413);
     expect(big.body.error.code).toBe("PAYLOAD_TOO_LARGE");
+    expect(big.body.error.message).toContain("4098 bytes");
+    const files = [
+      { path: "main.js", content: "exports.main = () => 1;" },
+      { path: "lib/big.js", content: `//${"y".repeat(4096)}` },
+    ];
+    const many = await c.submit({ files, entry: "main.js" });
+    expect(many.status).toBe(413);
+    expect(many.body.error.details).toEqual({ bytes: 4098 + 23, maxBytes: 4096 });
   });
 
   it("answers 413 to a body over the route's limit, with or without a content length", async () => {
-    const c = setup();
-    const huge = JSON.stringify({ source: "x".repeat(BODY_LIMITS.submit(MAX_INPUT_BYTES)) });
+    const c = setup(undefined, { maxProgramBytes: 1024 * 1024 });
+    const huge = JSON.stringify({
+      source: "x".repeat(BODY_LIMITS.submit(1024 * 1024, MAX_INPUT_BYTES)),
+    });
     const withLength = await c.call("POST", "/v1/jobs", c.tokens.client, huge, {
       headers: { "content-length": String(Buffer.byteLength(huge)) },
     });
@@ -330,12 +339,16 @@ describe("body size limits per route", () => {
     path: (c: Setup, agent: Agent) => string | Promise<string>;
     token: (c: Setup, agent: Agent) => string;
     body: (c: Setup, agent: Agent) => unknown;
+    /** Coordinator settings the route's limit follows. */
+    settings?: Parameters<typeof setup>[1];
   }
   const cases: LimitCase[] = [
     {
       route: "POST /v1/jobs",
       method: "POST",
-      limit: BODY_LIMITS.submit(MAX_INPUT_BYTES),
+      // At --max-program 1 MiB: the default's ~57 MiB body takes too long here.
+      limit: BODY_LIMITS.submit(1024 * 1024, MAX_INPUT_BYTES),
+      settings: { maxProgramBytes: 1024 * 1024 },
       ok: 201,
       path: () => "/v1/jobs",
       token: (c) => c.tokens.client,
@@ -418,7 +431,7 @@ describe("body size limits per route", () => {
   };
 
   it.each(cases)("$route takes $limit bytes and answers 413 to one more", async (limitCase) => {
-    const c = setup();
+    const c = setup(undefined, limitCase.settings);
     const agent = await c.register();
     const send = async (bytes: number, withLength: boolean) => {
       const body = padded(await limitCase.body(c, agent), bytes);
@@ -435,13 +448,14 @@ describe("body size limits per route", () => {
     }
   });
 
-  it("takes a 1 MiB program whose every byte JSON escapes to six, with a 1 MiB input", async () => {
-    // Was 413 under a 4 MiB body limit, though the program is within MAX_SOURCE_BYTES.
-    const c = setup();
-    const source = "\u0001".repeat(MAX_SOURCE_BYTES);
+  it("takes a program at --max-program whose every byte JSON escapes to six, with a 1 MiB input", async () => {
+    // Was 413 under a 4 MiB body limit, though the program was within the cap.
+    const maxProgramBytes = 1024 * 1024;
+    const c = setup(undefined, { maxProgramBytes });
+    const source = "\u0001".repeat(maxProgramBytes);
     const input = "\u0002".repeat(Math.floor(MAX_INPUT_BYTES / 6) - 2);
     const body = JSON.stringify({ source, input });
-    expect(Buffer.byteLength(body)).toBeGreaterThan(6 * MAX_SOURCE_BYTES);
+    expect(Buffer.byteLength(body)).toBeGreaterThan(6 * maxProgramBytes);
     const submitted = await c.submit(body);
     expect(submitted.status).toBe(201);
     const agent = await c.register();

@@ -10,6 +10,7 @@ import { batchRoutes } from "./routes/batches.js";
 import { newRouteApp } from "./routes/declare.js";
 import { healthRoutes } from "./routes/health.js";
 import { jobRoutes } from "./routes/jobs.js";
+import { userRoutes } from "./routes/users.js";
 import type { CreateAppOptions, RouteDeps } from "./routeTypes.js";
 
 /**
@@ -53,6 +54,7 @@ export function createApp(options: CreateAppOptions) {
     batchRoutes,
     agentRoutes,
     adminRoutes,
+    userRoutes,
     metricsRoutes,
   ]) {
     app.route("/", routes(deps));

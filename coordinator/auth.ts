@@ -1,8 +1,9 @@
 import type { Context, MiddlewareHandler } from "hono";
+import { DEFAULT_USER } from "../protocol/index.js";
 import { ApiError } from "./errors.js";
 import type { AuthEnv, Caller, Role } from "./routeTypes.js";
 import type { AgentIdentity, Store } from "./store/index.js";
-import { hashToken, sameToken, type Tokens } from "./tokens.js";
+import { hashToken, sameToken, type Tokens, USER_TOKEN_PREFIX } from "./tokens.js";
 
 /** RFC 6750 `Bearer <b64token>`. */
 const BEARER = /^Bearer +([A-Za-z0-9._~+/-]+=*) *$/i;
@@ -19,10 +20,16 @@ export async function identify(
   const isClient = sameToken(token, tokens.client);
   const isJoin = sameToken(token, tokens.agent);
   if (isAdmin) return { role: "admin" };
-  if (isClient) return { role: "client" };
+  if (isClient) return { role: "client", user: DEFAULT_USER };
   if (isJoin) return { role: "join" };
-  // Per-agent tokens are found by their hash; the database never holds the secret.
-  const agent = await store.agentByTokenHash(hashToken(token));
+  // Users' and agents' tokens are found by their hash; the database never
+  // holds the secret. A user's token says so by its prefix (not a secret).
+  const hash = hashToken(token);
+  if (token.startsWith(USER_TOKEN_PREFIX)) {
+    const user = await store.userByTokenHash(hash);
+    return user ? { role: "client", user: user.name } : undefined;
+  }
+  const agent = await store.agentByTokenHash(hash);
   return agent ? { role: "agent", agent } : undefined;
 }
 
@@ -31,7 +38,7 @@ const allows = (allowed: readonly Role[], role: Role) =>
   allowed.includes(role) || (role === "admin" && allowed.includes("client"));
 
 const WHO: Record<Role, string> = {
-  client: "a client token",
+  client: "a client (user's) token",
   admin: "the admin token",
   join: "the agent join token",
   agent: "an agent's own token",

@@ -3,7 +3,7 @@ import { MAX_JSON_DEPTH, NDJSON } from "../protocol/index.js";
 import { readBatch } from "./batchBody.js";
 import { ApiError } from "./errors.js";
 
-const BOUNDS = { maxItems: 5, maxInputBytes: 64 };
+const BOUNDS = { maxItems: 5, maxInputBytes: 64, maxProgramBytes: 1 << 20 };
 const SPEC = { source: "exports.main = (n) => n", filename: "main.js" };
 
 const post = (body: string | ReadableStream<Uint8Array>, type?: string) =>

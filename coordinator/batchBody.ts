@@ -1,4 +1,10 @@
-import { BatchSpec, MAX_SOURCE_BYTES, NDJSON, type NewBatch } from "../protocol/index.js";
+import {
+  BatchSpec,
+  NDJSON,
+  type NewBatch,
+  programBytes,
+  programTooLarge,
+} from "../protocol/index.js";
 import { ApiError, validationError } from "./errors.js";
 import { isJsonMediaType, parseJsonBodyText, parseJsonText } from "./jsonBody.js";
 
@@ -8,6 +14,8 @@ export interface BatchBounds {
   maxItems: number;
   /** Bytes of one input's JSON at most (`--max-input`). */
   maxInputBytes: number;
+  /** Bytes of the program at most (`--max-program`). */
+  maxProgramBytes: number;
 }
 
 /** The media type of a body, lower-cased, without parameters; undefined when none was sent. */
@@ -34,7 +42,7 @@ export interface BatchRequest {
  * @example
  * const batch = await readBatch(
  *   { contentType: c.req.header("content-type"), text: () => c.req.text(), body: c.req.raw.body },
- *   { maxItems: 100_000, maxInputBytes: 1 << 20 },
+ *   { maxItems: 100_000, maxInputBytes: 1 << 20, maxProgramBytes: 8 << 20 },
  * );
  */
 export async function readBatch(request: BatchRequest, bounds: BatchBounds): Promise<NewBatch> {
@@ -56,15 +64,13 @@ const parseLine = (text: string, where: string, index?: number) =>
 const indexed = (index: number | undefined) => (index === undefined ? undefined : { index });
 
 /** The spec without inputs, checked; 413 first when the program is too large. */
-function parseSpec(value: unknown) {
-  if (typeof value === "object" && value !== null) {
-    const source = (value as { source?: unknown }).source;
-    if (typeof source === "string" && Buffer.byteLength(source, "utf8") > MAX_SOURCE_BYTES) {
-      throw new ApiError(
-        "PAYLOAD_TOO_LARGE",
-        `the program is larger than ${MAX_SOURCE_BYTES} bytes; make it smaller`,
-      );
-    }
+function parseSpec(value: unknown, bounds: BatchBounds) {
+  const bytes = programBytes(value);
+  if (bytes !== undefined && bytes > bounds.maxProgramBytes) {
+    throw new ApiError("PAYLOAD_TOO_LARGE", programTooLarge(bytes, bounds.maxProgramBytes), {
+      bytes,
+      maxBytes: bounds.maxProgramBytes,
+    });
   }
   const parsed = BatchSpec.safeParse(value);
   if (!parsed.success) throw validationError("batch", parsed.error.issues);
@@ -106,7 +112,7 @@ function readJsonBatch(text: string, bounds: BatchBounds): NewBatch {
     );
   }
   if (inputs.length > bounds.maxItems) throw tooMany(bounds);
-  const spec = parseSpec(rest);
+  const spec = parseSpec(rest, bounds);
   // JSON.parse gave JSON values, so each input is valid JSON as it is;
   // `undefined` cannot occur. The text is what the item's job stores.
   return {
@@ -130,7 +136,7 @@ async function readNdjsonBatch(
     const text = line.trim();
     if (text === "") return;
     if (spec === undefined) {
-      spec = parseSpec(parseLine(text, "line 1 (the batch's spec)"));
+      spec = parseSpec(parseLine(text, "line 1 (the batch's spec)"), bounds);
       return;
     }
     const index = inputs.length;

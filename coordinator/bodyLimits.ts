@@ -1,5 +1,5 @@
 import { bodyLimit } from "hono/body-limit";
-import { MAX_RESULT_GROUP_BYTES, MAX_SOURCE_BYTES } from "../protocol/index.js";
+import { MAX_RESULT_GROUP_BYTES } from "../protocol/index.js";
 import { payloadTooLarge } from "./errors.js";
 
 const KiB = 1024;
@@ -15,9 +15,11 @@ export const BODY_LIMITS = {
    * `POST /v1/jobs`: any program and input within the limits, as
    * JSON.stringify sends them. A control character of the program (1 byte)
    * is escaped to 6 (`\u0001`), so a valid program can take 6 × its size;
-   * the input is measured as JSON already; labels and the rest fit in 64 KiB.
+   * the input is measured as JSON already; labels, the files' paths (at most
+   * 1000 × 1 KiB, escaped) and the rest fit in 8 MiB.
    */
-  submit: (maxInputBytes: number) => 6 * MAX_SOURCE_BYTES + maxInputBytes + 64 * KiB,
+  submit: (maxProgramBytes: number, maxInputBytes: number) =>
+    6 * maxProgramBytes + maxInputBytes + 8 * MiB,
   /**
    * `POST /v1/agents/:id/results`: the largest outcome the limits allow
    * (protocol/limits.ts: an 8 MiB result, as JSON.stringify wrote it, and

@@ -9,6 +9,8 @@ import {
   MAX_BATCH_ITEMS_CEILING,
   MAX_INPUT_BYTES,
   MAX_INPUT_BYTES_CEILING,
+  MAX_PROGRAM_BYTES,
+  MAX_PROGRAM_BYTES_CEILING,
 } from "../protocol/index.js";
 import { StoreUrl } from "./store/open.js";
 
@@ -50,8 +52,28 @@ export const CoordinatorConfig = z
     defaultLimits: JobLimitsInput.default({}).transform(
       (given): JobLimits => ({ ...DEFAULT_LIMITS, ...given }),
     ),
+    /** Fair share forgets half of a user's usage in this long (README "Fair share"). */
+    fairShareHalfLifeMs: z
+      .number()
+      .int()
+      .min(1_000)
+      .max(365 * 86_400_000)
+      .default(3_600_000),
+    /** Quotas of a user who has none of their own (absent: no bound). */
+    defaultMaxRunning: z.number().int().min(0).max(10_000_000).optional(),
+    defaultMaxQueued: z.number().int().min(0).max(10_000_000).optional(),
     /** Largest job input accepted at submit, as JSON text (413 past it). */
     maxInputBytes: z.number().int().min(1024).max(MAX_INPUT_BYTES_CEILING).default(MAX_INPUT_BYTES),
+    /**
+     * Largest program accepted at submit (413 past it): its source, or all
+     * its files' contents (a bundle with its packages and source map).
+     */
+    maxProgramBytes: z
+      .number()
+      .int()
+      .min(1024)
+      .max(MAX_PROGRAM_BYTES_CEILING)
+      .default(MAX_PROGRAM_BYTES),
     /** Most inputs in one batch (413 past it). */
     maxBatchItems: z.number().int().min(1).max(MAX_BATCH_ITEMS_CEILING).default(MAX_BATCH_ITEMS),
     /**

@@ -88,6 +88,7 @@ const CODE_OF_STATUS: Partial<Record<number, ApiErrorCode>> = {
   409: "CONFLICT",
   413: "PAYLOAD_TOO_LARGE",
   415: "UNSUPPORTED_MEDIA_TYPE",
+  429: "QUOTA_EXCEEDED",
   503: "UNAVAILABLE",
 };
 

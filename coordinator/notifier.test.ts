@@ -30,6 +30,23 @@ describe("Notifier", () => {
     expect(woken).toEqual([1, 2, 3]);
   });
 
+  it("wakes only the lease waiters of the agent whose slots were freed", async () => {
+    const notifier = new Notifier();
+    let otherWoken = false;
+    const mine = notifier.waitForWork(10_000, undefined, "a_1");
+    const other = notifier.waitForWork(10_000, undefined, "a_2").then(() => {
+      otherWoken = true;
+    });
+    notifier.slotsFreed("a_1");
+    await mine;
+    expect(otherWoken).toBe(false);
+    expect(notifier.waiting.lease).toBe(1);
+    // An agent's waiter still wakes for queued work like any other.
+    notifier.workAvailable();
+    await other;
+    expect(notifier.waiting.lease).toBe(0);
+  });
+
   it("wakes only the readers of the job that finished", async () => {
     const notifier = new Notifier();
     let otherWoken = false;

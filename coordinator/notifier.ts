@@ -17,6 +17,8 @@ export class Notifier {
   #closed = false;
   readonly #leaseWaiters = new Set<Wake>();
   readonly #jobWaiters = new Map<string, Set<Wake>>();
+  /** Each agent's own lease waiters (also in #leaseWaiters), for `slotsFreed`. */
+  readonly #agentWaiters = new Map<string, Set<Wake>>();
 
   /** True once shutdown began: waits end at once and long-polls answer. */
   get closed(): boolean {
@@ -46,6 +48,15 @@ export class Notifier {
     }
   }
 
+  /**
+   * Results of `agentId`'s jobs were taken: its slots are free again, so its
+   * own lease waiters retry now (a lease that came before its result's commit
+   * found no room and waits), not at the next sweep.
+   */
+  slotsFreed(agentId: string): void {
+    for (const wake of [...(this.#agentWaiters.get(agentId) ?? [])]) wake();
+  }
+
   /** A job reached a terminal state: its readers answer. */
   jobFinished(id: string): void {
     for (const wake of [...(this.#jobWaiters.get(id) ?? [])]) wake();
@@ -71,9 +82,23 @@ export class Notifier {
     return this.waitForJob(id, ms, signal);
   }
 
-  /** Resolves on the next workAvailable(), after `ms`, on abort, or on close. */
-  waitForWork(ms: number, signal?: AbortSignal): Promise<void> {
-    return this.#wait(this.#leaseWaiters, ms, signal);
+  /**
+   * Resolves on the next workAvailable() (or slotsFreed(agentId)), after
+   * `ms`, on abort, or on close.
+   */
+  waitForWork(ms: number, signal?: AbortSignal, agentId?: string): Promise<void> {
+    if (agentId === undefined) return this.#wait(this.#leaseWaiters, ms, signal);
+    let own = this.#agentWaiters.get(agentId);
+    if (!own) {
+      own = new Set();
+      this.#agentWaiters.set(agentId, own);
+    }
+    const set = own;
+    return this.#wait(this.#leaseWaiters, ms, signal, set).finally(() => {
+      if (set.size === 0 && this.#agentWaiters.get(agentId) === set) {
+        this.#agentWaiters.delete(agentId);
+      }
+    });
   }
 
   /** Resolves when job `id` finishes, after `ms`, on abort, or on close. */
@@ -96,17 +121,19 @@ export class Notifier {
     for (const waiters of [...this.#jobWaiters.values()]) for (const wake of [...waiters]) wake();
   }
 
-  #wait(waiters: Set<Wake>, ms: number, signal?: AbortSignal): Promise<void> {
+  #wait(waiters: Set<Wake>, ms: number, signal?: AbortSignal, also?: Set<Wake>): Promise<void> {
     if (this.#closed || signal?.aborted || ms <= 0) return Promise.resolve();
     return new Promise((resolve) => {
       const wake = () => {
         clearTimeout(timer);
         waiters.delete(wake);
+        also?.delete(wake);
         signal?.removeEventListener("abort", wake);
         resolve();
       };
       const timer = setTimeout(wake, ms);
       waiters.add(wake);
+      also?.add(wake);
       signal?.addEventListener("abort", wake, { once: true });
     });
   }

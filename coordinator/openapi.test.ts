@@ -136,11 +136,21 @@ describe("the OpenAPI document", () => {
     const list = document.paths["/v1/jobs"].get.parameters;
     expect(list.map((p: Json) => [p.name, p.in, p.required])).toEqual([
       ["state", "query", false],
+      ["user", "query", false],
+      ["all", "query", false],
       ["limit", "query", false],
       ["cursor", "query", false],
     ]);
     const submit = document.paths["/v1/jobs"].post;
-    expect(Object.keys(submit.responses)).toEqual(["201", "400", "401", "403", "413", "415"]);
+    expect(Object.keys(submit.responses)).toEqual([
+      "201",
+      "400",
+      "401",
+      "403",
+      "413",
+      "415",
+      "429",
+    ]);
     const get = document.paths["/v1/jobs/{id}"].get;
     expect(get.parameters[0]).toMatchObject({ name: "id", in: "path", required: true });
     expect(get.responses["404"].content["application/json"].schema.$ref).toBe(
@@ -235,7 +245,7 @@ describe("the OpenAPI document", () => {
       if (operation.requestBody) {
         const answer = await send(concrete(path, agentId), "[]");
         expectRefused(answer, "an array for a body");
-        expect(answer.body.error.message).toMatch(/^invalid (request body|job|batch): /);
+        expect(answer.body.error.message).toMatch(/^invalid (request body|job|batch|user): /);
         // Read by labrun's JSON reader, not refused by a stricter one.
         const text = await app.request(concrete(path, agentId), {
           method: method.toUpperCase(),

@@ -27,7 +27,8 @@ export interface CreateAppOptions {
 
 /** Who is calling, from the bearer token. */
 export type Caller =
-  | { role: "client" }
+  /** A user's own token, or the shared client token (user `default`). */
+  | { role: "client"; user: string }
   | { role: "admin" }
   | { role: "join" }
   | { role: "agent"; agent: AgentIdentity };

@@ -19,7 +19,10 @@ export type Tokens = z.infer<typeof Tokens>;
 /** A fresh secret: prefix (names its kind in logs and configs) + 256 random bits. */
 export const newToken = (prefix: string) => `${prefix}_${randomBytes(32).toString("base64url")}`;
 
-/** Per-agent tokens are stored only as this hash (hex sha256). */
+/** What every user's token starts with (tokens of `labrun users add`). */
+export const USER_TOKEN_PREFIX = "lru_";
+
+/** Per-agent and per-user tokens are stored only as this hash (hex sha256). */
 export const hashToken = (token: string) => createHash("sha256").update(token).digest("hex");
 
 /**

@@ -1,6 +1,7 @@
 import { z } from "zod";
-import { JsonValue, Outcome, ProgramFilename } from "./jobs.js";
+import { JsonValue, Outcome } from "./jobs.js";
 import { JobLimits, MaxLimits } from "./limits.js";
+import { ProgramEntry, ProgramFiles } from "./programs.js";
 import { Runtime } from "./runtimes.js";
 
 /**
@@ -68,12 +69,23 @@ export type LeaseRequest = z.input<typeof LeaseRequest>;
 
 /** What an agent needs to run a job. */
 export const JobSpec = z.object({
+  /** The program, when it is one file ("" with files). */
   source: z.string(),
-  filename: ProgramFilename,
+  /** The one file's name, or the entry among the files. */
+  filename: ProgramEntry,
+  /** A program of several files (absent: source is the program). */
+  files: ProgramFiles.optional(),
   /** A coordinator that predates runtimes leases node jobs only. */
   runtime: Runtime.default("node"),
   input: JsonValue.nullable(),
   limits: JobLimits,
+  /**
+   * Set on a batch's items only (optional, added after 0.1): the batch, and
+   * whether it asked for one fresh container per item. Items of a batch that
+   * does not may run one after another in one container.
+   */
+  batchId: z.string().optional(),
+  isolate: z.boolean().optional(),
 });
 export type JobSpec = z.infer<typeof JobSpec>;
 

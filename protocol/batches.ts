@@ -2,6 +2,7 @@ import { z } from "zod";
 import { JsonValue, OutcomeError, PROGRAM_FIELDS, programAgrees, RunStats } from "./jobs.js";
 import { JobLimits } from "./limits.js";
 import { Runtime } from "./runtimes.js";
+import { OWNER_FILTER } from "./users.js";
 
 /**
  * Batches (DESIGN.md §6): one program over many inputs. Each input becomes
@@ -110,6 +111,8 @@ export const Batch = z.object({
   maxParallel: z.number().int().optional(),
   retries: z.number().int(),
   isolate: z.boolean(),
+  /** The user who submitted it (optional: added with users). */
+  owner: z.string().optional(),
 });
 export type Batch = z.infer<typeof Batch>;
 
@@ -118,6 +121,7 @@ export type BatchPage = z.infer<typeof BatchPage>;
 
 /** `GET /v1/batches` query. */
 export const ListBatchesQuery = z.object({
+  ...OWNER_FILTER,
   limit: z.coerce.number().int().min(1).max(500).default(50),
   cursor: z.string().max(200).optional(),
 });

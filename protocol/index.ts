@@ -21,7 +21,9 @@ export * from "./errors.js";
 export * from "./jobs.js";
 export * from "./json-depth.js";
 export * from "./limits.js";
+export * from "./programs.js";
 export * from "./runtimes.js";
+export * from "./users.js";
 
 /** Path prefix of every versioned route. */
 export const API_PREFIX = "/v1";

@@ -1,7 +1,14 @@
 import { z } from "zod";
 import { BAD_PROGRAM_FORMAT_MESSAGE, OutcomeErrorCode } from "./errors.js";
-import { JobLimits, JobLimitsInput, MAX_SOURCE_BYTES } from "./limits.js";
+import { JobLimits, JobLimitsInput } from "./limits.js";
+import {
+  MAX_PROGRAM_BYTES_CEILING,
+  ProgramEntry,
+  ProgramFiles,
+  programFormProblems,
+} from "./programs.js";
 import { Runtime, resolveProgram, runtimeOfFilename } from "./runtimes.js";
+import { OWNER_FILTER } from "./users.js";
 
 /**
  * Any JSON value (a job's input, a program's result). One shared schema, so
@@ -44,31 +51,61 @@ const Labels = z
   .record(z.string().max(64), z.string().max(256))
   .refine((labels) => Object.keys(labels).length <= 32, "at most 32 labels");
 
-/** What a job or a batch runs: its program, runtime, limits and labels. */
+/**
+ * What a job or a batch runs: its program (`source`, or `files` + `entry`:
+ * protocol/programs.ts), runtime, limits and labels. The coordinator's own
+ * `--max-program` is checked before the schema (413); the schema holds only
+ * the ceiling.
+ */
 export const PROGRAM_FIELDS = {
   source: z
     .string()
     .min(1, "the program is empty")
     .refine(
-      (source) => Buffer.byteLength(source, "utf8") <= MAX_SOURCE_BYTES,
-      `the program is larger than ${MAX_SOURCE_BYTES} bytes`,
-    ),
-  /** Default: main.js, or main.py for a python job. */
+      (source) => Buffer.byteLength(source, "utf8") <= MAX_PROGRAM_BYTES_CEILING,
+      `the program is larger than ${MAX_PROGRAM_BYTES_CEILING} bytes`,
+    )
+    .optional(),
+  /** Default: main.js, or main.py for a python job. Only with source. */
   filename: ProgramFilename.optional(),
+  /** A program of several files, instead of source. */
+  files: ProgramFiles.optional(),
+  /** Which of the files the runner loads (its folder is the program's working place). */
+  entry: ProgramEntry.optional(),
   /** Default: from the file name's extension (.py → python), else node. */
   runtime: Runtime.optional(),
   limits: JobLimitsInput.optional(),
   labels: Labels.optional(),
 };
 
-/** A refinement: the file name and the runtime agree (a .py file is python). */
+/**
+ * A refinement: the program comes in one form (source, or files + entry),
+ * and its file name (the entry's, with files) and the runtime agree (a .py
+ * file is python).
+ */
 export function programAgrees(
-  request: { filename?: string | undefined; runtime?: Runtime | undefined },
+  request: {
+    source?: string | undefined;
+    filename?: string | undefined;
+    files?: z.infer<typeof ProgramFiles> | undefined;
+    entry?: string | undefined;
+    runtime?: Runtime | undefined;
+  },
   ctx: z.RefinementCtx,
 ): void {
-  const program = resolveProgram(request);
+  const problems = programFormProblems(request);
+  for (const { path, message } of problems) ctx.addIssue({ code: "custom", path: [path], message });
+  if (problems.length > 0) return;
+  const program = resolveProgram({
+    filename: request.entry ?? request.filename,
+    runtime: request.runtime,
+  });
   if ("problem" in program)
-    ctx.addIssue({ code: "custom", path: ["filename"], message: program.problem });
+    ctx.addIssue({
+      code: "custom",
+      path: [request.entry === undefined ? "filename" : "entry"],
+      message: program.problem,
+    });
 }
 
 /** `POST /v1/jobs` body. */
@@ -107,8 +144,32 @@ export const Outcome = z.discriminatedUnion("ok", [
 ]);
 export type Outcome = z.infer<typeof Outcome>;
 
-/** Why a queued job is not running yet, when the coordinator can tell (absent: it is next in line). */
-export const JobWaiting = z.object({ reason: z.string() });
+/**
+ * Why a queued job is not running yet, as the lease sees it:
+ * - `no_node_fits`: no ready node offers its runtime, or takes jobs as large as its limits;
+ * - `nodes_draining`: the only nodes that would take it are draining;
+ * - `user_max_running`: its user runs as many jobs as their quota allows;
+ * - `no_free_slot`: the nodes that take it are busy (other work, fair share, older work first).
+ */
+export const WaitingReason = z.enum([
+  "no_free_slot",
+  "user_max_running",
+  "no_node_fits",
+  "nodes_draining",
+]);
+export type WaitingReason = z.infer<typeof WaitingReason>;
+
+/**
+ * On a queued job read by id: why it waits, in words too, and its place
+ * among its user's queued work (1 = their oldest). The lease deals a user's
+ * batches and single jobs round-robin, so a job of a small batch can pass
+ * older items of a big one: the place is a bound, not a promise.
+ */
+export const JobWaiting = z.object({
+  reason: WaitingReason,
+  message: z.string(),
+  position: z.number().int().positive(),
+});
 export type JobWaiting = z.infer<typeof JobWaiting>;
 
 /** A job as the API returns it. */
@@ -131,6 +192,8 @@ export const Job = z.object({
   index: z.number().int().nonnegative().optional(),
   /** Only on a queued job read by id (optional, added after 0.1). */
   waiting: JobWaiting.optional(),
+  /** The user who submitted it (optional: added with users; older jobs are `default`'s). */
+  owner: z.string().optional(),
 });
 export type Job = z.infer<typeof Job>;
 
@@ -142,6 +205,7 @@ export const GetJobQuery = z.object({
 /** `GET /v1/jobs` query. */
 export const ListJobsQuery = z.object({
   state: JobState.optional(),
+  ...OWNER_FILTER,
   limit: z.coerce.number().int().min(1).max(500).default(50),
   cursor: z.string().max(200).optional(),
 });
@@ -155,8 +219,12 @@ export const JobId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "not a job id");
 
 /** The document the runner reads on its stdin (agent ⇄ container contract). */
 export const RunnerRequest = z.object({
+  /** The program, when it is one file ("" with files). */
   source: z.string(),
-  filename: ProgramFilename,
+  /** The one file's name, or the entry among the files. */
+  filename: ProgramEntry,
+  /** A program of several files, written into the runner's own folder. */
+  files: ProgramFiles.optional(),
   input: JsonValue.nullable(),
   /** Frames the result envelope on stdout; the program never sees it. */
   nonce: z.string().regex(/^[A-Za-z0-9]{16,128}$/),

@@ -3,8 +3,6 @@ import { z } from "zod";
 const KiB = 1024;
 const MiB = 1024 * KiB;
 
-/** Largest program source accepted at submit (bytes of UTF-8). */
-export const MAX_SOURCE_BYTES = 1024 * 1024;
 /** Largest job input a coordinator accepts by default (bytes of its JSON text). */
 export const MAX_INPUT_BYTES = 1024 * 1024;
 /**

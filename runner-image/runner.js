@@ -59,6 +59,9 @@ const atomicsWait = Atomics.wait;
 const sleepCell = new Int32Array(new SharedArrayBuffer(4));
 // Touching process.stdout/stderr creates the streams now, before the program can replace them.
 const programOutput = [process.stdout, process.stderr];
+// A bundle's inline source map (labrun submit writes one) makes a stack name
+// the user's own files and lines (src/lib/fail.ts:2), not the bundle's.
+process.setSourceMapsEnabled(true);
 
 const BAD_PROGRAM_FORMAT = "Bad program format";
 /** Messages and details are capped so a huge error cannot outgrow the agent's result cap. */
@@ -300,7 +303,13 @@ function readRequest() {
   regExpExec(/(?:)/, "");
   const problem = requestProblem(isObject ? request : null);
   if (problem) return { problem };
-  return { source: request.source, filename: request.filename, input: request.input ?? null };
+  return {
+    source: request.source,
+    filename: request.filename,
+    files: request.files,
+    input: request.input ?? null,
+    reuse: request.reuse === true,
+  };
 }
 
 /** What is wrong with a request (RunnerRequest in protocol/jobs.ts), or "" when nothing is. */
@@ -308,6 +317,7 @@ function requestProblem(request) {
   if (request === null) return "it is not a JSON object";
   if (typeof request.source !== "string") return "source is not a string";
   if (typeof request.filename !== "string") return "filename is not a string";
+  if (request.files !== undefined) return filesProblem(request.files, request.filename);
   if (!FILENAME.test(request.filename) || !PROGRAM_EXTENSION.test(request.filename)) {
     return "filename is not a plain name ending in .js, .cjs or .mjs";
   }
@@ -325,11 +335,82 @@ function makeJobDir() {
   return dir;
 }
 
-/** Writes the program into the job directory. */
-function writeProgram(dir, source, filename) {
+/** Writes the program (one file, or all its files) into the job directory. */
+function writeProgram(dir, request) {
+  const { filename, files } = request;
   const file = path.join(dir, filename);
-  fs.writeFileSync(file, source, { mode: 0o400 });
+  let source = request.source;
+  if (files === undefined) fs.writeFileSync(file, source, { mode: 0o400 });
+  else source = writeFiles(dir, files, filename);
   return { dir, dirUrl: pathToFileURL(dir).href, file, filename, source };
+}
+
+// --- a program of several files (DESIGN.md §7) ----------------------------------
+// Runs before any program code, on the agent's request: the paths were
+// checked by the coordinator and are checked again here, and every file and
+// folder is created fresh (O_EXCL, O_NOFOLLOW), so nothing is followed or
+// overwritten even if a path slipped through.
+
+const MAX_FILES = 1000;
+// biome-ignore lint/suspicious/noControlCharactersInRegex: refusing them is the point
+const BAD_PATH_CHARACTERS = /[\u0000-\u001f\u007f\\]/;
+
+/** Whether `name` is a relative path that stays inside the job directory (protocol's pathProblem). */
+function isInsidePath(name) {
+  if (name === "" || name.length > 1024 || name[0] === "/" || BAD_PATH_CHARACTERS.test(name)) {
+    return false;
+  }
+  return name.split("/").every((part) => part !== "" && part !== "." && part !== "..");
+}
+
+/** What is wrong with a request's files and entry, or "" when nothing is. */
+function filesProblem(files, entry) {
+  if (!Array.isArray(files) || files.length === 0 || files.length > MAX_FILES) {
+    return `files is not a list of 1 to ${MAX_FILES} files`;
+  }
+  const paths = new Set();
+  for (const file of files) {
+    if (file === null || typeof file?.path !== "string" || typeof file.content !== "string") {
+      return "a file is not {path, content}";
+    }
+    if (!isInsidePath(file.path) || paths.has(file.path)) {
+      return `the file path ${JSON.stringify(file.path)} is not a new relative path inside the program's folder`;
+    }
+    paths.add(file.path);
+  }
+  if (!paths.has(entry) || !PROGRAM_EXTENSION.test(entry)) {
+    return "filename is not one of the files, or does not end in .js, .cjs or .mjs";
+  }
+  return "";
+}
+
+/** Writes each file under `dir`, read-only, and returns the entry's text. */
+function writeFiles(dir, files, entry) {
+  const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
+  let entrySource = "";
+  for (const file of files) {
+    const parts = file.path.split("/");
+    let folder = dir;
+    for (const part of parts.slice(0, -1)) {
+      folder = path.join(folder, part);
+      try {
+        fs.mkdirSync(folder, { mode: 0o700 });
+      } catch (error) {
+        if (error?.code !== "EEXIST" || !fs.lstatSync(folder).isDirectory()) throw error;
+      }
+    }
+    const target = path.join(dir, file.path);
+    // The program's own package.json (its "type") replaces the runner's default one.
+    if (file.path === "package.json") fs.unlinkSync(target);
+    const fd = fs.openSync(target, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o400);
+    try {
+      writeAll(fd, file.content);
+    } finally {
+      fs.closeSync(fd);
+    }
+    if (file.path === entry) entrySource = file.content;
+  }
+  return entrySource;
 }
 
 /**
@@ -579,6 +660,12 @@ async function run() {
     // No stderr before any program ran: the agent reports the runner as not starting.
   }
   const request = readRequest();
+  // A batch's item that may share this container: framer.js takes over (this
+  // process then frames items run by a separate item host, never runs them).
+  if (request.reuse) {
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+    return require("./framer.js").serve(request, nonce);
+  }
   if (dirError) {
     const { message } = describeThrown(dirError);
     return fail("SANDBOX_ERROR", `the runner could not prepare the job directory: ${message}`);
@@ -586,7 +673,13 @@ async function run() {
   if (request.problem) {
     return fail("SANDBOX_ERROR", `the runner's request is malformed: ${request.problem}`);
   }
-  const program = writeProgram(dir, request.source, request.filename);
+  let program;
+  try {
+    program = writeProgram(dir, request);
+  } catch (error) {
+    const { message } = describeThrown(error);
+    return fail("RUNTIME_ERROR", `the runner could not write the program's files: ${message}`);
+  }
   installGuards(program);
 
   // Every await below starts before any of the program runs, so a program

@@ -349,8 +349,11 @@ def read_request():
             nonce = candidate if valid_nonce(candidate) else None
         return nonce, None, "it is not a JSON object with a nonce"
     problem = ""
+    files = request.get("files")
     if not isinstance(request.get("source"), str):
         problem = "source is not a string"
+    elif files is not None:
+        problem = files_problem(files, request.get("filename"))
     elif not valid_filename(request.get("filename")):
         problem = "filename is not a plain name ending in .py"
     return (
@@ -358,10 +361,69 @@ def read_request():
         {
             "source": request.get("source"),
             "filename": request.get("filename"),
+            "files": files,
             "input": request.get("input"),
         },
         problem,
     )
+
+
+# --- a program of several files (DESIGN.md §7) ----------------------------------
+# Checked here again (the coordinator checked them first) and written fresh,
+# never following a link: paths stay inside the job's folder.
+
+MAX_FILES = 1000
+
+
+def inside_path(name):
+    """Whether name is a relative path inside the job's folder (protocol's pathProblem)."""
+    if not isinstance(name, str) or not 0 < len(name) <= 1024 or name.startswith("/"):
+        return False
+    if any(ord(c) < 0x20 or c in "\x7f\\" for c in name):
+        return False
+    return all(part not in ("", ".", "..") for part in name.split("/"))
+
+
+def files_problem(files, entry):
+    """What is wrong with a request's files and entry, or "" when nothing is."""
+    if not isinstance(files, list) or not 0 < len(files) <= MAX_FILES:
+        return "files is not a list of 1 to %d files" % MAX_FILES
+    paths = set()
+    for file in files:
+        if not isinstance(file, dict) or not all(
+            isinstance(file.get(key), str) for key in ("path", "content")
+        ):
+            return "a file is not {path, content}"
+        if not inside_path(file["path"]) or file["path"] in paths:
+            return "the file path %s is not a new relative path inside the program's folder" % (
+                json.dumps(file["path"]),
+            )
+        paths.add(file["path"])
+    if entry not in paths or not entry.endswith(".py"):
+        return "filename is not one of the files, or does not end in .py"
+    return ""
+
+
+def write_files(folder, files, entry):
+    """Writes each file under folder, read-only, creating each folder fresh; the entry's text."""
+    entry_source = ""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+    for file in files:
+        parts = file["path"].split("/")
+        at = folder
+        for part in parts[:-1]:
+            at = os.path.join(at, part)
+            try:
+                os.mkdir(at, 0o700)
+            except FileExistsError:
+                if not os.path.isdir(at) or os.path.islink(at):
+                    raise
+        fd = os.open(os.path.join(folder, file["path"]), flags, 0o400)
+        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogatepass") as out:
+            out.write(file["content"])
+        if file["path"] == entry:
+            entry_source = file["content"]
+    return entry_source
 
 
 def valid_nonce(nonce):
@@ -468,11 +530,20 @@ class ProgramSide:
 
     def run(self, request):
         path = os.path.join(self.dir, request["filename"])
-        with open(path, "w", encoding="utf-8", errors="surrogatepass") as file:
-            file.write(request["source"])
-        os.chmod(path, 0o400)
+        source = request["source"]
+        if request.get("files") is not None:
+            try:
+                source = write_files(self.dir, request["files"], request["filename"])
+            except OSError as error:
+                return failure(
+                    "RUNTIME_ERROR", "the runner could not write the program's files: %s" % error
+                )
+        else:
+            with open(path, "w", encoding="utf-8", errors="surrogatepass") as file:
+                file.write(source)
+            os.chmod(path, 0o400)
         try:
-            code = compile(request["source"], path, "exec", dont_inherit=True)
+            code = compile(source, path, "exec", dont_inherit=True)
         except (SyntaxError, ValueError) as error:
             return failure("BAD_PROGRAM_FORMAT", BAD_PROGRAM_FORMAT, self.last_line(error))
         module = self.load(request["filename"], path, code)
@@ -501,15 +572,15 @@ class ProgramSide:
 
     def load(self, filename, path, code):
         """Runs the module's code, or returns the failure envelope (bytes)."""
-        stem = filename[: -len(".py")]
+        stem = filename.rsplit("/", 1)[-1][: -len(".py")]
         name = stem if stem.isidentifier() and stem not in self.modules else "__labrun_program__"
         spec = self.importlib_util.spec_from_file_location(name, path)
         module = self.importlib_util.module_from_spec(spec)
         # The program sees the real builtins, not this module's private copy.
         module.__dict__["__builtins__"] = _builtins
         self.modules[name] = module
-        # The program's own folder stays importable, as a script's would.
-        self.sys_path.insert(0, self.dir)
+        # The entry's own folder stays importable, as a script's would.
+        self.sys_path.insert(0, os.path.dirname(path))
         try:
             exec(code, module.__dict__)
         except (SyntaxError, ImportError) as error:

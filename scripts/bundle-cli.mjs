@@ -38,6 +38,10 @@ await build({
   target: "node20",
   sourcemap: "linked",
   logLevel: "warning",
+  // esbuild bundles programs (client/bundle.ts) and is imported only when a
+  // program needs it: it stays a package of its own (its Go binary cannot be
+  // bundled), and a command that bundles nothing never loads it.
+  external: ["esbuild"],
   plugins: [
     {
       name: "service-commands-from-dist",

@@ -243,10 +243,16 @@ describe("a python job that no node can run", () => {
       await new Promise((resolve) => setTimeout(resolve, 300));
       const job = await lonely.client.get(id);
       expect(job).toMatchObject({ state: "queued", runtime: "python", filename: "prog.py" });
-      expect(job.waiting?.reason).toMatch(/^no ready node offers the python runtime/);
+      expect(job.waiting).toMatchObject({
+        reason: "no_node_fits",
+        message: expect.stringMatching(/^no ready node offers the python runtime/),
+        position: 1,
+      });
       const status = await labrun(["status", id], env);
       expect(status.code).toBe(0);
-      expect(status.stdout).toMatch(/queued .*waiting: no ready node offers the python runtime/);
+      expect(status.stdout).toMatch(
+        /queued .*waiting \(#1, no_node_fits\): no ready node offers the python runtime/,
+      );
     } finally {
       await lonely.close();
     }

@@ -23,6 +23,18 @@ const MAX_BACKGROUND_WAIT_MS = 100;
 const MAX_START_SAMPLES = 1024;
 
 /**
+ * The reuse bound of a batch's container: it is thrown away after this many
+ * items or this long after it booted, whichever comes first, so no state a
+ * runner may slowly gather (zombies, heap, a leak in node) lives for long.
+ */
+export const MAX_ITEMS_PER_CONTAINER = 1_000;
+export const MAX_CONTAINER_AGE_MS = 10 * 60_000;
+/** A batch's idle container waits this long for the batch's next item, then goes. */
+const REUSE_IDLE_MS = 2_000;
+/** Idle batch containers kept at most, over all batches (the oldest goes first). */
+const MAX_IDLE_REUSED = 8;
+
+/**
  * The executor's sandbox, backed by a Docker engine: one throwaway container
  * per job, from the runner image of the job's runtime. A job whose container
  * settings match the warm pool's (the coordinator's default limits, which
@@ -44,6 +56,9 @@ export class DockerSandbox implements JobSandbox {
   });
   private warmRuns = 0;
   private coldRuns = 0;
+  /** Containers between two items of one batch, by batch, oldest first. */
+  private readonly reusable = new Map<string, IdleContainer[]>();
+  private idleReused = 0;
   /** Not yet reported in a heartbeat. */
   private pending = { starts: [] as number[], warm: 0, cold: 0 };
 
@@ -110,6 +125,10 @@ export class DockerSandbox implements JobSandbox {
       throw new SandboxError(`this agent has no ${runtime} runtime (its runner image is missing)`);
     }
     const leaveJobPath = this.jobPath.enter();
+    if (job.reuseKey !== undefined) {
+      const parked = this.takeReusable(job.reuseKey);
+      if (parked) return this.runReused(parked, job, leaveJobPath);
+    }
     const warm = sameContainer(job.limits, this.pooledLimits) ? pool.take() : undefined;
     this.demand.record(runtime);
     this.splitPool();
@@ -136,6 +155,7 @@ export class DockerSandbox implements JobSandbox {
       { warm: Boolean(warm), bootMs: Math.round(performance.now() - bootStarted) },
       "job container ready",
     );
+    if (job.reuseKey !== undefined) return this.runReused(booted, job, leaveJobPath);
     try {
       const exit = await booted.run({
         stdin: job.stdin,
@@ -160,6 +180,81 @@ export class DockerSandbox implements JobSandbox {
     }
   }
 
+  /**
+   * One batch item on `booted` (fresh, or parked after the batch's previous
+   * item). A container still fit for another item is parked for the batch's
+   * next one; any other (crashed, killed, out of memory, past its bound) goes.
+   */
+  private async runReused(
+    booted: BootedContainer,
+    job: Parameters<JobSandbox["run"]>[0],
+    leaveJobPath: () => void,
+  ): Promise<ContainerExit> {
+    const key = job.reuseKey as string;
+    let keep = false;
+    try {
+      const exit = await booted.runItem({
+        stdin: job.stdin,
+        nonce: job.nonce,
+        caps: job.caps,
+        timeoutMs: job.limits.timeoutMs,
+        signal: job.signal,
+      });
+      keep =
+        exit.reuse?.reusable === true &&
+        booted.itemsRun < MAX_ITEMS_PER_CONTAINER &&
+        Date.now() - booted.bootedAt < MAX_CONTAINER_AGE_MS;
+      return exit;
+    } finally {
+      leaveJobPath();
+      if (keep) this.park(key, booted);
+      else this.retire(booted, { afterJobPath: true });
+    }
+  }
+
+  private park(key: string, container: BootedContainer): void {
+    const idle = this.reusable.get(key) ?? [];
+    const parked: IdleContainer = {
+      container,
+      timer: setTimeout(() => {
+        if (this.unpark(key, parked)) this.retire(container);
+      }, REUSE_IDLE_MS),
+    };
+    parked.timer.unref();
+    idle.push(parked);
+    this.reusable.set(key, idle);
+    this.idleReused += 1;
+    while (this.idleReused > MAX_IDLE_REUSED) {
+      const [oldestKey, list] = this.reusable.entries().next().value as [string, IdleContainer[]];
+      const oldest = list[0] as IdleContainer;
+      this.unpark(oldestKey, oldest);
+      this.retire(oldest.container);
+    }
+  }
+
+  /** Takes `parked` out of the idle set; false when someone else took it first. */
+  private unpark(key: string, parked: IdleContainer): boolean {
+    const idle = this.reusable.get(key);
+    const at = idle?.indexOf(parked) ?? -1;
+    if (!idle || at === -1) return false;
+    idle.splice(at, 1);
+    if (idle.length === 0) this.reusable.delete(key);
+    this.idleReused -= 1;
+    clearTimeout(parked.timer);
+    return true;
+  }
+
+  /** The batch's most recently parked container that is still up, if any. */
+  private takeReusable(key: string): BootedContainer | undefined {
+    for (;;) {
+      const parked = this.reusable.get(key)?.at(-1);
+      if (!parked) return undefined;
+      this.unpark(key, parked);
+      if (!parked.container.hasExited) return parked.container;
+      this.retire(parked.container);
+    }
+  }
+
   takeStats(): HeartbeatStats {
     const { starts, warm, cold } = this.pending;
     this.pending = { starts: [], warm: 0, cold: 0 };
@@ -178,6 +273,12 @@ export class DockerSandbox implements JobSandbox {
   /** Empties the pool and waits until every container of this sandbox is removed. */
   async close(): Promise<void> {
     await Promise.all([...this.pools.values()].map((pool) => pool.close()));
+    for (const [key, idle] of [...this.reusable]) {
+      for (const parked of [...idle]) {
+        this.unpark(key, parked);
+        this.retire(parked.container);
+      }
+    }
     while (this.removals.size > 0) await Promise.all(this.removals);
   }
 
@@ -222,6 +323,11 @@ export class DockerSandbox implements JobSandbox {
       .finally(() => this.removals.delete(removal));
     this.removals.add(removal);
   }
+}
+
+interface IdleContainer {
+  container: BootedContainer;
+  timer: NodeJS.Timeout;
 }
 
 /**

@@ -75,7 +75,8 @@ describe("assembleBuildContext", () => {
 
   it("puts node, the runner and the Dockerfile where the Dockerfile expects them", () => {
     const node = statSync(join(context, "rootfs/usr/local/bin/node"));
-    expect(node.mode & 0o777).toBe(0o755);
+    // Executable, not readable, by the job's user: its processes are non-dumpable.
+    expect(node.mode & 0o777).toBe(0o711);
     expect(readFileSync(join(context, "rootfs/runner/runner.js"), "utf8")).toContain("nonce");
     expect(JSON.parse(readFileSync(join(context, "rootfs/runner/package.json"), "utf8"))).toEqual({
       type: "commonjs",

@@ -25,7 +25,13 @@ import { type PackOptions, pack } from "tar-fs";
 export const RUNNER_IMAGE_REPO = "labrun-runner";
 
 /** The files of runner-image/ that make the image; the tag hashes them. */
-const RUNNER_FILES = ["runner.js", "package.json", "Dockerfile"] as const;
+const RUNNER_FILES = [
+  "runner.js",
+  "framer.js",
+  "item-host.js",
+  "package.json",
+  "Dockerfile",
+] as const;
 
 /**
  * The labrun package root: walks up from this module to the package.json
@@ -184,10 +190,16 @@ export function assembleBuildContext(context: string): string[] {
   };
   copyFileSync(join(source, "Dockerfile"), join(context, "Dockerfile"));
   const node = realpathSync(process.execPath);
-  place(node, "/usr/local/bin/node", 0o755);
+  // Executable, not readable, by the job's user: the kernel then makes every
+  // node process of a job non-dumpable, so no process in a container can read
+  // another's memory or open its files through /proc (a batch's item host
+  // cannot reach the framer that holds the nonces, PID 1).
+  place(node, "/usr/local/bin/node", 0o711);
   const libraries = sharedLibraries(node);
   for (const library of libraries) place(library, library, 0o755);
-  place(join(source, "runner.js"), "/runner/runner.js", 0o644);
+  for (const file of ["runner.js", "framer.js", "item-host.js"]) {
+    place(join(source, file), `/runner/${file}`, 0o644);
+  }
   place(join(source, "package.json"), "/runner/package.json", 0o644);
   mkdirSync(join(rootfs, "tmp"));
   chmodSync(join(rootfs, "tmp"), 0o1777);

@@ -31,6 +31,8 @@ export interface CollectedOutput {
 }
 
 const NEWLINE = 0x0a;
+/** stderr kept after the runner's end marker, for the next item's ready marker. */
+const AFTER_END_CAP = 4096;
 
 export class OutputCollector {
   private readonly nonce: Buffer;
@@ -52,6 +54,8 @@ export class OutputCollector {
   private stderrDone = false;
   private stderrCarry: Buffer = Buffer.alloc(0);
   private completed = false;
+  private readonly afterEnd: Buffer[] = [];
+  private afterEndBytes = 0;
 
   constructor(
     nonce: string,
@@ -71,9 +75,20 @@ export class OutputCollector {
     return this.completed;
   }
 
-  /** Output on stderr: logs, ended by the runner's marker (nothing after it is kept). */
+  /**
+   * What came on stderr after the runner's end marker: not this job's. A
+   * reused container's runner says there when it is ready for the next item.
+   */
+  get stderrAfterEnd(): Buffer {
+    return Buffer.concat(this.afterEnd);
+  }
+
+  /** Output on stderr: logs, ended by the runner's marker (what follows is not the job's). */
   stderr(chunk: Buffer): void {
-    if (this.stderrDone) return;
+    if (this.stderrDone) {
+      this.keepAfterEnd(chunk);
+      return;
+    }
     const data = this.stderrCarry.length > 0 ? Buffer.concat([this.stderrCarry, chunk]) : chunk;
     this.stderrCarry = Buffer.alloc(0);
     const at = data.indexOf(this.nonce);
@@ -85,7 +100,15 @@ export class OutputCollector {
     }
     this.stderrLogs(data.subarray(0, at));
     this.stderrDone = true;
+    this.keepAfterEnd(data.subarray(at + this.nonce.length));
     this.checkComplete();
+  }
+
+  private keepAfterEnd(chunk: Buffer): void {
+    if (chunk.length === 0 || this.afterEndBytes >= AFTER_END_CAP) return;
+    const kept = chunk.subarray(0, AFTER_END_CAP - this.afterEndBytes);
+    this.afterEnd.push(Buffer.from(kept));
+    this.afterEndBytes += kept.length;
   }
 
   /** Output on stdout: logs, and somewhere in it the framed envelope. */

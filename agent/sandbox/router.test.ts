@@ -53,4 +53,21 @@ describe("OutputRouter", () => {
     expect(router.runnerReady).toBe(true);
     expect(seen.stderr).toBe("late");
   });
+
+  it("hands a reused container's output to each item's collector in turn", () => {
+    const router = new OutputRouter();
+    router.write(2, READY_MARKER);
+    const first = collect();
+    router.attach(first.sink);
+    router.write(1, Buffer.from("first item"));
+    router.detach(Buffer.from(READY_MARKER));
+    expect(router.runnerReady).toBe(true);
+    // Nothing between two items goes to either collector's account but the next one's.
+    router.write(1, Buffer.from(" between"));
+    const second = collect();
+    router.attach(second.sink);
+    router.write(1, Buffer.from(" second item"));
+    expect(first.seen.stdout).toBe("first item");
+    expect(second.seen.stdout).toBe(" between second item");
+  });
 });

@@ -26,7 +26,8 @@ const EARLY_OUTPUT_CAP = 64 * 1024;
  * router.attach(collector);
  */
 export class OutputRouter {
-  readonly ready: Promise<void>;
+  /** Settles at the runner's ready marker (again after each `detach`). */
+  ready: Promise<void>;
   private markReady: () => void = () => {};
   private isReady = false;
   private head: Buffer = Buffer.alloc(0);
@@ -76,6 +77,24 @@ export class OutputRouter {
       else sink.stderr(chunk);
     }
     this.sink = sink;
+  }
+
+  /**
+   * The job's collector is done (a reused container): output from now on
+   * waits for the next, after the runner's ready marker again. `stderrAfterEnd`
+   * is what the collector saw on stderr after its job's end.
+   */
+  detach(stderrAfterEnd: Buffer = Buffer.alloc(0)): void {
+    this.sink = null;
+    this.early.length = 0;
+    this.earlyBytes = 0;
+    // The runner says again when it is ready for the next item.
+    this.isReady = false;
+    this.head = Buffer.alloc(0);
+    this.ready = new Promise((resolve) => {
+      this.markReady = resolve;
+    });
+    if (stderrAfterEnd.length > 0) this.write(2, stderrAfterEnd);
   }
 
   private deliver(fd: 1 | 2, chunk: Buffer): void {

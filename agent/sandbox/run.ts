@@ -14,6 +14,11 @@ export interface ContainerExit {
   output: CollectedOutput;
   /** From the moment the job reached the runner's stdin. */
   durationMs: number;
+  /**
+   * Set for an item run on a container that takes more than one (a batch's):
+   * the container, and how many items it has run, this one included.
+   */
+  reuse?: { container: string; item: number; reusable: boolean };
 }
 
 /** One job for a booted container. */
@@ -57,6 +62,9 @@ export class BootedContainer {
   readonly bootedAt = Date.now();
   private exitedFlag = false;
   private used = false;
+  /** Batch items given to this container; past the first, it is a reused one. */
+  private items = 0;
+  private broken = false;
   private destroyed: Promise<void> | null = null;
 
   private constructor(
@@ -149,7 +157,59 @@ export class BootedContainer {
   async run(job: JobRun): Promise<ContainerExit> {
     if (this.used) throw new SandboxError("a job container runs only one job");
     this.used = true;
+    return this.supervise(job, false);
+  }
 
+  /** Items this container has been given (reused containers only). */
+  get itemsRun(): number {
+    return this.items;
+  }
+
+  /**
+   * Runs one batch item on a container that stays up for the next: the
+   * request asks the runner to supervise items (each in a fresh thread) and
+   * stdin stays open. The container is reusable after this item only when its
+   * output completed with nothing killed or overflowing and the runner did not
+   * ask to be thrown away; anything else leaves it for `destroy`.
+   */
+  async runItem(job: JobRun): Promise<ContainerExit> {
+    if (this.used && this.items === 0) throw new SandboxError("a job container runs only one job");
+    if (this.broken) throw new SandboxError("this container cannot take another item");
+    this.used = true;
+    this.items += 1;
+    if (this.items === 1) {
+      // The runner's first marker came before it knew this is a batch item;
+      // the framer says ready again once its item host is up, and the first
+      // item's clock starts there, as a single job's starts once node is up.
+      const up = await unlessWithin(
+        Promise.race([
+          this.router.ready.then(() => "ready" as const),
+          this.exited.then(() => "exited" as const),
+        ]),
+        BOOT_TIMEOUT_MS,
+        "slow" as const,
+      );
+      if (up === "ready") this.router.detach();
+    }
+    const exit = await this.supervise(job, true);
+    const envelope = exit.output.envelope;
+    // The runner's flag (K: take another, R: throw away) precedes the envelope.
+    const flag = envelope?.[0];
+    const reusable =
+      exit.exitCode === null && exit.killedFor === null && !exit.output.overflow && flag === "K";
+    if (!reusable) this.broken = true;
+    return {
+      ...exit,
+      output: {
+        ...exit.output,
+        envelope:
+          envelope !== null && (flag === "K" || flag === "R") ? envelope.slice(1) : envelope,
+      },
+      reuse: { container: this.container.id.slice(0, 12), item: this.items, reusable },
+    };
+  }
+
+  private async supervise(job: JobRun, reuse: boolean): Promise<ContainerExit> {
     let killedFor: ContainerExit["killedFor"] = null;
     const kill = (reason: NonNullable<ContainerExit["killedFor"]>) => {
       if (killedFor) return;
@@ -170,9 +230,12 @@ export class BootedContainer {
     job.signal?.addEventListener("abort", onAbort, { once: true });
     try {
       if (job.signal?.aborted) kill("cancel");
-      this.stream.end(job.stdin);
+      // A reused container's stdin stays open for the items after this one.
+      if (reuse) this.stream.write(job.stdin);
+      else this.stream.end(job.stdin);
       // The clock starts when the runner is up: a cold container may still be
       // booting node (seconds on a busy machine), which is not the program's time.
+      // A reused container's runner is up already.
       const up = await unlessWithin(
         Promise.race([
           this.router.ready.then(() => "ready" as const),
@@ -191,6 +254,7 @@ export class BootedContainer {
       timer = setTimeout(() => kill("timeout"), job.timeoutMs);
       const ended = await Promise.race([complete, this.exited]);
       const durationMs = performance.now() - started;
+      if (reuse) this.router.detach(collector.stderrAfterEnd);
       if (ended === "complete" && killedFor === null) {
         return {
           exitCode: null,

@@ -122,11 +122,16 @@ async function httpJob(client: LabrunClient): Promise<void> {
   }
 }
 
-/** One `labrun …` process as a user runs it (the package's bin); its stdout. */
-function runCli(cluster: ClusterProcesses, args: string[]): Promise<string> {
+/** One `labrun …` process as a user runs it (the package's bin, or `bin`); its stdout. */
+export function runCli(
+  cluster: ClusterProcesses,
+  args: string[],
+  bin = BIN,
+  env: NodeJS.ProcessEnv = {},
+): Promise<string> {
   return new Promise<string>((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      env: cluster.cliEnv,
+    const child = spawn(process.execPath, [bin, ...args], {
+      env: { ...cluster.cliEnv, ...env },
       stdio: ["ignore", "pipe", "inherit"],
     });
     let text = "";

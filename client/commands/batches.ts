@@ -6,7 +6,6 @@ import {
   type BatchSpec,
   MAX_ITEM_RETRIES,
   Runtime,
-  runtimeOfFilename,
 } from "../../protocol/index.js";
 import { ServerUnreachableError } from "../api.js";
 import { CONNECTION_OPTIONS, parseCommand } from "../args.js";
@@ -14,8 +13,9 @@ import { EXIT, UsageError } from "../errors.js";
 import { followBatch } from "../follow-batch.js";
 import { table } from "../format.js";
 import { limitFlags } from "../limit-flags.js";
+import { readProgram, readText } from "../program.js";
 import { resolveConnection } from "../settings.js";
-import { clientFor, connection, programFilename, readText } from "./jobs.js";
+import { clientFor, connection } from "./jobs.js";
 
 // Schemas are built when their command runs (one CLI process runs one command).
 const mapArgs = (jobLimits: ReturnType<typeof limitFlags<"">>) =>
@@ -29,6 +29,7 @@ const mapArgs = (jobLimits: ReturnType<typeof limitFlags<"">>) =>
     isolate: z.boolean(),
     detach: z.boolean(),
     runtime: Runtime.optional(),
+    typecheck: z.boolean(),
     ...jobLimits.shape,
   });
 
@@ -140,17 +141,15 @@ export async function map(argv: string[]): Promise<number> {
       isolate: { type: "boolean", default: false },
       detach: { type: "boolean", default: false },
       runtime: { type: "string" },
+      typecheck: { type: "boolean", default: false },
       ...jobLimits.options,
     },
     mapArgs(jobLimits),
   );
-  const file = args.positionals[0];
-  // .py runs as python, anything else as node, unless --runtime says otherwise.
-  const runtime = args.runtime ?? runtimeOfFilename(file) ?? "node";
-  const spec: BatchSpec = {
-    source: readText(file, "program"),
-    filename: programFilename(file, runtime),
-  };
+  // .py runs as python, anything else as node, unless --runtime says otherwise;
+  // an entry with imports is bundled here, before anything is sent.
+  const { fields, runtime } = await readProgram(args.positionals[0], args);
+  const spec: BatchSpec = { ...fields };
   if (runtime !== "node") spec.runtime = runtime;
   const inputs = readInputs(args.inputs);
   const limits = jobLimits.limits(args);

@@ -1,20 +1,18 @@
-import { readFileSync } from "node:fs";
-import { basename } from "node:path";
 import { z } from "zod";
 import {
   type Job,
   JobId,
   JobState,
-  ProgramFilename,
   Runtime,
-  runtimeOfFilename,
   type SubmitJobRequest,
+  UserName,
 } from "../../protocol/index.js";
 import { LabrunClient } from "../api.js";
 import { CONNECTION_OPTIONS, parseCommand, serverFlag } from "../args.js";
 import { EXIT, UsageError } from "../errors.js";
 import { jobLine, jobsTable } from "../format.js";
 import { limitFlags } from "../limit-flags.js";
+import { readProgram, readText } from "../program.js";
 import { waitWithProgress } from "../progress.js";
 import { resolveConnection } from "../settings.js";
 
@@ -38,6 +36,7 @@ const submitArgs = (jobLimits: ReturnType<typeof limitFlags<"">>) =>
       "input-file": z.string().optional(),
       ...jobLimits.shape,
       runtime: Runtime.optional(),
+      typecheck: z.boolean(),
       detach: z.boolean(),
     })
     .refine((args) => !(args.input && args["input-file"]), "use --input or --input-file, not both");
@@ -54,19 +53,17 @@ export async function submit(argv: string[]): Promise<number> {
       "input-file": { type: "string" },
       ...jobLimits.options,
       runtime: { type: "string" },
+      typecheck: { type: "boolean", default: false },
       detach: { type: "boolean", default: false },
     },
     submitArgs(jobLimits),
   );
-  const file = args.positionals[0];
   const limits = jobLimits.limits(args);
-  // .py runs as python, anything else as node, unless --runtime says otherwise.
-  const runtime = args.runtime ?? runtimeOfFilename(file) ?? "node";
-  const request: SubmitJobRequest = {
-    source: readText(file, "program"),
-    filename: programFilename(file, runtime),
-    input: parseInput(args.input, args["input-file"]),
-  };
+  const input = parseInput(args.input, args["input-file"]);
+  // .py runs as python, anything else as node, unless --runtime says otherwise;
+  // an entry with imports is bundled here, before anything is sent.
+  const { fields, runtime } = await readProgram(args.positionals[0], args);
+  const request: SubmitJobRequest = { ...fields, input };
   // Sent only for python, so a node job still goes to a coordinator that predates runtimes.
   if (runtime !== "node") request.runtime = runtime;
   if (Object.keys(limits).length > 0) request.limits = limits;
@@ -105,27 +102,6 @@ function printOutcome(job: Job, json: boolean): number {
     process.stderr.write(`labrun: job ${job.id} is ${job.state}\n`);
   }
   return EXIT.jobFailed;
-}
-
-export function readText(file: string, what: string): string {
-  try {
-    return readFileSync(file, "utf8");
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    throw new UsageError(
-      `cannot read the ${what} file ${file} (${code ?? (error as Error).message})`,
-    );
-  }
-}
-
-/**
- * The runner picks CommonJS or ESM from the extension; a name the runtime
- * does not run is sent as its default (main.js, main.py).
- */
-export function programFilename(file: string, runtime: Runtime): string {
-  const name = basename(file).replace(/[^A-Za-z0-9_.-]/g, "_");
-  const fits = ProgramFilename.safeParse(name).success && runtimeOfFilename(name) === runtime;
-  return fits ? name : runtime === "python" ? "main.py" : "main.js";
 }
 
 function parseInput(inline: string | undefined, file: string | undefined) {
@@ -185,22 +161,42 @@ export async function logs(argv: string[]): Promise<number> {
 }
 
 const jobsArgs = () =>
-  z.object({
-    ...connection(),
-    positionals: z.tuple([], { message: "takes no positional arguments" }),
-    state: JobState.optional(),
-    limit: z.coerce.number().int().min(1).max(500).optional(),
-  });
+  z
+    .object({
+      ...connection(),
+      positionals: z.tuple([], { message: "takes no positional arguments" }),
+      state: JobState.optional(),
+      limit: z.coerce.number().int().min(1).max(500).optional(),
+      user: UserName.optional(),
+      all: z.boolean(),
+    })
+    .refine((args) => !(args.user && args.all), "use --user NAME or --all, not both");
 
-/** `labrun jobs [--state S] [--limit N]`: newest first. */
+/**
+ * `labrun jobs [--state S] [--limit N]`: your jobs, newest first; with
+ * `--user NAME` or `--all`, one user's or everyone's (the admin token).
+ */
 export async function jobs(argv: string[]): Promise<number> {
   const args = parseCommand(
     "jobs",
     argv,
-    { ...CONNECTION_OPTIONS, state: { type: "string" }, limit: { type: "string" } },
+    {
+      ...CONNECTION_OPTIONS,
+      state: { type: "string" },
+      limit: { type: "string" },
+      user: { type: "string" },
+      all: { type: "boolean", default: false },
+    },
     jobsArgs(),
   );
-  const page = await clientFor(args).list({ state: args.state, limit: args.limit });
+  const asAdmin = args.user !== undefined || args.all;
+  const client = asAdmin ? new LabrunClient(resolveConnection(args, "admin")) : clientFor(args);
+  const page = await client.list({
+    state: args.state,
+    limit: args.limit,
+    ...(args.user !== undefined ? { user: args.user } : {}),
+    ...(args.all ? { all: "true" as const } : {}),
+  });
   process.stdout.write(
     args.json ? `${JSON.stringify(page, null, 2)}\n` : `${jobsTable(page.jobs)}\n`,
   );

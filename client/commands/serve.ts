@@ -17,6 +17,10 @@ const ServerArgs = {
   "lease-ttl": durationFlag("lease-ttl", "10s").optional(),
   retention: durationFlag("retention", "7d").optional(),
   "max-input": parsedFlag(parseBytes, "--max-input: use e.g. 1m, 4m").optional(),
+  "fair-share-half-life": durationFlag("fair-share-half-life", "1h, 30m").optional(),
+  "default-max-running": z.coerce.number().int().min(0).max(10_000_000).optional(),
+  "default-max-queued": z.coerce.number().int().min(0).max(10_000_000).optional(),
+  "max-program": parsedFlag(parseBytes, "--max-program: use e.g. 8m, 32m").optional(),
   ...labDefaults.shape,
   port: Port.default(() => Number(process.env.LABRUN_PORT ?? DEFAULT_PORT)),
   host: z.string().min(1).default(DEFAULT_HOST),
@@ -32,17 +36,37 @@ const SERVER_OPTIONS = {
   "lease-ttl": { type: "string" },
   retention: { type: "string" },
   "max-input": { type: "string" },
+  "fair-share-half-life": { type: "string" },
+  "default-max-running": { type: "string" },
+  "default-max-queued": { type: "string" },
+  "max-program": { type: "string" },
   ...labDefaults.options,
 } as const;
 
 /** Coordinator settings from the flags; the coordinator's own schema checks the ranges. */
 const coordinatorSettings = (
-  args: { "lease-ttl"?: number; retention?: number; "max-input"?: number } & Parameters<
-    typeof labDefaults.limits
-  >[0],
+  args: {
+    "lease-ttl"?: number;
+    retention?: number;
+    "max-input"?: number;
+    "fair-share-half-life"?: number;
+    "default-max-running"?: number;
+    "default-max-queued"?: number;
+    "max-program"?: number;
+  } & Parameters<typeof labDefaults.limits>[0],
 ) => ({
+  ...(args["fair-share-half-life"] !== undefined
+    ? { fairShareHalfLifeMs: args["fair-share-half-life"] }
+    : {}),
+  ...(args["default-max-running"] !== undefined
+    ? { defaultMaxRunning: args["default-max-running"] }
+    : {}),
+  ...(args["default-max-queued"] !== undefined
+    ? { defaultMaxQueued: args["default-max-queued"] }
+    : {}),
   defaultLimits: labDefaults.limits(args),
   ...(args["max-input"] !== undefined ? { maxInputBytes: args["max-input"] } : {}),
+  ...(args["max-program"] !== undefined ? { maxProgramBytes: args["max-program"] } : {}),
   ...(args["lease-ttl"] !== undefined
     ? {
         leaseTtlMs: args["lease-ttl"],

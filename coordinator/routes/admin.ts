@@ -3,6 +3,7 @@ import { ClusterStats, NodeInfo, NodeList } from "../../protocol/index.js";
 import { BODY_LIMITS } from "../bodyLimits.js";
 import type { RouteDeps } from "../routeTypes.js";
 import { ADMIN, guard, jsonContent, newRouteApp, refusals } from "./declare.js";
+import { ADMIN_ACTOR } from "./users.js";
 
 const NodePath = z.object({
   node: z.string().describe("a node's id, as GET /v1/admin/nodes lists it"),
@@ -44,7 +45,12 @@ export function adminRoutes({ store, notifier, clock, logger, auth, metrics }: R
     responses: { 200: jsonContent(NodeInfo, "the node, draining"), ...refusals("NOT_FOUND") },
   });
   app.openapi(drain, async (c) => {
-    const node = await store.setAgentState(c.req.valid("param").node, "draining", clock());
+    const now = clock();
+    const node = await store.setAgentState(c.req.valid("param").node, "draining", now);
+    await store.recordAudit(
+      { actor: ADMIN_ACTOR, action: "node.drain", target: node.id, details: { name: node.name } },
+      now,
+    );
     logger.info({ agentId: node.id, name: node.name }, "node draining");
     return c.json(node, 200);
   });
@@ -58,7 +64,12 @@ export function adminRoutes({ store, notifier, clock, logger, auth, metrics }: R
     responses: { 200: jsonContent(NodeInfo, "the node, ready"), ...refusals("NOT_FOUND") },
   });
   app.openapi(resume, async (c) => {
-    const node = await store.setAgentState(c.req.valid("param").node, "ready", clock());
+    const now = clock();
+    const node = await store.setAgentState(c.req.valid("param").node, "ready", now);
+    await store.recordAudit(
+      { actor: ADMIN_ACTOR, action: "node.resume", target: node.id, details: { name: node.name } },
+      now,
+    );
     logger.info({ agentId: node.id, name: node.name }, "node resumed");
     notifier.workAvailable();
     return c.json(node, 200);
@@ -75,8 +86,18 @@ export function adminRoutes({ store, notifier, clock, logger, auth, metrics }: R
   });
   app.openapi(remove, async (c) => {
     const agentId = c.req.valid("param").node;
-    const expired = await store.removeAgent(agentId, clock());
+    const now = clock();
+    const expired = await store.removeAgent(agentId, now);
     const { requeued, failed } = expired;
+    await store.recordAudit(
+      {
+        actor: ADMIN_ACTOR,
+        action: "node.rm",
+        target: agentId,
+        details: { requeued: requeued.length, failed: failed.length },
+      },
+      now,
+    );
     logger.info({ agentId, requeued: requeued.length, failed: failed.length }, "node removed");
     if (requeued.length > 0) notifier.workAvailable();
     metrics.jobsFinished("NODE_LOST", failed.length);

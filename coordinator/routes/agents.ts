@@ -73,7 +73,7 @@ export function agentRoutes({ store, notifier, config, clock, logger, auth, metr
       const jobs = await store.lease(agent.id, free, clock());
       const left = deadline - Date.now();
       if (jobs.length > 0 || free === 0 || left <= 0) return c.json({ jobs }, 200);
-      await notifier.waitForWork(left, signal);
+      await notifier.waitForWork(left, signal, agent.id);
     }
     return c.json({ jobs: [] }, 200);
   });
@@ -107,6 +107,7 @@ export function agentRoutes({ store, notifier, config, clock, logger, auth, metr
     const { leaseId, outcome } = c.req.valid("json");
     const { value: job, changed } = await store.complete(agent.id, leaseId, outcome, clock());
     if (changed) recorded(job, outcome);
+    notifier.slotsFreed(agent.id);
     return c.json({ accepted: true }, 200);
   });
 
@@ -124,6 +125,7 @@ export function agentRoutes({ store, notifier, config, clock, logger, auth, metr
     const { results } = c.req.valid("json");
     const answers = await store.completeMany(agent.id, results, clock());
     const outcomes = new Map(results.map((result) => [result.leaseId, result.outcome]));
+    notifier.slotsFreed(agent.id);
     return c.json(
       {
         results: answers.map((answer) => {

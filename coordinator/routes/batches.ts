@@ -17,6 +17,7 @@ import {
 import { type BatchBounds, readBatch } from "../batchBody.js";
 import { BatchSummaries } from "../batchSummary.js";
 import { BODY_LIMITS } from "../bodyLimits.js";
+import { actingUser, listedOwner, visibleOr404 } from "../ownership.js";
 import type { AuthEnv, RouteDeps } from "../routeTypes.js";
 import { CLIENT, component, guard, jsonContent, newRouteApp, refusals } from "./declare.js";
 
@@ -65,7 +66,11 @@ export function batchRoutes({ store, notifier, config, clock, auth, metrics }: R
       "Submit a batch: one program over many inputs, as one JSON document or as NDJSON (the spec on the first line, then one input per line). A bad item refuses the whole batch, with its index; nothing is queued.",
     ...withBatchBody(
       guard(auth, CLIENT, { maxBodyBytes: BODY_LIMITS.batch(config.maxBatchBytes) }),
-      { maxItems: config.maxBatchItems, maxInputBytes: config.maxInputBytes },
+      {
+        maxItems: config.maxBatchItems,
+        maxInputBytes: config.maxInputBytes,
+        maxProgramBytes: config.maxProgramBytes,
+      },
     ),
     request: {
       body: {
@@ -85,13 +90,14 @@ export function batchRoutes({ store, notifier, config, clock, auth, metrics }: R
     },
     responses: {
       201: jsonContent(SubmitBatchResponse, "the batch, every item queued"),
+      ...refusals("QUOTA_EXCEEDED"),
     },
   });
   app.openapi(submit, async (c) => {
     const batch = c.get("batch");
     if (!batch) throw new Error("readBatchBody did not run");
     const limits = { ...config.defaultLimits, ...batch.spec.limits };
-    const queued = await store.enqueueBatch(batch, limits, clock());
+    const queued = await store.enqueueBatch(batch, limits, clock(), actingUser(c.get("caller")));
     notifier.workAvailable(queued.total);
     return c.json(queued, 201);
   });
@@ -99,12 +105,20 @@ export function batchRoutes({ store, notifier, config, clock, auth, metrics }: R
   const list = createRoute({
     method: "get",
     path: "/v1/batches",
-    summary: "A page of batches, newest first, each with its counts.",
+    summary:
+      "A page of the caller's batches, newest first, each with its counts (the admin token: everyone's, or one user's with user=).",
     ...guard(auth, CLIENT),
     request: { query: ListBatchesQuery },
-    responses: { 200: jsonContent(BatchPage, "a page of batches") },
+    responses: { 200: jsonContent(BatchPage, "a page of batches"), ...refusals("FORBIDDEN") },
   });
-  app.openapi(list, async (c) => c.json(await store.listBatches(c.req.valid("query")), 200));
+  app.openapi(list, async (c) => {
+    const { user, all, ...query } = c.req.valid("query");
+    const owner = listedOwner(c.get("caller"), { user, all });
+    return c.json(await store.listBatches({ ...query, owner }), 200);
+  });
+  /** 404 for a batch the caller may not see, as for one that does not exist. */
+  const visible = async (caller: Parameters<typeof visibleOr404>[0], id: string) =>
+    visibleOr404(caller, await store.batchOwner(id), `batch ${id}`);
 
   const read = createRoute({
     method: "get",
@@ -114,7 +128,11 @@ export function batchRoutes({ store, notifier, config, clock, auth, metrics }: R
     request: { params: BatchPath },
     responses: { 200: jsonContent(Batch, "the batch"), ...refusals("NOT_FOUND") },
   });
-  app.openapi(read, async (c) => c.json(await store.getBatch(c.req.valid("param").id), 200));
+  app.openapi(read, async (c) => {
+    const { id } = c.req.valid("param");
+    await visible(c.get("caller"), id);
+    return c.json(await store.getBatch(id), 200);
+  });
 
   const summary = createRoute({
     method: "get",
@@ -128,7 +146,11 @@ export function batchRoutes({ store, notifier, config, clock, auth, metrics }: R
       ...refusals("NOT_FOUND"),
     },
   });
-  app.openapi(summary, async (c) => c.json(await summaries.read(c.req.valid("param").id), 200));
+  app.openapi(summary, async (c) => {
+    const { id } = c.req.valid("param");
+    await visible(c.get("caller"), id);
+    return c.json(await summaries.read(id), 200);
+  });
 
   const results = createRoute({
     method: "get",
@@ -148,7 +170,8 @@ export function batchRoutes({ store, notifier, config, clock, auth, metrics }: R
   app.openapi(results, async (c) => {
     const { id } = c.req.valid("param");
     const options = c.req.valid("query");
-    // An unknown batch is a 404 before the stream starts.
+    // An unknown batch (or another user's) is a 404 before the stream starts.
+    await visible(c.get("caller"), id);
     let page = await store.batchResults(id, options, clock());
     const signal = c.req.raw.signal;
     c.header("content-type", NDJSON);
@@ -179,7 +202,9 @@ export function batchRoutes({ store, notifier, config, clock, auth, metrics }: R
     responses: { 200: jsonContent(Batch, "the batch, cancelled"), ...refusals("NOT_FOUND") },
   });
   app.openapi(cancel, async (c) => {
-    const { batch, cancelled } = await store.cancelBatch(c.req.valid("param").id, clock());
+    const { id } = c.req.valid("param");
+    await visible(c.get("caller"), id);
+    const { batch, cancelled } = await store.cancelBatch(id, clock());
     metrics.jobsFinished("CANCELLED", cancelled.length);
     for (const jobId of cancelled) notifier.jobFinished(jobId);
     notifier.batchProgress(batch.id);
@@ -199,6 +224,7 @@ export function batchRoutes({ store, notifier, config, clock, auth, metrics }: R
   });
   app.openapi(retry, async (c) => {
     const { id } = c.req.valid("param");
+    await visible(c.get("caller"), id);
     const requeued = await store.retryBatch(id);
     // The retried items will end again: their first ends leave the histogram.
     if (requeued > 0) summaries.forget(id);

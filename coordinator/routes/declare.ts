@@ -57,7 +57,8 @@ export const PUBLIC: readonly Role[] = [];
 export const SECURITY_SCHEMES: Record<Role, { name: string; description: string }> = {
   client: {
     name: "clientToken",
-    description: 'The client token ("client" in <data-dir>/tokens.json).',
+    description:
+      'A user\'s own token (`labrun users add`), or the shared client token ("client" in <data-dir>/tokens.json, the user `default`). A user sees only their own jobs and batches.',
   },
   admin: {
     name: "adminToken",

@@ -1,35 +1,45 @@
 import {
   DEFAULT_LIMITS,
+  DEFAULT_USER,
   type Job,
   resolveProgram,
   type SubmitJobParsed,
 } from "../../protocol/index.js";
 import { ApiError } from "../errors.js";
-import type { StoreContext } from "./database.js";
-import { newId } from "./rows.js";
+import { type StoreContext, writeTransaction } from "./database.js";
+import { newId, programName, storedProgram } from "./rows.js";
+import { prepareQueuedQuota } from "./users.js";
 
-export function prepareEnqueue({ db, settings }: StoreContext, getJob: (id: string) => Job) {
+export function prepareEnqueue(context: StoreContext, getJob: (id: string) => Job) {
+  const { db, settings } = context;
   const insert = db.prepare(
-    `INSERT INTO jobs (id, state, source, filename, runtime, input, limits, labels, max_attempts, created_at)
-     VALUES (@id, 'queued', @source, @filename, @runtime, @input, @limits, @labels, @maxAttempts, @now)`,
+    `INSERT INTO jobs (id, state, source, files, filename, runtime, input, limits, labels, max_attempts, created_at, owner)
+     VALUES (@id, 'queued', @source, @files, @filename, @runtime, @input, @limits, @labels, @maxAttempts, @now, @owner)`,
   );
+  const checkQueuedQuota = prepareQueuedQuota(context);
 
-  return function enqueue(request: SubmitJobParsed, now: number): Job {
-    const id = newId("j");
-    // The schema refuses a file name and runtime that disagree; this only fills them in.
-    const program = resolveProgram(request);
-    if ("problem" in program) throw new ApiError("VALIDATION_ERROR", program.problem);
-    insert.run({
-      id,
-      source: request.source,
-      filename: program.filename,
-      runtime: program.runtime,
-      input: JSON.stringify(request.input ?? null),
-      limits: JSON.stringify({ ...DEFAULT_LIMITS, ...request.limits }),
-      labels: JSON.stringify(request.labels ?? {}),
-      maxAttempts: settings.maxAttempts,
-      now,
-    });
-    return getJob(id);
-  };
+  // One transaction: the quota is read and the job queued with no submit between.
+  return writeTransaction(
+    db,
+    function enqueue(request: SubmitJobParsed, now: number, owner: string = DEFAULT_USER): Job {
+      const id = newId("j");
+      // The schema refuses a file name and runtime that disagree; this only fills them in.
+      const program = resolveProgram(programName(request));
+      if ("problem" in program) throw new ApiError("VALIDATION_ERROR", program.problem);
+      checkQueuedQuota(owner, 1);
+      insert.run({
+        id,
+        ...storedProgram(request),
+        filename: program.filename,
+        runtime: program.runtime,
+        input: JSON.stringify(request.input ?? null),
+        limits: JSON.stringify({ ...DEFAULT_LIMITS, ...request.limits }),
+        labels: JSON.stringify(request.labels ?? {}),
+        maxAttempts: settings.maxAttempts,
+        now,
+        owner,
+      });
+      return getJob(id);
+    },
+  );
 }

@@ -7,7 +7,7 @@ import type { CountBatch } from "./settleBatches.js";
 
 /** The columns a Batch is built from; never the (large) source. */
 export const BATCH_COLUMNS = `seq, id, filename, runtime, limits, labels, total, max_parallel, retries, isolate,
-  created_at, finished_at, final_state, final_counts`;
+  created_at, finished_at, final_state, final_counts, owner`;
 
 export interface BatchRow {
   seq: number;
@@ -24,6 +24,7 @@ export interface BatchRow {
   finished_at: number | null;
   final_state: BatchState | null;
   final_counts: string | null;
+  owner: string;
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -50,6 +51,7 @@ export function batchOf(row: BatchRow, counts: BatchCounts): Batch {
     ...(row.max_parallel !== null ? { maxParallel: row.max_parallel } : {}),
     retries: row.retries,
     isolate: row.isolate === 1,
+    owner: row.owner,
   };
 }
 
@@ -57,6 +59,10 @@ export function prepareGetBatch({ db }: StoreContext, countBatch: CountBatch) {
   const byId = db.prepare<[string], BatchRow>(`SELECT ${BATCH_COLUMNS} FROM batches WHERE id = ?`);
   const page = db.prepare<[number, number], BatchRow>(
     `SELECT ${BATCH_COLUMNS} FROM batches WHERE seq < ? ORDER BY seq DESC LIMIT ?`,
+  );
+  const ownPage = db.prepare<[string, number, number], BatchRow>(
+    `SELECT ${BATCH_COLUMNS} FROM batches INDEXED BY batches_by_owner
+     WHERE owner = ? AND seq < ? ORDER BY seq DESC LIMIT ?`,
   );
 
   const toBatch = (row: BatchRow): Batch =>
@@ -75,11 +81,13 @@ export function prepareGetBatch({ db }: StoreContext, countBatch: CountBatch) {
   });
 
   const listBatches = db.transaction(function listBatches({
+    owner,
     limit,
     cursor,
   }: ListBatchesOptions): BatchPage {
     const before = cursor === undefined ? Number.MAX_SAFE_INTEGER : decodeCursor(cursor);
-    const rows = page.all(before, limit + 1);
+    const rows =
+      owner === undefined ? page.all(before, limit + 1) : ownPage.all(owner, before, limit + 1);
     const shown = rows.slice(0, limit);
     const last = shown.at(-1);
     return {

@@ -4,6 +4,7 @@ import {
   prepareRemoveAgent,
   prepareSetAgentState,
 } from "./agents.js";
+import { prepareAudit } from "./audit.js";
 import { prepareBatchFailures } from "./batchFailures.js";
 import { prepareBatchItemEnds } from "./batchItemEnds.js";
 import { prepareBatchResults } from "./batchResults.js";
@@ -15,6 +16,7 @@ import { prepareEnqueue } from "./enqueue.js";
 import { prepareEnqueueBatch } from "./enqueueBatch.js";
 import { prepareExpireLeases } from "./expireLeases.js";
 import { prepareExtendLeases } from "./extendLeases.js";
+import { installUsageCharge } from "./fairShare.js";
 import { prepareGetBatch } from "./getBatch.js";
 import { prepareGetJob } from "./getJob.js";
 import { prepareHeartbeat } from "./heartbeat.js";
@@ -26,6 +28,7 @@ import { preparePruneFinished } from "./pruneFinished.js";
 import { prepareRetryBatch } from "./retryBatch.js";
 import { prepareCountBatch, prepareSettleBatches } from "./settleBatches.js";
 import { prepareStats } from "./stats.js";
+import { halfLifeOf, prepareUsers } from "./users.js";
 
 export { NODE_LOST_MESSAGE } from "./expireLeases.js";
 export type * from "./interfaces.js";
@@ -75,6 +78,7 @@ export function asynchronous(sync: SyncStore): Store {
 function openSyncStore(dataDir: string, settings: StoreSettings): SyncStore {
   const db = openDatabase(dataDir);
   const context: StoreContext = { db, settings: { ...settings } };
+  installUsageCharge(db, halfLifeOf(settings), settings.leaseTtlMs);
   const { getJob, readJob } = prepareGetJob(context);
   const countBatch = prepareCountBatch(context);
   const settleBatches = prepareSettleBatches(context, countBatch);
@@ -86,6 +90,8 @@ function openSyncStore(dataDir: string, settings: StoreSettings): SyncStore {
   const anyQueued = db.prepare("SELECT 1 FROM jobs WHERE state = 'queued' LIMIT 1").pluck();
   const hasQueued = () => anyQueued.get() !== undefined;
   return {
+    ...prepareUsers(context, settleBatches),
+    ...prepareAudit(context),
     enqueue: prepareEnqueue(context, getJob),
     getJob: readJob,
     listJobs: prepareListJobs(context),

@@ -1,5 +1,8 @@
 import type { z } from "zod";
 import type {
+  AddUserRequest,
+  AuditAction,
+  AuditPage,
   Batch,
   BatchPage,
   BatchResultsQuery,
@@ -17,6 +20,7 @@ import type {
   RegisterAgentRequest,
   SubmitBatchResponse,
   SubmitJobParsed,
+  UserInfo,
 } from "../../protocol/index.js";
 import type { ApiError } from "../errors.js";
 
@@ -31,15 +35,20 @@ import type { ApiError } from "../errors.js";
  * ApiErrors (NOT_FOUND, STALE_LEASE) that the HTTP layer answers as they are.
  */
 export interface Store {
-  /** Queues a new job (limits = DEFAULT_LIMITS merged with the requested ones). */
-  enqueue(request: SubmitJobParsed, now: number): Promise<Job>;
+  /**
+   * Queues a new job (limits = DEFAULT_LIMITS merged with the requested ones)
+   * for `owner` (default: `default`); past the owner's max-queued quota it
+   * throws QUOTA_EXCEEDED (429) and queues nothing.
+   */
+  enqueue(request: SubmitJobParsed, now: number, owner?: string): Promise<Job>;
   /**
    * One job; NOT_FOUND when there is none. A queued job that no ready node
    * can take (none offers its runtime) says so in `waiting`.
    */
   getJob(id: string, now?: number): Promise<Job>;
   /**
-   * Single jobs, newest first (a batch's items are read through the batch);
+   * Single jobs, newest first (a batch's items are read through the batch),
+   * of `owner` when given, else everyone's;
    * `cursor` is the opaque `nextCursor` of the previous page.
    */
   listJobs(options: ListJobsOptions): Promise<JobPage>;
@@ -49,11 +58,19 @@ export interface Store {
    */
   cancel(id: string, now: number): Promise<Changed<Job>>;
 
-  /** Queues a batch and every item, in one transaction: all of them or none. */
-  enqueueBatch(batch: NewBatch, limits: JobLimits, now: number): Promise<SubmitBatchResponse>;
+  /**
+   * Queues a batch and every item, in one transaction: all of them or none
+   * (none past the owner's max-queued quota: QUOTA_EXCEEDED).
+   */
+  enqueueBatch(
+    batch: NewBatch,
+    limits: JobLimits,
+    now: number,
+    owner?: string,
+  ): Promise<SubmitBatchResponse>;
   /** One batch with its counts by state; NOT_FOUND when there is none. */
   getBatch(id: string): Promise<Batch>;
-  /** Newest first, each with its counts. */
+  /** Newest first, each with its counts; of `owner` when given, else everyone's. */
   listBatches(options: ListBatchesOptions): Promise<BatchPage>;
   /**
    * The next result lines after the first `from`: in index order as far as
@@ -116,6 +133,27 @@ export interface Store {
   /** Leases past their deadline: queued again, or failed with NODE_LOST. */
   expireLeases(now: number): Promise<ExpiredLeases>;
 
+  /** A user with this token hash; CONFLICT when a live user has the name. */
+  addUser(user: AddUserRequest, tokenHash: string, now: number): Promise<void>;
+  /** The live user whose token has this sha256 hash. */
+  userByTokenHash(tokenHash: string): Promise<UserIdentity | undefined>;
+  /** Live users with their counts, decayed usage, share and quotas in force. */
+  listUsers(now: number): Promise<UserInfo[]>;
+  /**
+   * The user's token stops at once; their queued work is cancelled, their
+   * running jobs finish. NOT_FOUND when unknown, CONFLICT for `default`.
+   */
+  removeUser(name: string, now: number): Promise<RemovedUser>;
+  /** A new token hash for the user; the old token stops at once. */
+  rotateUserToken(name: string, tokenHash: string): Promise<void>;
+  /** Who submitted the job or batch; undefined when there is none. */
+  jobOwner(id: string): Promise<string | undefined>;
+  batchOwner(id: string): Promise<string | undefined>;
+  /** Appends an admin action to the audit log. */
+  recordAudit(entry: NewAuditEntry, now: number): Promise<void>;
+  /** The audit log, newest first. */
+  listAudit(options: ListAuditOptions): Promise<AuditPage>;
+
   /** Whether any job is queued (cheap: one index probe). */
   hasQueued(): Promise<boolean>;
   /** Every registered agent, `lost` when silent for longer than the lease TTL. */
@@ -133,15 +171,22 @@ export interface Store {
 export interface StoreSettings {
   leaseTtlMs: number;
   maxAttempts: number;
+  /** Fair share forgets half of a user's usage in this long (default 1 h; fairShare.ts). */
+  fairShareHalfLifeMs?: number | undefined;
+  /** Quotas of users who have none of their own (absent: no bound). */
+  defaultMaxRunning?: number | undefined;
+  defaultMaxQueued?: number | undefined;
 }
 
 export interface ListJobsOptions {
   state?: JobState | undefined;
+  owner?: string | undefined;
   limit: number;
   cursor?: string | undefined;
 }
 
 export interface ListBatchesOptions {
+  owner?: string | undefined;
   limit: number;
   cursor?: string | undefined;
 }
@@ -220,4 +265,27 @@ export interface ExpiredLeases {
   requeued: string[];
   failed: string[];
   batches: string[];
+}
+
+export interface UserIdentity {
+  name: string;
+}
+
+/** What removing a user did: their queued jobs cancelled now, and how many still run. */
+export interface RemovedUser {
+  name: string;
+  cancelled: string[];
+  running: number;
+}
+
+export interface NewAuditEntry {
+  actor: string;
+  action: AuditAction;
+  target: string;
+  details?: Record<string, unknown>;
+}
+
+export interface ListAuditOptions {
+  limit: number;
+  cursor?: string | undefined;
 }

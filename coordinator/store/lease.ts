@@ -8,7 +8,9 @@ import {
   type Runtime,
 } from "../../protocol/index.js";
 import { type StoreContext, writeTransaction } from "./database.js";
-import { newLeaseIds, storedLimits } from "./rows.js";
+import { fairOrder, priorityOf } from "./fairShare.js";
+import { leasedProgram, newLeaseIds, storedLimits } from "./rows.js";
+import { halfLifeOf, quotasOf, type UserRow } from "./users.js";
 
 /** The lease's statements that must use their index, exported for a test of their plans. */
 export const LEASE_SQL = {
@@ -17,9 +19,10 @@ export const LEASE_SQL = {
   // Jobs beyond the agent's largest limits stay queued for a bigger machine.
   // A job stored before a limit existed runs with its default.
   // Jobs in a runtime the agent does not offer wait for one that does.
-  singles: `SELECT seq, id, source, filename, runtime, input, limits, attempts
-     FROM jobs INDEXED BY jobs_singles_queued
-     WHERE state = 'queued' AND batch_id IS NULL
+  // One user's at a time (fair share picks whose), through jobs_owner_singles_queued.
+  singles: `SELECT seq, id, source, files, filename, runtime, input, limits, attempts
+     FROM jobs INDEXED BY jobs_owner_singles_queued
+     WHERE owner = @owner AND state = 'queued' AND batch_id IS NULL
        AND runtime IN (SELECT value FROM json_each(@runtimes))
        ${LIMIT_NAMES.map(
          (name) =>
@@ -55,9 +58,15 @@ export function prepareLease({ db, settings }: StoreContext, hasQueued: () => bo
      FROM jobs WHERE agent_id = ? AND state IN ('leased', 'running')`,
   );
   const oldestQueued = db.prepare<[Record<string, number | string>], QueuedRow>(LEASE_SQL.singles);
-  const activeBatches = db.prepare<[], BatchStreamRow>(
-    `SELECT id, source, filename, runtime, limits, max_parallel FROM batches
-     WHERE finished_at IS NULL AND cancelled_at IS NULL ORDER BY seq`,
+  const activeBatches = db.prepare<[string], BatchStreamRow>(
+    `SELECT id, source, files, filename, runtime, limits, max_parallel, isolate FROM batches
+       INDEXED BY batches_active_by_owner
+     WHERE owner = ? AND finished_at IS NULL AND cancelled_at IS NULL ORDER BY seq`,
+  );
+  // The users with queued work: a row each, so a lease reads no job to rank them.
+  const usersWithWork = db.prepare<[], UserRow>(
+    `SELECT name, created_at, weight, max_running, max_queued, queued, running, running_since,
+       usage, usage_at FROM users WHERE queued > 0`,
   );
   const batchInFlight = db
     .prepare<[string], number>(
@@ -102,25 +111,39 @@ export function prepareLease({ db, settings }: StoreContext, hasQueued: () => bo
         );
       }
       const runtimes = JSON.parse(String(fits.runtimes)) as Runtime[];
-      const streams: Stream[] = [{ key: SINGLES, rows: oldestQueued.all(fits) }];
-      const batches: { batch: BatchStreamRow; cap: number }[] = [];
-      for (const batch of activeBatches.all()) {
-        if (!runtimes.includes(batch.runtime)) continue;
-        const limits = storedLimits(batch.limits);
-        // A batch's items share its limits: it fits this agent or not, as a whole.
-        if (
-          LIMIT_NAMES.some((name) => limits[name] > Number(fits[name] ?? Number.MAX_SAFE_INTEGER))
-        ) {
-          continue;
+      /** One user's queued work this agent can take, as streams: their singles, each batch. */
+      const streamsOf = (owner: string, userRoom: number): Stream[] => {
+        const streams: Stream[] = [
+          { key: `${SINGLES}${owner}`, rows: oldestQueued.all({ ...fits, room: userRoom, owner }) },
+        ];
+        const batches: { batch: BatchStreamRow; cap: number }[] = [];
+        for (const batch of activeBatches.all(owner)) {
+          if (!runtimes.includes(batch.runtime)) continue;
+          const limits = storedLimits(batch.limits);
+          // A batch's items share its limits: it fits this agent or not, as a whole.
+          if (
+            LIMIT_NAMES.some((name) => limits[name] > Number(fits[name] ?? Number.MAX_SAFE_INTEGER))
+          ) {
+            continue;
+          }
+          const headroom =
+            batch.max_parallel === null
+              ? userRoom
+              : batch.max_parallel - (batchInFlight.get(batch.id) ?? 0);
+          if (headroom > 0) batches.push({ batch, cap: Math.min(userRoom, headroom) });
         }
-        const headroom =
-          batch.max_parallel === null
-            ? room
-            : batch.max_parallel - (batchInFlight.get(batch.id) ?? 0);
-        if (headroom > 0) batches.push({ batch, cap: Math.min(room, headroom) });
-      }
-      streams.push(...batchStreams(batches, room, streams[0]?.rows.length ?? 0, queuedItems));
-      const dealt = roundRobin.deal(streams, room);
+        streams.push(...batchStreams(batches, userRoom, streams[0]?.rows.length ?? 0, queuedItems));
+        return streams;
+      };
+      const dealt = dealFairly(
+        usersWithWork.all(),
+        room,
+        now,
+        halfLifeOf(settings),
+        settings,
+        streamsOf,
+        roundRobin,
+      );
       const candidates = left ? withinCapacity(dealt, left) : dealt;
       const leaseIds = newLeaseIds(candidates.length);
       const limitsOf = new Map<string, JobLimits>();
@@ -145,11 +168,15 @@ export function prepareLease({ db, settings }: StoreContext, hasQueued: () => bo
           leaseId,
           attempt: row.attempts + 1,
           spec: {
-            source: program.source,
+            ...leasedProgram(program),
             filename: program.filename,
             runtime: program.runtime,
             input: JSON.parse(row.input) as LeasedJob["spec"]["input"],
             limits,
+            // Batch items only: a single job's spec stays as it was.
+            ...(program.batchId === undefined
+              ? {}
+              : { batchId: program.batchId, isolate: program.isolate === true }),
           },
         };
       });
@@ -195,18 +222,27 @@ function batchStreams(
   }
   return read
     .filter((stream) => stream.rows.length > 0)
-    .map(({ batch, rows }) => ({ key: batch.id, rows, program: batch }));
+    .map(({ batch, rows }) => ({
+      key: batch.id,
+      rows,
+      program: { ...batch, batchId: batch.id, isolate: batch.isolate === 1 },
+    }));
 }
 
-/** The stream of single jobs, beside one stream per batch. */
-export const SINGLES = "";
+/** The key prefix of a user's stream of single jobs, beside one stream per batch. */
+export const SINGLES = "singles:";
 
 /** What runs a queued job: its own (a single job) or its batch's (an item). */
 export interface Program {
   source: string;
+  /** JSON [{path, content}]; NULL when source is the program. */
+  files: string | null;
   filename: string;
   runtime: Runtime;
   limits: string;
+  /** A batch's program: its id, and whether it asked for one container per item. */
+  batchId?: string;
+  isolate?: boolean;
 }
 
 export interface Stream {
@@ -225,45 +261,114 @@ export interface Candidate {
 export interface BatchStreamRow {
   id: string;
   source: string;
+  files: string | null;
   filename: string;
   runtime: Runtime;
   limits: string;
   max_parallel: number | null;
+  isolate: number;
+}
+
+/** A user in one lease's deal: their rank, and their streams once read. */
+export interface Contender {
+  name: string;
+  priority: number;
+  running: number;
+  weight: number;
+  /** How many more of theirs may run (max-running quota), or Infinity. */
+  left: number;
+  streams?: Stream[];
 }
 
 /**
- * Round-robin between the streams of queued work (the single jobs, and each
- * batch): the stream served longest ago goes first, one job per turn. So a
- * single job queued behind a 10,000-item batch takes the next free slot.
+ * Deals up to `room` queued jobs between the users with queued work, one at
+ * a time by fair share (fairShare.ts): the next job is the lowest-priority
+ * user's, then their oldest work round-robin across their streams. A job
+ * dealt counts as one more running for the next pick, so users of equal
+ * usage alternate. A user at their max-running quota gets none. Reads only
+ * the streams of users dealt to, each at most their share of `room`.
+ */
+export function dealFairly(
+  users: readonly UserRow[],
+  room: number,
+  now: number,
+  halfLifeMs: number,
+  settings: StoreContext["settings"],
+  streamsOf: (owner: string, userRoom: number) => Stream[],
+  roundRobin: RoundRobin,
+): Candidate[] {
+  const contenders: Contender[] = [];
+  for (const user of users) {
+    const { maxRunning } = quotasOf(user, settings);
+    const left = maxRunning === undefined ? Number.POSITIVE_INFINITY : maxRunning - user.running;
+    if (left <= 0) continue;
+    contenders.push({
+      name: user.name,
+      priority: priorityOf(user, now, halfLifeMs),
+      running: user.running,
+      weight: user.weight,
+      left,
+    });
+  }
+  const dealt: Candidate[] = [];
+  while (dealt.length < room && contenders.length > 0) {
+    let best = 0;
+    for (let index = 1; index < contenders.length; index++) {
+      const contender = contenders[index];
+      const leader = contenders[best];
+      if (contender && leader && fairOrder(contender, leader) < 0) best = index;
+    }
+    const user = contenders[best] as Contender;
+    user.streams ??= streamsOf(user.name, Math.min(room, user.left));
+    const taken = roundRobin.take(user.streams);
+    if (taken) {
+      dealt.push(taken);
+      user.running += 1;
+      user.left -= 1;
+    }
+    // Nothing more of theirs fits this agent, or their quota is reached.
+    if (!taken || user.left <= 0) contenders.splice(best, 1);
+  }
+  roundRobin.forgetGone();
+  return dealt;
+}
+
+/**
+ * Round-robin between one user's streams of queued work (their single jobs,
+ * and each batch): the stream served longest ago goes first. So a single
+ * job queued behind a 10,000-item batch of its user takes their next turn.
  * The turns live in memory: after a restart every stream starts equal.
  */
 export class RoundRobin {
   #tick = 0;
   readonly #lastServed = new Map<string, number>();
+  readonly #seen = new Set<string>();
+  #deals = 0;
 
-  /** Up to `room` rows, taken one per stream per turn, least recently served first. */
-  deal(streams: Stream[], room: number): Candidate[] {
-    const order = [...streams].sort(
-      (a, b) => (this.#lastServed.get(a.key) ?? 0) - (this.#lastServed.get(b.key) ?? 0),
-    );
-    const dealt: Candidate[] = [];
-    for (let turn = 0; dealt.length < room; turn++) {
-      let took = false;
-      for (const stream of order) {
-        const row = stream.rows[turn];
-        if (row === undefined || dealt.length >= room) continue;
-        dealt.push({ row, program: stream.program ?? (row as QueuedRow) });
-        this.#lastServed.set(stream.key, ++this.#tick);
-        took = true;
-      }
-      if (!took) break;
+  /** The next row of the least recently served stream that has one (taken from it). */
+  take(streams: Stream[]): Candidate | undefined {
+    let pick: Stream | undefined;
+    for (const stream of streams) {
+      this.#seen.add(stream.key);
+      if (stream.rows.length === 0) continue;
+      if (!pick || this.#served(stream) < this.#served(pick)) pick = stream;
     }
-    // Streams that are gone (finished batches) are forgotten.
-    if (this.#lastServed.size > 4 * streams.length + 64) {
-      const live = new Set(streams.map((stream) => stream.key));
-      for (const key of this.#lastServed.keys()) if (!live.has(key)) this.#lastServed.delete(key);
+    const row = pick?.rows.shift();
+    if (!pick || !row) return undefined;
+    this.#lastServed.set(pick.key, ++this.#tick);
+    return { row, program: pick.program ?? (row as QueuedRow) };
+  }
+
+  #served = (stream: Stream) => this.#lastServed.get(stream.key) ?? 0;
+
+  /** Every 1,024 deals, streams not seen in them (finished batches) are forgotten. */
+  forgetGone(): void {
+    if (++this.#deals < 1024) return;
+    for (const key of this.#lastServed.keys()) {
+      if (!this.#seen.has(key)) this.#lastServed.delete(key);
     }
-    return dealt;
+    this.#seen.clear();
+    this.#deals = 0;
   }
 }
 

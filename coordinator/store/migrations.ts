@@ -112,6 +112,86 @@ const MIGRATIONS: readonly string[] = [
   ALTER TABLE agents ADD COLUMN runtimes TEXT;
   ALTER TABLE batches ADD COLUMN runtime TEXT NOT NULL DEFAULT 'node';
   `,
+  // 8: users. Every job and batch has an owner; those from before are
+  // 'default's (the shared client token). A user's row keeps, beside their
+  // hashed token and quotas, what fair share and the quotas read on every
+  // lease, so no lease counts jobs: queued and running (leased or running)
+  // jobs, the sum of the running ones' leased_at (their container-seconds so
+  // far, at any time, without reading them), and their finished usage with
+  // the time it was decayed to (fairShare.ts charges it). Triggers keep the
+  // counts, whichever verb moves a job. A removed user's row stays (removed_at,
+  // no token), so their running jobs are still counted until they finish.
+  // The audit log records admin actions.
+  `
+  CREATE TABLE users (
+    name TEXT PRIMARY KEY,
+    token_hash TEXT UNIQUE,
+    created_at INTEGER NOT NULL,
+    removed_at INTEGER,
+    weight REAL NOT NULL DEFAULT 1,
+    max_running INTEGER,
+    max_queued INTEGER,
+    queued INTEGER NOT NULL DEFAULT 0,
+    running INTEGER NOT NULL DEFAULT 0,
+    running_since INTEGER NOT NULL DEFAULT 0,
+    usage REAL NOT NULL DEFAULT 0,
+    usage_at INTEGER NOT NULL DEFAULT 0
+  );
+  ALTER TABLE jobs ADD COLUMN owner TEXT NOT NULL DEFAULT 'default';
+  ALTER TABLE batches ADD COLUMN owner TEXT NOT NULL DEFAULT 'default';
+  INSERT INTO users (name, created_at, queued, running, running_since)
+    SELECT 'default', CAST(strftime('%s', 'now') AS INTEGER) * 1000,
+      (SELECT COUNT(*) FROM jobs WHERE state = 'queued'),
+      (SELECT COUNT(*) FROM jobs WHERE state IN ('leased', 'running')),
+      (SELECT COALESCE(SUM(leased_at), 0) FROM jobs WHERE state IN ('leased', 'running'));
+  CREATE INDEX jobs_owner_singles ON jobs (owner, seq) WHERE batch_id IS NULL;
+  CREATE INDEX jobs_owner_singles_queued ON jobs (owner, seq)
+    WHERE state = 'queued' AND batch_id IS NULL;
+  CREATE INDEX jobs_owner_queued ON jobs (owner, seq) WHERE state = 'queued';
+  CREATE INDEX batches_by_owner ON batches (owner, seq);
+  CREATE INDEX batches_active_by_owner ON batches (owner, seq)
+    WHERE finished_at IS NULL AND cancelled_at IS NULL;
+  CREATE TRIGGER jobs_count_insert AFTER INSERT ON jobs WHEN NEW.state = 'queued'
+  BEGIN
+    UPDATE users SET queued = queued + 1 WHERE name = NEW.owner;
+  END;
+  CREATE TRIGGER jobs_count_update AFTER UPDATE OF state ON jobs
+    WHEN OLD.state IS NOT NEW.state
+  BEGIN
+    UPDATE users SET
+      queued = queued + (NEW.state = 'queued') - (OLD.state = 'queued'),
+      running = running + (NEW.state IN ('leased', 'running')) - (OLD.state IN ('leased', 'running')),
+      running_since = running_since
+        + (CASE WHEN NEW.state IN ('leased', 'running') THEN COALESCE(NEW.leased_at, 0) ELSE 0 END)
+        - (CASE WHEN OLD.state IN ('leased', 'running') THEN COALESCE(OLD.leased_at, 0) ELSE 0 END)
+    WHERE name = NEW.owner;
+  END;
+  CREATE TRIGGER jobs_count_delete AFTER DELETE ON jobs
+    WHEN OLD.state IN ('queued', 'leased', 'running')
+  BEGIN
+    UPDATE users SET
+      queued = queued - (OLD.state = 'queued'),
+      running = running - (OLD.state <> 'queued'),
+      running_since = running_since
+        - (CASE WHEN OLD.state <> 'queued' THEN COALESCE(OLD.leased_at, 0) ELSE 0 END)
+    WHERE name = OLD.owner;
+  END;
+  CREATE TABLE audit (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    at INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    details TEXT NOT NULL
+  );
+  `,
+  // 9: programs of several files (DESIGN.md §7): the files as JSON
+  // [{path, content}] (NULL: source is the program), and filename holds the
+  // entry.
+  `
+  ALTER TABLE jobs ADD COLUMN files TEXT;
+  ALTER TABLE batches ADD COLUMN files TEXT;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

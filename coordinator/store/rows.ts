@@ -5,6 +5,7 @@ import {
   type JobLimits,
   type JobState,
   type Outcome,
+  type ProgramFile,
   type Runtime,
 } from "../../protocol/index.js";
 import { ApiError } from "../errors.js";
@@ -33,9 +34,31 @@ export function newLeaseIds(count: number): string[] {
  */
 export const itemId = (batchId: string, index: number) => `j${batchId.slice(1)}-${index}`;
 
+/** What resolveProgram names a program by: its file name, or its entry (files). */
+export const programName = (request: {
+  filename?: string | undefined;
+  entry?: string | undefined;
+  runtime?: Runtime | undefined;
+}) => ({ filename: request.entry ?? request.filename, runtime: request.runtime });
+
+/** A program's source and files columns: one of the two forms (files as JSON, else NULL). */
+export const storedProgram = (request: {
+  source?: string | undefined;
+  files?: readonly ProgramFile[] | undefined;
+}) => ({
+  source: request.source ?? "",
+  files: request.files === undefined ? null : JSON.stringify(request.files),
+});
+
+/** A stored program as an agent's JobSpec carries it: files only when it has them. */
+export const leasedProgram = (row: { source: string; files: string | null }) =>
+  row.files === null
+    ? { source: row.source }
+    : { source: "", files: JSON.parse(row.files) as ProgramFile[] };
+
 /** The columns a Job is built from; never the (large) source and input. */
 export const JOB_COLUMNS = `seq, id, state, filename, runtime, limits, labels, attempts,
-  created_at, started_at, finished_at, node, outcome, batch_id, item_index`;
+  created_at, started_at, finished_at, node, outcome, batch_id, item_index, owner`;
 
 export interface JobRow {
   seq: number;
@@ -53,6 +76,7 @@ export interface JobRow {
   outcome: string | null;
   batch_id: string | null;
   item_index: number | null;
+  owner: string;
 }
 
 /**
@@ -82,6 +106,7 @@ export function toJob(row: JobRow): Job {
     labels: JSON.parse(row.labels) as Record<string, string>,
     ...(row.outcome !== null ? { outcome: JSON.parse(row.outcome) as Outcome } : {}),
     ...(row.batch_id !== null ? { batchId: row.batch_id, index: row.item_index ?? 0 } : {}),
+    owner: row.owner,
   };
 }
 

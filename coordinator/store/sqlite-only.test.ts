@@ -78,8 +78,8 @@ describe("query plans", () => {
       T0,
     );
     const plan = planner(dataDir);
-    const fits = { room: 4, runtimes: '["node"]', ...DEFAULT_LIMITS };
-    expect(plan(LEASE_SQL.singles, fits)).toMatch(/USING INDEX jobs_singles_queued/);
+    const fits = { room: 4, runtimes: '["node"]', owner: "default", ...DEFAULT_LIMITS };
+    expect(plan(LEASE_SQL.singles, fits)).toMatch(/USING INDEX jobs_owner_singles_queued/);
     expect(plan(LEASE_SQL.singles, fits)).not.toMatch(/TEMP B-TREE/);
     expect(plan(LEASE_SQL.items, "b", 4)).toMatch(/USING INDEX jobs_by_batch_state/);
     expect(plan(LEASE_SQL.items, "b", 4)).not.toMatch(/TEMP B-TREE/);

@@ -27,12 +27,17 @@ export function jobSuite({ open, hooks }: SuiteContext): void {
         createdAt: new Date(T0).toISOString(),
         limits: { ...DEFAULT_LIMITS, memoryMb: 64 },
         labels: { team: "a" },
+        owner: "default",
       });
       expect(job.id).toMatch(/^j_[A-Za-z0-9_-]{20}$/);
       // Read by id, a queued job no node can take says why.
       expect(await store.getJob(job.id)).toEqual({
         ...job,
-        waiting: { reason: expect.stringContaining("no ready node offers the node runtime") },
+        waiting: {
+          reason: "no_node_fits",
+          message: expect.stringContaining("no ready node offers the node runtime"),
+          position: 1,
+        },
       });
     });
 
@@ -99,15 +104,16 @@ export function jobSuite({ open, hooks }: SuiteContext): void {
       );
       expect((await store.lease(older.id, 4, T0)).map((job) => job.id)).toEqual([node]);
       expect(await store.lease(nodeOnly.id, 4, T0)).toEqual([]);
-      expect((await store.getJob(python.id, T0)).waiting?.reason).toMatch(
-        /^no ready node offers the python runtime/,
-      );
+      expect((await store.getJob(python.id, T0)).waiting).toMatchObject({
+        reason: "no_node_fits",
+        message: expect.stringMatching(/^no ready node offers the python runtime/),
+      });
       const both = await store.registerAgent(
         { ...agentSpec("both"), runtimes: ["node", "python"] },
         "h-both",
         T0,
       );
-      expect((await store.getJob(python.id, T0)).waiting).toBeUndefined();
+      expect((await store.getJob(python.id, T0)).waiting?.reason).toBe("no_free_slot");
       const [leased] = await store.lease(both.id, 4, T0);
       expect(leased?.spec).toMatchObject({ runtime: "python", filename: "prog.py" });
       expect((await store.listNodes(T0)).find((n) => n.id === both.id)?.runtimes).toEqual([

@@ -1,0 +1,198 @@
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { performance } from "node:perf_hooks";
+import { setTimeout as sleep } from "node:timers/promises";
+import { fileURLToPath } from "node:url";
+import { LabrunClient } from "../../client/api.js";
+import { bundleProgram } from "../../client/bundle.js";
+import type { SubmitJobRequest } from "../../protocol/index.js";
+import { type Distribution, distribution } from "../stats.js";
+import { runCli, TRIVIAL_SOURCE } from "./latency.js";
+import { launchCluster } from "./processes.js";
+
+/** The TypeScript entry that imports zod from this checkout's node_modules. */
+const ZOD_ENTRY = fileURLToPath(
+  new URL("../../../test/fixtures/programs/zod-parse/main.ts", import.meta.url),
+);
+/** Both HTTP rows get a minute: on a swamped machine a 2 MiB bundle outlasted the default 10 s. */
+const SLACK = { timeoutMs: 60_000 };
+/** As the other latency rows: each run arrives at an idle agent whose pool has refilled. */
+const PAUSE_MS = 600;
+
+export interface ProgramsBench {
+  /** `labrun submit FILE` as a user runs it, round by round side by side. */
+  cliMs: {
+    trivial: Distribution;
+    /** The same, with another build's bin (BENCH_COMPARE_BIN: the CLI before this change). */
+    trivialCompared?: Distribution;
+    /** Bundled on every submit (LABRUN_BUNDLE_CACHE=0). */
+    typescriptZod: Distribution;
+    /** The same submit again, its bundle from the cache (no input changed). */
+    typescriptZodCached: Distribution;
+    preBundledZod: Distribution;
+  };
+  /** Over HTTP: a 1 KiB program against a bundle of ~2 MiB (files + entry), interleaved. */
+  httpMs: { program1KiB: Distribution; bundle2MiB: Distribution };
+  bundleBytes: number;
+  compareBin?: string;
+}
+
+/**
+ * A bundle of about 2 MiB with its inline source map: 6,600 small functions
+ * (≈0.9 MB of code) behind an entry that counts them, bundled as
+ * `labrun submit` would.
+ */
+async function twoMiBBundle(dir: string) {
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, "package.json"), '{"name":"bench-2mib","private":true}');
+  let code = "";
+  for (let i = 0; i < 6600; i++) {
+    code += `export function f${i}(x) {\n  const y = x * ${i} + 1;\n  if (y > ${i * 7}) return y - ${i};\n  return [y, "v${i}"].join(":");\n}\n`;
+  }
+  writeFileSync(join(dir, "functions.js"), code);
+  writeFileSync(
+    join(dir, "main.mjs"),
+    'import * as functions from "./functions.js";\nexport const main = () => Object.keys(functions).length > 0 ? 1 : 0;\n',
+  );
+  return bundleProgram(join(dir, "main.mjs"));
+}
+
+/**
+ * The rows of issue 15: `labrun submit` of a TypeScript entry importing zod
+ * against the same program pre-bundled as one `.mjs` (and the trivial file,
+ * against another build's CLI when BENCH_COMPARE_BIN names one); then a
+ * warm ~2 MiB bundle against a 1 KiB program over HTTP.
+ */
+export async function benchPrograms(
+  samples: number,
+  workDir: string,
+  step: (text: string) => void,
+  compareBin: string | undefined = process.env.BENCH_COMPARE_BIN,
+): Promise<ProgramsBench> {
+  const trivial = join(workDir, "trivial.js");
+  writeFileSync(trivial, `${TRIVIAL_SOURCE}\n`);
+  const preBundled = join(workDir, "zod-prebundled.mjs");
+  const zodBundle = await bundleProgram(ZOD_ENTRY);
+  writeFileSync(preBundled, zodBundle.files?.[0]?.content ?? "");
+  const big = await twoMiBBundle(join(workDir, "bundle-2mib"));
+  const bundleBytes = Buffer.byteLength(big.files?.[0]?.content ?? "");
+  const oneKiB = `${TRIVIAL_SOURCE};\n//`.padEnd(1024, "x");
+
+  const cluster = await launchCluster({ slots: 2, warm: 2 });
+  try {
+    await sleep(3_000); // the pool fills
+    const client = new LabrunClient({ server: cluster.url, token: cluster.tokens.client });
+    step(`programs: labrun submit of a TS entry with zod vs pre-bundled × ${samples}`);
+    // The CLI's bundle cache, of this run alone.
+    const cache = { XDG_CACHE_HOME: join(workDir, "cache") };
+    const uncached = { ...cache, LABRUN_BUNDLE_CACHE: "0" };
+    const cli =
+      (args: string[], expect: string, bin?: string, env = cache) =>
+      async () => {
+        const out = await runCli(cluster, args, bin, env);
+        if (out.trim() !== expect)
+          throw new Error(`labrun ${args.join(" ")} printed ${out.trim()}`);
+      };
+    const cliRows: Record<string, () => Promise<void>> = {
+      trivial: cli(["submit", trivial], "1"),
+      ...(compareBin ? { trivialCompared: cli(["submit", trivial], "1", compareBin) } : {}),
+      typescriptZod: cli(
+        ["submit", ZOD_ENTRY, "--input", '{"x":2,"y":3}'],
+        "5",
+        undefined,
+        uncached,
+      ),
+      typescriptZodCached: cli(["submit", ZOD_ENTRY, "--input", '{"x":2,"y":3}'], "5"),
+      preBundledZod: cli(["submit", preBundled, "--input", '{"x":2,"y":3}'], "5"),
+    };
+    const cliMs = await interleave(samples, cliRows);
+    step(`programs: a ${bundleBytes}-byte bundle vs a 1 KiB program over HTTP × ${samples}`);
+    const httpMs = await interleave(samples, {
+      program1KiB: () => httpJob(client, { source: oneKiB, limits: SLACK }),
+      bundle2MiB: () =>
+        httpJob(client, { files: big.files ?? [], entry: big.entry ?? "", limits: SLACK }),
+    });
+    return {
+      cliMs: cliMs as ProgramsBench["cliMs"],
+      httpMs: httpMs as ProgramsBench["httpMs"],
+      bundleBytes,
+      ...(compareBin ? { compareBin } : {}),
+    };
+  } finally {
+    await cluster.stop();
+  }
+}
+
+/** One of each row per round, each PAUSE_MS after the one before; round 0 warms up. */
+async function interleave(
+  count: number,
+  rows: Record<string, () => Promise<void>>,
+): Promise<Record<string, Distribution>> {
+  const times = Object.fromEntries(Object.keys(rows).map((name) => [name, [] as number[]]));
+  for (let round = 0; round <= count; round++) {
+    for (const [name, once] of Object.entries(rows)) {
+      await sleep(PAUSE_MS);
+      const started = performance.now();
+      await once();
+      if (round > 0) times[name]?.push(performance.now() - started);
+    }
+  }
+  return Object.fromEntries(Object.entries(times).map(([name, t]) => [name, distribution(t)]));
+}
+
+async function httpJob(client: LabrunClient, job: SubmitJobRequest): Promise<void> {
+  const { id } = await client.submit(job);
+  const done = await client.wait(id, { timeoutMs: 60_000 });
+  if (!done.outcome?.ok || done.outcome.result !== 1) {
+    throw new Error(`job ${id} did not return 1: ${JSON.stringify(done.outcome)}`);
+  }
+}
+
+const ms = (value: number) => String(Math.round(value * 100) / 100);
+
+/** The programs section of latest.md. */
+export function renderPrograms(bench: ProgramsBench): string {
+  const { cliMs, httpMs } = bench;
+  const row = (name: string, d: Distribution) => `| ${name} | ${ms(d.p50)} | ${ms(d.p95)} |`;
+  const added = cliMs.typescriptZod.p50 - cliMs.preBundledZod.p50;
+  const addedCached = cliMs.typescriptZodCached.p50 - cliMs.preBundledZod.p50;
+  const bigGap = httpMs.bundle2MiB.p50 - httpMs.program1KiB.p50;
+  return [
+    "",
+    "| Programs (issue 15) | p50 ms | p95 ms |",
+    "| --- | ---: | ---: |",
+    row("`labrun submit trivial.js` (no imports: not bundled)", cliMs.trivial),
+    ...(cliMs.trivialCompared
+      ? [
+          row(
+            "`labrun submit trivial.js`, the CLI before programs (BENCH_COMPARE_BIN)",
+            cliMs.trivialCompared,
+          ),
+        ]
+      : []),
+    row(
+      "`labrun submit main.ts` (TypeScript, imports zod: bundled by esbuild)",
+      cliMs.typescriptZod,
+    ),
+    row(
+      "`labrun submit main.ts` again, nothing changed (its bundle from the cache)",
+      cliMs.typescriptZodCached,
+    ),
+    row(
+      "`labrun submit zod-prebundled.mjs` (the same program, bundled once beforehand)",
+      cliMs.preBundledZod,
+    ),
+    row("HTTP job, 1 KiB program (warm)", httpMs.program1KiB),
+    row(
+      `HTTP job, ${(bench.bundleBytes / 2 ** 20).toFixed(2)} MiB bundle with its source map (warm)`,
+      httpMs.bundle2MiB,
+    ),
+    "",
+    "| Programs target | wanted | measured | met |",
+    "| --- | --- | --- | --- |",
+    `| TS entry with zod p50 − pre-bundled p50, bundled each time | ≤ 100 ms | ${ms(added)} ms | ${added <= 100 ? "yes" : "**no**"} |`,
+    `| the same, its bundle from the cache | ≤ 100 ms | ${ms(addedCached)} ms | ${addedCached <= 100 ? "yes" : "**no**"} |`,
+    `| 2 MiB bundle p50 − 1 KiB program p50 (warm) | ≤ 20 ms | ${ms(bigGap)} ms | ${bigGap <= 20 ? "yes" : "**no**"} |`,
+    "",
+  ].join("\n");
+}
