@@ -288,7 +288,7 @@ export interface Contender {
  * usage alternate. A user at their max-running quota gets none. Reads only
  * the streams of users dealt to, each at most their share of `room`.
  */
-export function dealFairly(
+function dealFairly(
   users: readonly UserRow[],
   room: number,
   now: number,
@@ -297,40 +297,66 @@ export function dealFairly(
   streamsOf: (owner: string, userRoom: number) => Stream[],
   roundRobin: RoundRobin,
 ): Candidate[] {
-  const contenders: Contender[] = [];
-  for (const user of users) {
-    const { maxRunning } = quotasOf(user, settings);
-    const left = maxRunning === undefined ? Number.POSITIVE_INFINITY : maxRunning - user.running;
-    if (left <= 0) continue;
-    contenders.push({
-      name: user.name,
-      priority: priorityOf(user, now, halfLifeMs),
-      running: user.running,
-      weight: user.weight,
-      left,
-    });
-  }
+  const deal = new FairDeal(users, now, halfLifeMs, settings);
   const dealt: Candidate[] = [];
-  while (dealt.length < room && contenders.length > 0) {
-    let best = 0;
-    for (let index = 1; index < contenders.length; index++) {
-      const contender = contenders[index];
-      const leader = contenders[best];
-      if (contender && leader && fairOrder(contender, leader) < 0) best = index;
-    }
-    const user = contenders[best] as Contender;
+  while (dealt.length < room) {
+    const user = deal.next();
+    if (!user) break;
     user.streams ??= streamsOf(user.name, Math.min(room, user.left));
     const taken = roundRobin.take(user.streams);
-    if (taken) {
-      dealt.push(taken);
-      user.running += 1;
-      user.left -= 1;
-    }
-    // Nothing more of theirs fits this agent, or their quota is reached.
-    if (!taken || user.left <= 0) contenders.splice(best, 1);
+    if (taken) dealt.push(taken);
+    deal.record(user, taken);
   }
   roundRobin.forgetGone();
   return dealt;
+}
+
+/**
+ * One lease's deal between users by fair share, step by step, so both
+ * stores deal alike (the PostgreSQL lease reads a user's streams
+ * asynchronously between the steps): `next` names whose job goes next,
+ * `record` what their streams gave.
+ */
+export class FairDeal {
+  readonly #contenders: Contender[] = [];
+
+  constructor(
+    users: readonly UserRow[],
+    now: number,
+    halfLifeMs: number,
+    settings: StoreContext["settings"],
+  ) {
+    for (const user of users) {
+      const { maxRunning } = quotasOf(user, settings);
+      const left = maxRunning === undefined ? Number.POSITIVE_INFINITY : maxRunning - user.running;
+      if (left <= 0) continue;
+      this.#contenders.push({
+        name: user.name,
+        priority: priorityOf(user, now, halfLifeMs),
+        running: user.running,
+        weight: user.weight,
+        left,
+      });
+    }
+  }
+
+  /** The user the next job goes to (lowest fair order), or undefined when none is left. */
+  next(): Contender | undefined {
+    let best: Contender | undefined;
+    for (const contender of this.#contenders) {
+      if (!best || fairOrder(contender, best) < 0) best = contender;
+    }
+    return best;
+  }
+
+  /** A job taken from `user`'s streams counts as one more running; none taken, or their quota reached, they leave the deal. */
+  record(user: Contender, taken: Candidate | undefined): void {
+    if (taken) {
+      user.running += 1;
+      user.left -= 1;
+    }
+    if (!taken || user.left <= 0) this.#contenders.splice(this.#contenders.indexOf(user), 1);
+  }
 }
 
 /**

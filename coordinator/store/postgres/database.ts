@@ -41,6 +41,11 @@ export interface PoolOptions {
   idleInTransactionSeconds?: number;
   /** The schema the store's tables live in (default: the server's search_path, `public`). */
   schema?: string;
+  /**
+   * Session settings of every connection (custom `labrun.*` ones): what this
+   * coordinator's triggers read, as the SQLite store's TEMP trigger holds them.
+   */
+  session?: Record<string, string>;
 }
 
 /**
@@ -67,6 +72,7 @@ export function openPool(url: string, options: PoolOptions = {}): Sql {
       application_name: "labrun-coordinator",
       idle_in_transaction_session_timeout: (options.idleInTransactionSeconds ?? 30) * 1000,
       ...(options.schema === undefined ? {} : { search_path: options.schema }),
+      ...options.session,
     },
   }) as unknown as Sql;
 }

@@ -1,23 +1,25 @@
 import {
+  DEFAULT_USER,
   type JobLimits,
   type NewBatch,
   resolveProgram,
   type SubmitBatchResponse,
 } from "../../../protocol/index.js";
 import { ApiError } from "../../errors.js";
-import { itemId, newId } from "../rows.js";
+import { itemId, newId, programName, storedProgram } from "../rows.js";
 import { type PgContext, query, textArray, writeTransaction } from "./database.js";
+import { checkQueuedQuota } from "./users.js";
 
-const INSERT_BATCH = `INSERT INTO batches (id, source, filename, runtime, limits, labels, total,
-    max_parallel, retries, isolate, created_at)
-  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`;
+const INSERT_BATCH = `INSERT INTO batches (id, source, files, filename, runtime, limits, labels,
+    total, max_parallel, retries, isolate, created_at, owner)
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`;
 // A chunk of items in one statement: their ids and inputs as two arrays,
 // unnested side by side; everything else is the batch's. The index is the
 // chunk's start plus the position in the arrays.
 const INSERT_ITEMS = `INSERT INTO jobs (id, state, source, filename, runtime, input, limits, labels,
-    max_attempts, created_at, batch_id, item_index, retries_left)
+    max_attempts, created_at, batch_id, item_index, retries_left, owner)
   SELECT item.id, 'queued', '', $3, $4, item.input, $5, $6, $7, $8, $9,
-    $10 + item.position - 1, $11
+    $10 + item.position - 1, $11, $12
   FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS item(id, input, position)`;
 
 /** Items per statement: big enough to cost one round trip per many items, small enough to bound a message. */
@@ -32,18 +34,22 @@ export function prepareEnqueueBatch({ sql, settings }: PgContext) {
     batch: NewBatch,
     limits: JobLimits,
     now: number,
+    owner: string = DEFAULT_USER,
   ): Promise<SubmitBatchResponse> {
     const { spec, inputs } = batch;
     // The schema refuses a file name and runtime that disagree; this only fills them in.
-    const program = resolveProgram(spec);
+    const program = resolveProgram(programName(spec));
     if ("problem" in program) throw new ApiError("VALIDATION_ERROR", program.problem);
     const id = newId("b");
     const limitsText = JSON.stringify(limits);
     const labelsText = JSON.stringify(spec.labels ?? {});
+    const { source, files } = storedProgram(spec);
     await writeTransaction(sql, async (tx) => {
+      await checkQueuedQuota(tx, settings, owner, inputs.length);
       await query(tx, INSERT_BATCH, [
         id,
-        spec.source,
+        source,
+        files,
         program.filename,
         program.runtime,
         limitsText,
@@ -53,6 +59,7 @@ export function prepareEnqueueBatch({ sql, settings }: PgContext) {
         spec.retries,
         spec.isolate,
         now,
+        owner,
       ]);
       for (let start = 0; start < inputs.length; start += CHUNK) {
         const chunk = inputs.slice(start, start + CHUNK);
@@ -71,6 +78,7 @@ export function prepareEnqueueBatch({ sql, settings }: PgContext) {
           id,
           start,
           spec.retries,
+          owner,
         ]);
       }
     });

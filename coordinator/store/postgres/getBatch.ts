@@ -10,6 +10,9 @@ import { countBatch } from "./settleBatches.js";
 const COLUMNS = BATCH_COLUMNS.replace("isolate", "isolate::int AS isolate");
 const BY_ID = `SELECT ${COLUMNS} FROM batches WHERE id = $1`;
 const PAGE = `SELECT ${COLUMNS} FROM batches WHERE seq < $1 ORDER BY seq DESC LIMIT $2`;
+// One user's, through batches_by_owner.
+const OWN_PAGE = `SELECT ${COLUMNS} FROM batches WHERE owner = $3 AND seq < $1
+  ORDER BY seq DESC LIMIT $2`;
 
 /** A batch read on `on`; NOT_FOUND when there is none. */
 export type GetBatch = (id: string, on?: Queryable) => Promise<Batch>;
@@ -33,10 +36,13 @@ export function prepareGetBatch({ sql }: PgContext) {
   const getBatch: GetBatch = (id, on) =>
     on ? readBatch(on, id) : readSnapshot(sql, (tx) => readBatch(tx, id));
 
-  const listBatches = ({ limit, cursor }: ListBatchesOptions): Promise<BatchPage> =>
+  const listBatches = ({ owner, limit, cursor }: ListBatchesOptions): Promise<BatchPage> =>
     readSnapshot(sql, async (tx) => {
       const before = cursor === undefined ? Number.MAX_SAFE_INTEGER : decodeCursor(cursor);
-      const rows = await query<BatchRow>(tx, PAGE, [before, limit + 1]);
+      const rows =
+        owner === undefined
+          ? await query<BatchRow>(tx, PAGE, [before, limit + 1])
+          : await query<BatchRow>(tx, OWN_PAGE, [before, limit + 1, owner]);
       const shown = rows.slice(0, limit);
       const last = shown.at(-1);
       const batches: Batch[] = [];

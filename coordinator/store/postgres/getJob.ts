@@ -1,29 +1,22 @@
-import type { Job, JobWaiting, Runtime } from "../../../protocol/index.js";
+import type { Job } from "../../../protocol/index.js";
 import { notFound } from "../../errors.js";
-import { waitingReason } from "../getJob.js";
+import { type AgentFit, waitingOf } from "../getJob.js";
 import { JOB_COLUMNS, type JobRow, toJob } from "../rows.js";
-import { type PgContext, type Queryable, query } from "./database.js";
+import { type PgContext, type Queryable, query, readSnapshot } from "./database.js";
 
 const BY_ID = `SELECT ${JOB_COLUMNS} FROM jobs WHERE id = $1`;
-// Ready and heard from within a lease TTL (listNodes calls the others lost).
-// An agent registered before runtimes offers node only.
-const OFFERING = `SELECT COUNT(*) AS n FROM agents
-  WHERE state = 'ready' AND last_heartbeat_at >= $1
-    AND $2 = ANY (COALESCE(runtimes, ARRAY['node']))`;
+// Heard from within a lease TTL (listNodes calls the others lost); runtimes
+// as JSON text, as the SQLite row has them, so one rule reads both.
+const LIVE_AGENTS = `SELECT state, max_limits, capacity, array_to_json(runtimes)::text AS runtimes
+  FROM agents WHERE last_heartbeat_at >= $1`;
+const USER = "SELECT running, max_running, max_queued FROM users WHERE name = $1";
+// Its user's queued work older than it, through jobs_owner_queued.
+const AHEAD = `SELECT COUNT(*)::int AS n FROM jobs WHERE owner = $1 AND state = 'queued' AND seq < $2`;
 
 /** The job as stored, read on `on` (default: the pool). */
 export type GetJob = (id: string, on?: Queryable) => Promise<Job>;
 
 export function prepareGetJob({ sql, settings }: PgContext) {
-  /** Why a queued job cannot run now, when no ready node could take it at all. */
-  const waitingFor = async (runtime: Runtime, now: number): Promise<JobWaiting | undefined> => {
-    const [offering] = await query<{ n: number }>(sql, OFFERING, [
-      now - settings.leaseTtlMs,
-      runtime,
-    ]);
-    return offering?.n === 0 ? { reason: waitingReason(runtime) } : undefined;
-  };
-
   /** What the verbs that change a job answer with. */
   const getJob: GetJob = async (id, on = sql) => {
     const [row] = await query<JobRow>(on, BY_ID, [id]);
@@ -32,12 +25,24 @@ export function prepareGetJob({ sql, settings }: PgContext) {
   };
   return {
     getJob,
-    /** The job as a client reads it: a queued one says why it waits, when no node could take it. */
-    async readJob(id: string, now: number = Date.now()): Promise<Job> {
-      const job = await getJob(id);
-      if (job.state !== "queued") return job;
-      const waiting = await waitingFor(job.runtime, now);
-      return waiting ? { ...job, waiting } : job;
-    },
+    /** The job as a client reads it: a queued one says why it waits, and its place in line. */
+    readJob: (id: string, now: number = Date.now()): Promise<Job> =>
+      readSnapshot(sql, async (tx) => {
+        const [row] = await query<JobRow>(tx, BY_ID, [id]);
+        if (!row) throw notFound(`job ${id}`);
+        const job = toJob(row);
+        if (job.state !== "queued") return job;
+        const [agents, [user], [ahead]] = await Promise.all([
+          query<AgentFit>(tx, LIVE_AGENTS, [now - settings.leaseTtlMs]),
+          query<{ running: number; max_running: number | null; max_queued: number | null }>(
+            tx,
+            USER,
+            [row.owner],
+          ),
+          query<{ n: number }>(tx, AHEAD, [row.owner, row.seq]),
+        ]);
+        const position = (ahead?.n ?? 0) + 1;
+        return { ...job, waiting: waitingOf(job, row.owner, position, agents, user, settings) };
+      }),
   };
 }

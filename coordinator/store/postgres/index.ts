@@ -1,10 +1,12 @@
 import type { Store, StoreSettings } from "../interfaces.js";
+import { halfLifeOf } from "../users.js";
 import {
   prepareAgentByTokenHash,
   prepareRegisterAgent,
   prepareRemoveAgent,
   prepareSetAgentState,
 } from "./agents.js";
+import { prepareAudit } from "./audit.js";
 import { prepareBatchFailures } from "./batchFailures.js";
 import { prepareBatchItemEnds } from "./batchItemEnds.js";
 import { prepareBatchResults } from "./batchResults.js";
@@ -26,6 +28,7 @@ import { migrate } from "./migrations.js";
 import { preparePruneFinished } from "./pruneFinished.js";
 import { prepareRetryBatch } from "./retryBatch.js";
 import { prepareStats } from "./stats.js";
+import { prepareUsers } from "./users.js";
 
 export type { PoolOptions } from "./database.js";
 
@@ -44,7 +47,15 @@ export async function openPostgresStore(
   settings: StoreSettings,
   pool: PoolOptions = {},
 ): Promise<Store> {
-  const sql = openPool(url, pool);
+  // What the usage-charge trigger reads (migrations.ts): this coordinator's half-life and TTL.
+  const sql = openPool(url, {
+    ...pool,
+    session: {
+      "labrun.half_life_ms": String(halfLifeOf(settings)),
+      "labrun.lease_ttl_ms": String(Math.trunc(settings.leaseTtlMs)),
+      ...pool.session,
+    },
+  });
   try {
     await migrate(sql);
   } catch (error) {
@@ -59,6 +70,8 @@ export async function openPostgresStore(
   const { listNodes, getNode } = prepareListNodes(context);
   const hasQueued = prepareHasQueued(context);
   return {
+    ...prepareUsers(context),
+    ...prepareAudit(context),
     enqueue: prepareEnqueue(context),
     getJob: readJob,
     listJobs: prepareListJobs(context),

@@ -7,16 +7,20 @@ import {
 } from "../../../protocol/index.js";
 import {
   type BatchStreamRow,
+  type Candidate,
   type CapacityLeft,
   capacityLeft,
+  FairDeal,
   type ItemRow,
+  type Program,
   type QueuedRow,
   RoundRobin,
   SINGLES,
   type Stream,
   withinCapacity,
 } from "../lease.js";
-import { newLeaseIds, storedLimits } from "../rows.js";
+import { leasedProgram, newLeaseIds, storedLimits } from "../rows.js";
+import { halfLifeOf, USER_COLUMNS, type UserRow } from "../users.js";
 import {
   bigintArray,
   type PgContext,
@@ -41,20 +45,27 @@ export const PG_LEASE_SQL = {
       COALESCE(SUM((limits::jsonb ->> 'memoryMb')::float8), 0) AS memory_mb,
       COALESCE(SUM((limits::jsonb ->> 'cpus')::float8), 0) AS cpus
     FROM jobs WHERE agent_id = $1 AND state IN ('leased', 'running')`,
-  // Single jobs through jobs_singles_queued. Jobs beyond the agent's largest
-  // limits, or in a runtime it does not offer, stay queued for another; a
-  // job stored before a limit existed runs with its default.
-  singles: `SELECT seq, id, source, filename, runtime, input, limits, attempts
+  // The users with queued work, locked in one order: fair share ranks them
+  // from their rows alone, and two coordinators' leases take turns on a
+  // user, so neither passes their max-running quota on a stale count.
+  users: `SELECT ${USER_COLUMNS} FROM users WHERE queued > 0 ORDER BY name FOR UPDATE`,
+  // One user's single jobs through jobs_owner_singles_queued. Jobs beyond the
+  // agent's largest limits, or in a runtime it does not offer, stay queued
+  // for another; a job stored before a limit existed runs with its default.
+  singles: `SELECT seq, id, source, files, filename, runtime, input, limits, attempts
     FROM jobs
-    WHERE state = 'queued' AND batch_id IS NULL AND runtime = ANY ($1::text[])
+    WHERE owner = $${LIMIT_NAMES.length + 3} AND state = 'queued' AND batch_id IS NULL
+      AND runtime = ANY ($1::text[])
       ${LIMIT_NAMES.map(
         (name, i) =>
           `AND COALESCE((limits::jsonb ->> '${name}')::float8, ${DEFAULT_LIMITS[name]}) <= $${i + 3}`,
       ).join("\n      ")}
     ORDER BY seq LIMIT $2 FOR UPDATE SKIP LOCKED`,
-  // Batches still running; their programs are read only for those dealt from.
-  activeBatches: `SELECT id, '' AS source, filename, runtime, limits, max_parallel FROM batches
-    WHERE finished_at IS NULL AND cancelled_at IS NULL ORDER BY seq`,
+  // One user's batches still running (batches_active_by_owner); their
+  // programs are read only for those dealt from.
+  activeBatches: `SELECT id, '' AS source, NULL AS files, filename, runtime, limits, max_parallel,
+      isolate::int AS isolate
+    FROM batches WHERE owner = $1 AND finished_at IS NULL AND cancelled_at IS NULL ORDER BY seq`,
   // Batches with a maxParallel, locked in one order, then their items in flight
   // counted: two leasers of one batch take turns, so it never runs more.
   lockBatches: "SELECT id FROM batches WHERE id = ANY ($1::text[]) ORDER BY seq FOR UPDATE",
@@ -63,7 +74,7 @@ export const PG_LEASE_SQL = {
   // A batch's queued items, oldest first, through jobs_items_queued.
   items: `SELECT seq, id, input, attempts FROM jobs
     WHERE batch_id = $1 AND state = 'queued' ORDER BY seq LIMIT $2 FOR UPDATE SKIP LOCKED`,
-  sources: "SELECT id, source FROM batches WHERE id = ANY ($1::text[])",
+  sources: "SELECT id, source, files FROM batches WHERE id = ANY ($1::text[])",
   // Every dealt job in one statement.
   markLeased: `UPDATE jobs SET state = 'leased', agent_id = $1, node = $2, lease_id = l.lease_id,
       lease_expires_at = $3, leased_at = $4, started_at = NULL, attempts = attempts + 1
@@ -89,9 +100,10 @@ export function prepareHasQueued({ sql }: PgContext) {
 
 /**
  * The SQLite store's lease (coordinator/store/lease.ts) on PostgreSQL: the
- * same deal (round-robin between the single jobs and each batch, maxParallel
- * per batch, runtimes and limits the agent offers, its capacity), the rows
- * taken with SKIP LOCKED so several coordinators lease side by side.
+ * same deal (fair share between users by FairDeal, round-robin between each
+ * user's single jobs and batches, maxParallel per batch, runtimes and limits
+ * the agent offers, its capacity), the rows taken with SKIP LOCKED so
+ * several coordinators lease side by side.
  */
 export function prepareLease({ sql, settings }: PgContext, hasQueued: () => Promise<boolean>) {
   const roundRobin = new RoundRobin();
@@ -128,18 +140,34 @@ export function prepareLease({ sql, settings }: PgContext, hasQueued: () => Prom
         // Half a thousandth over, so 0.1 + 0.2 (0.30000000000000004) fits in 0.3.
         fits.cpus = Math.min(fits.cpus ?? Number.MAX_SAFE_INTEGER, (left.milliCpus + 0.5) / 1000);
       }
-      // Two reads that need nothing of each other: sent together, one round trip.
-      const [singles, batches] = await Promise.all([
-        query<QueuedRow>(tx, PG_LEASE_SQL.singles, [
-          textArray(tx, runtimes),
-          room,
-          ...LIMIT_NAMES.map((name) => fits[name]),
-        ]),
-        fittingBatches(tx, runtimes, fits, room),
-      ]);
-      const streams: Stream[] = [{ key: SINGLES, rows: singles }];
-      streams.push(...(await batchStreams(tx, batches, room, singles.length)));
-      const dealt = roundRobin.deal(streams, room);
+      /** One user's queued work this agent can take, as streams: their singles, each batch. */
+      const streamsOf = async (owner: string, userRoom: number): Promise<Stream[]> => {
+        // Two reads that need nothing of each other: sent together, one round trip.
+        const [singles, batches] = await Promise.all([
+          query<QueuedRow>(tx, PG_LEASE_SQL.singles, [
+            textArray(tx, runtimes),
+            userRoom,
+            ...LIMIT_NAMES.map((name) => fits[name]),
+            owner,
+          ]),
+          fittingBatches(tx, owner, runtimes, fits, userRoom),
+        ]);
+        const streams: Stream[] = [{ key: `${SINGLES}${owner}`, rows: singles }];
+        streams.push(...(await batchStreams(tx, batches, userRoom, singles.length)));
+        return streams;
+      };
+      const users = await query<UserRow>(tx, PG_LEASE_SQL.users);
+      const deal = new FairDeal(users, now, halfLifeOf(settings), settings);
+      const dealt: Candidate[] = [];
+      while (dealt.length < room) {
+        const user = deal.next();
+        if (!user) break;
+        user.streams ??= await streamsOf(user.name, Math.min(room, user.left));
+        const taken = roundRobin.take(user.streams);
+        if (taken) dealt.push(taken);
+        deal.record(user, taken);
+      }
+      roundRobin.forgetGone();
       const candidates = left ? withinCapacity(dealt, left) : dealt;
       if (candidates.length === 0) return [];
       const leaseIds = newLeaseIds(candidates.length);
@@ -157,21 +185,29 @@ export function prepareLease({ sql, settings }: PgContext, hasQueued: () => Prom
       // The programs of the batches dealt from, once each.
       const fromBatches = [
         ...new Set(
-          candidates.flatMap(({ program }) => ("max_parallel" in program ? [program] : [])),
+          candidates.flatMap(({ program }) => (program.batchId === undefined ? [] : [program])),
         ),
-      ] as BatchStreamRow[];
+      ];
       if (fromBatches.length > 0) {
-        const sources = new Map(
+        const programs = new Map(
           (
-            await query<{ id: string; source: string }>(tx, PG_LEASE_SQL.sources, [
-              textArray(
-                tx,
-                fromBatches.map((batch) => batch.id),
-              ),
-            ])
-          ).map((row) => [row.id, row.source]),
+            await query<{ id: string; source: string; files: string | null }>(
+              tx,
+              PG_LEASE_SQL.sources,
+              [
+                textArray(
+                  tx,
+                  fromBatches.map((batch) => batch.batchId ?? ""),
+                ),
+              ],
+            )
+          ).map((row) => [row.id, row]),
         );
-        for (const batch of fromBatches) batch.source = sources.get(batch.id) ?? "";
+        for (const program of fromBatches) {
+          const stored = programs.get(program.batchId ?? "");
+          program.source = stored?.source ?? "";
+          program.files = stored?.files ?? null;
+        }
       }
       const limitsOf = new Map<string, JobLimits>();
       return candidates.map(({ row, program }, position) => {
@@ -186,11 +222,15 @@ export function prepareLease({ sql, settings }: PgContext, hasQueued: () => Prom
           leaseId: leaseIds[position] ?? "",
           attempt: row.attempts + 1,
           spec: {
-            source: program.source,
+            ...leasedProgram(program),
             filename: program.filename,
             runtime: program.runtime,
             input: JSON.parse(row.input) as LeasedJob["spec"]["input"],
             limits,
+            // Batch items only: a single job's spec stays as it was.
+            ...(program.batchId === undefined
+              ? {}
+              : { batchId: program.batchId, isolate: program.isolate === true }),
           },
         };
       });
@@ -207,16 +247,19 @@ export function prepareLease({ sql, settings }: PgContext, hasQueued: () => Prom
  */
 async function fittingBatches(
   tx: Queryable,
+  owner: string,
   runtimes: readonly string[],
   fits: Record<string, number>,
   room: number,
 ): Promise<{ batch: BatchStreamRow; cap: number }[]> {
-  const active = (await query<BatchStreamRow>(tx, PG_LEASE_SQL.activeBatches)).filter((batch) => {
-    if (!runtimes.includes(batch.runtime)) return false;
-    const limits = storedLimits(batch.limits);
-    // A batch's items share its limits: it fits this agent or not, as a whole.
-    return !LIMIT_NAMES.some((name) => limits[name] > (fits[name] ?? Number.MAX_SAFE_INTEGER));
-  });
+  const active = (await query<BatchStreamRow>(tx, PG_LEASE_SQL.activeBatches, [owner])).filter(
+    (batch) => {
+      if (!runtimes.includes(batch.runtime)) return false;
+      const limits = storedLimits(batch.limits);
+      // A batch's items share its limits: it fits this agent or not, as a whole.
+      return !LIMIT_NAMES.some((name) => limits[name] > (fits[name] ?? Number.MAX_SAFE_INTEGER));
+    },
+  );
   const bounded = active.filter((batch) => batch.max_parallel !== null).map((batch) => batch.id);
   const running = new Map<string, number>();
   if (bounded.length > 0) {
@@ -270,5 +313,8 @@ async function batchStreams(
   }
   return read
     .filter((stream) => stream.rows.length > 0)
-    .map(({ batch, rows }) => ({ key: batch.id, rows, program: batch }));
+    .map(({ batch, rows }) => {
+      const program: Program = { ...batch, batchId: batch.id, isolate: batch.isolate === 1 };
+      return { key: batch.id, rows, program };
+    });
 }
