@@ -1,8 +1,9 @@
 import { describe, expect, it, vi } from "vitest";
 import { DEFAULT_LIMITS, LIMIT_NAMES, type NewBatch } from "../../../protocol/index.js";
 import { usePostgresDatabase } from "../../test-support/postgres.js";
+import { charged } from "../fairShare.js";
 import type { Store } from "../interfaces.js";
-import { agentSpec, T0, TTL } from "../suite/fixtures.js";
+import { agentSpec, OK, T0, TTL } from "../suite/fixtures.js";
 import { PG_BATCH_FAILURES_SQL } from "./batchFailures.js";
 import { PG_BATCH_ITEM_ENDS_SQL } from "./batchItemEnds.js";
 import { PG_LEASE_SQL } from "./lease.js";
@@ -91,10 +92,12 @@ describe("query plans", () => {
     const store = await open(schema);
     await store.enqueueBatch(batchOf(10), DEFAULT_LIMITS, T0);
     const plan = planner(schema);
-    const fits = [["node"], 4, ...LIMIT_NAMES.map((name) => DEFAULT_LIMITS[name])];
+    const fits = [["node"], 4, ...LIMIT_NAMES.map((name) => DEFAULT_LIMITS[name]), "default"];
     const singles = await plan(PG_LEASE_SQL.singles, fits);
-    // Either index of queued single jobs: both are in seq order, neither holds a batch's items.
-    expect(singles).toMatch(/Index Scan using jobs_singles_(queued|by_state)/);
+    // An index of queued single jobs (one user's, or everyone's): in seq order, no batch's items.
+    expect(singles).toMatch(
+      /Index Scan using jobs_(owner_singles_queued|owner_singles|singles_queued|singles_by_state)/,
+    );
     expect(singles).not.toMatch(/Sort/);
     const items = await plan(PG_LEASE_SQL.items, ["b", 4]);
     expect(items).toMatch(/Index Scan using jobs_items_queued/);
@@ -145,5 +148,77 @@ describe("query plans", () => {
     expect(await plan(PG_BATCH_FAILURES_SQL.finishedSince, [id, T0])).toMatch(
       /Index Only Scan using jobs_by_batch_finished/,
     );
+  });
+});
+
+describe("users' counts and usage in the schema", () => {
+  it("charges with labrun_charged, the same numbers as fairShare.ts's charged()", async () => {
+    const schema = await pg.newSchema();
+    await (await open(schema)).close();
+    const sql = pg.connect(schema);
+    const HOUR = 3_600_000;
+    const cases: [number, number, number, number][] = [
+      [0, T0, T0 + 5_000, 5],
+      [100, T0, T0 + HOUR, 10],
+      [100, T0 + HOUR, T0, 10],
+      [42.5, T0, T0, 0],
+      [7, T0, T0 + 3 * HOUR, -1],
+    ];
+    for (const [usage, usageAt, at, seconds] of cases) {
+      const [row] = await sql.unsafe<{ v: number }[]>(
+        "SELECT labrun_charged($1::float8, $2::bigint, $3::bigint, $4::float8, $5::float8) AS v",
+        [usage, usageAt, at, seconds, HOUR],
+      );
+      expect(row?.v).toBeCloseTo(charged(usage, usageAt, at, seconds, HOUR), 9);
+    }
+  });
+
+  it("keeps each user's queued, running and running_since equal to their jobs' states", async () => {
+    const schema = await pg.newSchema();
+    const store = await open(schema);
+    const sql = pg.connect(schema);
+    await store.addUser({ name: "alice" }, "h-a", T0);
+    const agent = await store.registerAgent(agentSpec("n", 3), "h", T0);
+    const check = async () => {
+      const kept = await sql.unsafe<
+        { name: string; queued: number; running: number; since: string }[]
+      >("SELECT name, queued, running, running_since::text AS since FROM users ORDER BY name");
+      const counted = await sql.unsafe<
+        { owner: string; queued: number; running: number; since: string }[]
+      >(
+        `SELECT owner, COUNT(*) FILTER (WHERE state = 'queued')::int AS queued,
+           COUNT(*) FILTER (WHERE state IN ('leased', 'running'))::int AS running,
+           COALESCE(SUM(leased_at) FILTER (WHERE state IN ('leased', 'running')), 0)::text AS since
+         FROM jobs GROUP BY owner`,
+      );
+      for (const user of kept) {
+        const actual = counted.find((row) => row.owner === user.name);
+        expect([user.name, user.queued, user.running, user.since]).toEqual([
+          user.name,
+          actual?.queued ?? 0,
+          actual?.running ?? 0,
+          actual?.since ?? "0",
+        ]);
+      }
+    };
+    for (const owner of ["alice", "default", "alice"]) {
+      await store.enqueue({ source: "x" }, T0, owner);
+      await store.enqueueBatch(batchOf(2), DEFAULT_LIMITS, T0, owner);
+    }
+    await check();
+    const leases = await store.lease(agent.id, 3, T0 + 10);
+    await check();
+    await store.complete(agent.id, leases[0]?.leaseId ?? "", OK, T0 + 20);
+    await store.cancel(leases[1]?.id ?? "", T0 + 30);
+    await check();
+    await store.expireLeases(T0 + 10 + TTL + 1);
+    await check();
+    await store.removeUser("alice", T0 + 2_000);
+    await check();
+    await store.pruneFinished(T0 + 10_000);
+    await check();
+    expect(
+      (await store.listUsers(T0 + 2_000)).find((u) => u.name === "default")?.usage,
+    ).toBeGreaterThan(0);
   });
 });
