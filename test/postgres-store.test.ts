@@ -22,6 +22,7 @@ import { runPrefix } from "./helpers/run-id.js";
 const CLI = fileURLToPath(new URL("../dist/client/cli.js", import.meta.url));
 const single = usePostgresDatabase();
 const shared = usePostgresDatabase();
+const withUsers = usePostgresDatabase();
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -152,5 +153,45 @@ describe("labrun coordinator on PostgreSQL", () => {
     const after = await clientOf(second, second.tokens.admin).nodes();
     // The same agent, never registered again: one node that ran both jobs.
     expect(after.map((node) => [node.id, node.jobsDone])).toEqual([[agent.agentId, 2]]);
+  });
+
+  it("two coordinators on one database share users: added through one, their token works on the other; removed through it, it stops on the first", async () => {
+    const dir = dataDir();
+    const first = await startCoordinator(dir, { flag: withUsers.url() });
+    const second = await startCoordinator(dir, { flag: withUsers.url() });
+    const alice = await clientOf(first, first.tokens.admin).addUser({
+      name: "alice",
+      maxQueued: 1,
+    });
+
+    // Submitted with alice's token on the second: hers, as the first reads it.
+    const { id } = await clientOf(second, alice.token).submit({ source: "exports.main = () => 1" });
+    expect(
+      (await clientOf(first)
+        .get(id)
+        .catch((error: unknown) => error)) as object,
+    ).toMatchObject({
+      status: 404,
+    });
+    expect((await clientOf(first, alice.token).get(id)).owner).toBe("alice");
+    // Her max-queued quota holds across coordinators: the row counts her queued job.
+    expect(
+      (await clientOf(first, alice.token)
+        .submit({ source: "exports.main = () => 2" })
+        .catch((error: unknown) => error)) as object,
+    ).toMatchObject({ status: 429 });
+    const listed = await clientOf(second, second.tokens.admin).users();
+    expect(listed.find((user) => user.name === "alice")).toMatchObject({ queued: 1 });
+
+    // Removed through the second: her token stops on the first, her queued job is cancelled.
+    await clientOf(second, second.tokens.admin).removeUser("alice");
+    expect(
+      (await clientOf(first, alice.token)
+        .list()
+        .catch((error: unknown) => error)) as object,
+    ).toMatchObject({ status: 401 });
+    expect((await clientOf(first, first.tokens.admin).get(id)).state).toBe("cancelled");
+    const audit = await clientOf(first, first.tokens.admin).audit();
+    expect(audit.entries.map((entry) => entry.action)).toEqual(["user.rm", "user.add"]);
   });
 });
