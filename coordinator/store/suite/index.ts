@@ -3,6 +3,7 @@ import type { Store, StoreSettings } from "../interfaces.js";
 import { batchSuite } from "./batches.js";
 import { TTL } from "./fixtures.js";
 import { jobSuite } from "./jobs.js";
+import { programSuite } from "./programs.js";
 import { statsSuite } from "./stats.js";
 import type { OpenStoreUnderTest, StoreTestHooks, SuiteContext } from "./types.js";
 import { userSuite } from "./users.js";
@@ -65,6 +66,7 @@ export function describeStoreSuite(name: string, openStore: OpenStoreUnderTest):
     batchSuite(context);
     statsSuite(context);
     userSuite(context);
+    programSuite(context);
   });
 }
 
