@@ -8,7 +8,8 @@
  * BENCH_SKIP_COORDINATOR=1 to leave out the Docker-free coordinator part,
  * BENCH_MAP_ITEMS (the `labrun map` row's items, default 2000; 0 leaves it out),
  * BENCH_SKIP_PROGRAMS=1 to leave out the programs rows (bundling, a 2 MiB bundle),
- * BENCH_COMPARE_BIN (another build's bin/labrun.js for a side-by-side trivial submit).
+ * BENCH_COMPARE_BIN (another build's bin/labrun.js for a side-by-side trivial submit),
+ * BENCH_SKIP_POSTGRES=1 to leave out the PostgreSQL driver rows (bench/postgres-driver.ts).
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, release, tmpdir, totalmem } from "node:os";
@@ -19,6 +20,7 @@ import pino from "pino";
 import { connectDocker } from "../agent/docker.js";
 import { ensureRunnerImage } from "../agent/sandbox/image.js";
 import { containerOptions, DEFAULT_SANDBOX } from "../agent/sandbox/options.js";
+import { ensureDevPostgres } from "../coordinator/store/postgres/devServer.js";
 import { DEFAULT_LIMITS } from "../protocol/index.js";
 import { benchBatchCapacity } from "./batch-capacity.js";
 import { benchCoordinatorCapacity } from "./coordinator-capacity.js";
@@ -31,6 +33,11 @@ import { launchCluster, rssMb } from "./e2e/processes.js";
 import { benchPrograms, type ProgramsBench, renderPrograms } from "./e2e/programs.js";
 import { benchPython, type PythonBench, renderPython } from "./e2e/python.js";
 import { dockerChurn, labrunBurst } from "./e2e/throughput.js";
+import {
+  benchPostgresDriver,
+  type PostgresDriverBench,
+  renderPostgresDriver,
+} from "./postgres-driver.js";
 import { type BenchResults, renderMarkdown } from "./report.js";
 import { round } from "./stats.js";
 import { benchUsersCapacity } from "./users-capacity.js";
@@ -139,9 +146,20 @@ async function main(): Promise<void> {
   // Programs rows (BENCH_SKIP_PROGRAMS=1 leaves them out): bench/e2e/programs.ts.
   const programs =
     process.env.BENCH_SKIP_PROGRAMS === "1" ? null : await benchPrograms(SAMPLES, workDir, step);
+  // The PostgreSQL driver rows (BENCH_SKIP_POSTGRES=1 leaves them out): bench/postgres-driver.ts.
+  let postgresDriver: PostgresDriverBench | null = null;
+  if (process.env.BENCH_SKIP_POSTGRES !== "1") {
+    step("PostgreSQL drivers: prepared UPDATE … RETURNING, a burst, unnest() inserts");
+    const url = process.env.LABRUN_TEST_PG_URL ?? ensureDevPostgres("labrun_bench");
+    postgresDriver = await benchPostgresDriver(url);
+  }
   rmSync(workDir, { recursive: true, force: true });
 
-  const results: BenchResults & { python: PythonBench | null; programs: ProgramsBench | null } = {
+  const results: BenchResults & {
+    python: PythonBench | null;
+    programs: ProgramsBench | null;
+    postgresDriver: PostgresDriverBench | null;
+  } = {
     date: new Date().toISOString(),
     machine: {
       cpu: cpus()[0]?.model ?? "unknown",
@@ -176,13 +194,15 @@ async function main(): Promise<void> {
     mapThroughput,
     python,
     programs,
+    postgresDriver,
     elapsedSeconds: Math.round((Date.now() - began) / 1000),
   };
   mkdirSync(RESULTS_DIR, { recursive: true });
   const markdown =
     renderMarkdown(results) +
     (python ? renderPython(python) : "") +
-    (programs ? renderPrograms(programs) : "");
+    (programs ? renderPrograms(programs) : "") +
+    (postgresDriver ? renderPostgresDriver(postgresDriver) : "");
   writeFileSync(join(RESULTS_DIR, "latest.json"), `${JSON.stringify(results, null, 2)}\n`);
   writeFileSync(join(RESULTS_DIR, "latest.md"), markdown);
   process.stdout.write(markdown);

@@ -66,6 +66,7 @@ Usage:
   labrun audit [--limit N] [--json]           admin actions: who, when, what
   labrun doctor [--json]                      check Docker, runner image, server, tokens, clock
   labrun coordinator [--port 7878] [--host 127.0.0.1] [--data-dir DIR] [--lease-ttl 10s]
+                     [--store postgres://USER@HOST:PORT/DB] (or LABRUN_STORE; default: SQLite in the data dir)
                      [--retention 7d (finished jobs are deleted after this)] [--max-input 1m] [--max-program 8m]
                      [--default-timeout|memory|cpus|pids|tmpfs|log-bytes|result-bytes V]
                      (the lab's default limits; also on up)

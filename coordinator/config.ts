@@ -12,6 +12,7 @@ import {
   MAX_PROGRAM_BYTES,
   MAX_PROGRAM_BYTES_CEILING,
 } from "../protocol/index.js";
+import { StoreUrl } from "./store/open.js";
 
 const MiB = 1024 * 1024;
 
@@ -23,6 +24,11 @@ export const CoordinatorConfig = z
     port: z.number().int().min(0).max(65535).default(DEFAULT_PORT),
     /** Holds labrun.db and tokens.json; created (0700) when missing. */
     dataDir: z.string().min(1),
+    /**
+     * The queue's PostgreSQL database (`postgres://…`), shared by every
+     * coordinator given it; left out, the SQLite file in dataDir.
+     */
+    store: StoreUrl.optional(),
     /** A lease not renewed for this long expires; its job is queued again. */
     leaseTtlMs: z.number().int().min(500).max(3_600_000).default(10_000),
     /** How often agents heartbeat; must be well under the lease TTL. */

@@ -5,7 +5,7 @@ import { createMetrics } from "./metrics/index.js";
 import { Notifier } from "./notifier.js";
 import { startRetention } from "./retention.js";
 import { type HttpServer, listen } from "./server.js";
-import { openStore } from "./store/index.js";
+import { describeStore, openStoreFrom } from "./store/open.js";
 import { startLeaseSweeper } from "./sweeper.js";
 import { loadOrCreateTokens, type Tokens } from "./tokens.js";
 
@@ -36,7 +36,8 @@ export async function startCoordinator(
   logger: Logger,
 ): Promise<RunningCoordinator> {
   const config = parseCoordinatorConfig(input);
-  const store = openStore(config.dataDir, config);
+  // A postgres:// URL (several coordinators may share it), else SQLite in the data dir.
+  const store = await openStoreFrom(config.store ?? config.dataDir, config);
   const notifier = new Notifier();
   // One registry for the routes and the sweeper, with the process's own metrics.
   const metrics = createMetrics({ store, notifier, processMetrics: true });
@@ -66,7 +67,10 @@ export async function startCoordinator(
   );
   const stopRetention = startRetention(store, logger, config.retentionMs);
   const url = `http://${reachableHost(config.host)}:${server.port}`;
-  logger.info({ url, dataDir: config.dataDir }, "coordinator listening");
+  logger.info(
+    { url, dataDir: config.dataDir, store: describeStore(config.store ?? config.dataDir) },
+    "coordinator listening",
+  );
 
   let closing: Promise<void> | undefined;
   return {

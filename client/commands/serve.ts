@@ -116,13 +116,24 @@ function catchSignals(): { untilStopped(stop: () => Promise<void>): Promise<numb
   };
 }
 
+/** `--store`, else LABRUN_STORE, else nothing (the SQLite store in the data dir). */
+const storeSetting = (flag: string | undefined) => {
+  const store = flag ?? (process.env.LABRUN_STORE || undefined);
+  return store === undefined ? {} : { store };
+};
+
 /** `labrun coordinator`: the HTTP API, queue and store. */
 export async function coordinator(argv: string[]): Promise<number> {
   const args = parseCommand(
     "coordinator",
     argv,
-    SERVER_OPTIONS,
-    z.object({ ...ServerArgs, positionals: NoPositionals }),
+    { ...SERVER_OPTIONS, store: { type: "string" } },
+    z.object({
+      ...ServerArgs,
+      // The coordinator's own schema checks it is a PostgreSQL URL.
+      store: z.string().min(1).optional(),
+      positionals: NoPositionals,
+    }),
   );
   const logger = createLogger();
   const signals = catchSignals();
@@ -132,6 +143,7 @@ export async function coordinator(argv: string[]): Promise<number> {
       host: args.host,
       port: args.port,
       dataDir: args["data-dir"],
+      ...storeSetting(args.store),
       ...coordinatorSettings(args),
     },
     logger,

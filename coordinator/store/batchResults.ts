@@ -4,10 +4,10 @@ import type { StoreContext } from "./database.js";
 import type { BatchResults, BatchResultsOptions } from "./interfaces.js";
 
 /** Lines per read at most, and bytes of outcomes: a stream never holds a whole batch. */
-const MAX_LINES = 1_000;
-const MAX_BYTES = 4 * 1024 * 1024;
+export const MAX_LINES = 1_000;
+export const MAX_BYTES = 4 * 1024 * 1024;
 
-interface ItemRow {
+export interface ItemRow {
   id: string;
   item_index: number;
   state: JobState;
@@ -15,7 +15,7 @@ interface ItemRow {
 }
 
 /** The line of one terminal item; its logs stay on the job (`GET /v1/jobs/:id`). */
-function toLine(row: ItemRow): ItemResult {
+export function toLine(row: ItemRow): ItemResult {
   const outcome = JSON.parse(row.outcome ?? "null") as Outcome;
   return outcome.ok
     ? {

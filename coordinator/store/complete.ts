@@ -9,7 +9,7 @@ const SANDBOX_FAILURE: ReadonlySet<OutcomeErrorCode> = new Set(["SANDBOX_ERROR"]
 /** Codes only the coordinator gives; an agent's result never carries them as the program's. */
 const COORDINATOR_CODES: ReadonlySet<OutcomeErrorCode> = new Set(["CANCELLED", "NODE_LOST"]);
 
-interface LeaseRow {
+export interface LeaseRow {
   seq: number;
   id: string;
   state: JobState;
@@ -26,7 +26,7 @@ interface LeaseRow {
  * has attempts left (as a lost node is), a failed program while its batch's
  * `retries` last. Single jobs keep their one outcome.
  */
-function runsAgain(row: LeaseRow, outcome: Outcome): "sandbox" | "program" | undefined {
+export function runsAgain(row: LeaseRow, outcome: Outcome): "sandbox" | "program" | undefined {
   if (row.batch_id === null || outcome.ok) return undefined;
   const code = outcome.error.code;
   if (SANDBOX_FAILURE.has(code)) return row.attempts < row.max_attempts ? "sandbox" : undefined;

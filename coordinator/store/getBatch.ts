@@ -6,10 +6,10 @@ import { decodeCursor, encodeCursor, storedLimits } from "./rows.js";
 import type { CountBatch } from "./settleBatches.js";
 
 /** The columns a Batch is built from; never the (large) source. */
-const BATCH_COLUMNS = `seq, id, filename, runtime, limits, labels, total, max_parallel, retries, isolate,
+export const BATCH_COLUMNS = `seq, id, filename, runtime, limits, labels, total, max_parallel, retries, isolate,
   created_at, finished_at, final_state, final_counts, owner`;
 
-interface BatchRow {
+export interface BatchRow {
   seq: number;
   id: string;
   filename: string;
@@ -35,6 +35,26 @@ function activeState(counts: BatchCounts): BatchState {
   return started === 0 ? "queued" : "running";
 }
 
+/** A batch row and its counts as the API returns it (protocol `Batch`; both stores). */
+export function batchOf(row: BatchRow, counts: BatchCounts): Batch {
+  return {
+    id: row.id,
+    state: row.final_state ?? activeState(counts),
+    total: row.total,
+    counts,
+    filename: row.filename,
+    runtime: row.runtime,
+    createdAt: iso(row.created_at),
+    ...(row.finished_at !== null ? { finishedAt: iso(row.finished_at) } : {}),
+    limits: storedLimits(row.limits),
+    labels: JSON.parse(row.labels) as Record<string, string>,
+    ...(row.max_parallel !== null ? { maxParallel: row.max_parallel } : {}),
+    retries: row.retries,
+    isolate: row.isolate === 1,
+    owner: row.owner,
+  };
+}
+
 export function prepareGetBatch({ db }: StoreContext, countBatch: CountBatch) {
   const byId = db.prepare<[string], BatchRow>(`SELECT ${BATCH_COLUMNS} FROM batches WHERE id = ?`);
   const page = db.prepare<[number, number], BatchRow>(
@@ -45,28 +65,13 @@ export function prepareGetBatch({ db }: StoreContext, countBatch: CountBatch) {
      WHERE owner = ? AND seq < ? ORDER BY seq DESC LIMIT ?`,
   );
 
-  const toBatch = (row: BatchRow): Batch => {
-    const counts =
+  const toBatch = (row: BatchRow): Batch =>
+    batchOf(
+      row,
       row.final_counts !== null
         ? (JSON.parse(row.final_counts) as BatchCounts)
-        : countBatch(row.id);
-    return {
-      id: row.id,
-      state: row.final_state ?? activeState(counts),
-      total: row.total,
-      counts,
-      filename: row.filename,
-      runtime: row.runtime,
-      createdAt: iso(row.created_at),
-      ...(row.finished_at !== null ? { finishedAt: iso(row.finished_at) } : {}),
-      limits: storedLimits(row.limits),
-      labels: JSON.parse(row.labels) as Record<string, string>,
-      ...(row.max_parallel !== null ? { maxParallel: row.max_parallel } : {}),
-      retries: row.retries,
-      isolate: row.isolate === 1,
-      owner: row.owner,
-    };
-  };
+        : countBatch(row.id),
+    );
 
   // One read transaction: the row and its counts are from the same snapshot.
   const getBatch = db.transaction(function getBatch(id: string): Batch {

@@ -12,7 +12,8 @@ import type { StoreContext } from "./database.js";
 import { JOB_COLUMNS, type JobRow, toJob } from "./rows.js";
 import { quotasOf } from "./users.js";
 
-interface AgentFit {
+/** What the waiting reason reads of an agent (runtimes as JSON text, as SQLite stores them). */
+export interface AgentFit {
   state: string;
   max_limits: string | null;
   capacity: string | null;
@@ -46,6 +47,44 @@ function noNodeMessage(runtime: Runtime): string {
   return `no ready node offers the ${runtime} runtime with limits this large: it stays queued until one does${python}`;
 }
 
+/**
+ * Why a queued job waits (both stores): no live node would ever take it, the
+ * ones that would are draining, its user is at their max-running quota, or
+ * the nodes are busy; `position` is its place in its user's queued work.
+ */
+export function waitingOf(
+  job: Job,
+  owner: string,
+  position: number,
+  agents: readonly AgentFit[],
+  user: { running: number; max_running: number | null; max_queued: number | null } | undefined,
+  settings: StoreContext["settings"],
+): JobWaiting {
+  const takers = agents.filter((agent) => agentTakes(agent, job.runtime, job.limits));
+  if (!takers.some((agent) => agent.state === "ready")) {
+    return takers.length > 0
+      ? {
+          reason: "nodes_draining",
+          message: "the nodes that would take it are draining: it runs once one is resumed",
+          position,
+        }
+      : { reason: "no_node_fits", message: noNodeMessage(job.runtime), position };
+  }
+  const { maxRunning } = user ? quotasOf(user, settings) : { maxRunning: undefined };
+  if (user && maxRunning !== undefined && user.running >= maxRunning) {
+    return {
+      reason: "user_max_running",
+      message: `user ${owner} runs ${user.running} job(s), their max-running quota: it runs when one of theirs ends`,
+      position,
+    };
+  }
+  return {
+    reason: "no_free_slot",
+    message: `the nodes that take it are busy: it is number ${position} of ${owner}'s queued work; fair share picks whose job runs next`,
+    position,
+  };
+}
+
 export function prepareGetJob({ db, settings }: StoreContext) {
   const byId = db.prepare<[string], JobRow>(`SELECT ${JOB_COLUMNS} FROM jobs WHERE id = ?`);
   // Heard from within a lease TTL (listNodes calls the others lost).
@@ -65,35 +104,15 @@ export function prepareGetJob({ db, settings }: StoreContext) {
     .pluck();
 
   /** Why a queued job waits, from what the lease reads: the nodes, its user's quota and counts. */
-  const waitingFor = (row: JobRow, job: Job, now: number): JobWaiting => {
-    const position = (ahead.get(row.owner, row.seq) ?? 0) + 1;
-    const takers = liveAgents
-      .all(now - settings.leaseTtlMs)
-      .filter((agent) => agentTakes(agent, job.runtime, job.limits));
-    if (!takers.some((agent) => agent.state === "ready")) {
-      return takers.length > 0
-        ? {
-            reason: "nodes_draining",
-            message: "the nodes that would take it are draining: it runs once one is resumed",
-            position,
-          }
-        : { reason: "no_node_fits", message: noNodeMessage(job.runtime), position };
-    }
-    const owner = user.get(row.owner);
-    const { maxRunning } = owner ? quotasOf(owner, settings) : { maxRunning: undefined };
-    if (owner && maxRunning !== undefined && owner.running >= maxRunning) {
-      return {
-        reason: "user_max_running",
-        message: `user ${row.owner} runs ${owner.running} job(s), their max-running quota: it runs when one of theirs ends`,
-        position,
-      };
-    }
-    return {
-      reason: "no_free_slot",
-      message: `the nodes that take it are busy: it is number ${position} of ${row.owner}'s queued work; fair share picks whose job runs next`,
-      position,
-    };
-  };
+  const waitingFor = (row: JobRow, job: Job, now: number): JobWaiting =>
+    waitingOf(
+      job,
+      row.owner,
+      (ahead.get(row.owner, row.seq) ?? 0) + 1,
+      liveAgents.all(now - settings.leaseTtlMs),
+      user.get(row.owner),
+      settings,
+    );
 
   const getJob = (id: string): Job => {
     const row = byId.get(id);

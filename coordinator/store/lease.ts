@@ -230,10 +230,10 @@ function batchStreams(
 }
 
 /** The key prefix of a user's stream of single jobs, beside one stream per batch. */
-const SINGLES = "singles:";
+export const SINGLES = "singles:";
 
 /** What runs a queued job: its own (a single job) or its batch's (an item). */
-interface Program {
+export interface Program {
   source: string;
   /** JSON [{path, content}]; NULL when source is the program. */
   files: string | null;
@@ -245,7 +245,7 @@ interface Program {
   isolate?: boolean;
 }
 
-interface Stream {
+export interface Stream {
   key: string;
   rows: ItemRow[];
   /** The batch's program; absent for the single jobs, whose rows carry their own. */
@@ -253,12 +253,12 @@ interface Stream {
 }
 
 /** A queued job dealt to the lease, with the program it runs. */
-interface Candidate {
+export interface Candidate {
   row: ItemRow;
   program: Program;
 }
 
-interface BatchStreamRow {
+export interface BatchStreamRow {
   id: string;
   source: string;
   files: string | null;
@@ -270,7 +270,7 @@ interface BatchStreamRow {
 }
 
 /** A user in one lease's deal: their rank, and their streams once read. */
-interface Contender {
+export interface Contender {
   name: string;
   priority: number;
   running: number;
@@ -297,40 +297,66 @@ function dealFairly(
   streamsOf: (owner: string, userRoom: number) => Stream[],
   roundRobin: RoundRobin,
 ): Candidate[] {
-  const contenders: Contender[] = [];
-  for (const user of users) {
-    const { maxRunning } = quotasOf(user, settings);
-    const left = maxRunning === undefined ? Number.POSITIVE_INFINITY : maxRunning - user.running;
-    if (left <= 0) continue;
-    contenders.push({
-      name: user.name,
-      priority: priorityOf(user, now, halfLifeMs),
-      running: user.running,
-      weight: user.weight,
-      left,
-    });
-  }
+  const deal = new FairDeal(users, now, halfLifeMs, settings);
   const dealt: Candidate[] = [];
-  while (dealt.length < room && contenders.length > 0) {
-    let best = 0;
-    for (let index = 1; index < contenders.length; index++) {
-      const contender = contenders[index];
-      const leader = contenders[best];
-      if (contender && leader && fairOrder(contender, leader) < 0) best = index;
-    }
-    const user = contenders[best] as Contender;
+  while (dealt.length < room) {
+    const user = deal.next();
+    if (!user) break;
     user.streams ??= streamsOf(user.name, Math.min(room, user.left));
     const taken = roundRobin.take(user.streams);
-    if (taken) {
-      dealt.push(taken);
-      user.running += 1;
-      user.left -= 1;
-    }
-    // Nothing more of theirs fits this agent, or their quota is reached.
-    if (!taken || user.left <= 0) contenders.splice(best, 1);
+    if (taken) dealt.push(taken);
+    deal.record(user, taken);
   }
   roundRobin.forgetGone();
   return dealt;
+}
+
+/**
+ * One lease's deal between users by fair share, step by step, so both
+ * stores deal alike (the PostgreSQL lease reads a user's streams
+ * asynchronously between the steps): `next` names whose job goes next,
+ * `record` what their streams gave.
+ */
+export class FairDeal {
+  readonly #contenders: Contender[] = [];
+
+  constructor(
+    users: readonly UserRow[],
+    now: number,
+    halfLifeMs: number,
+    settings: StoreContext["settings"],
+  ) {
+    for (const user of users) {
+      const { maxRunning } = quotasOf(user, settings);
+      const left = maxRunning === undefined ? Number.POSITIVE_INFINITY : maxRunning - user.running;
+      if (left <= 0) continue;
+      this.#contenders.push({
+        name: user.name,
+        priority: priorityOf(user, now, halfLifeMs),
+        running: user.running,
+        weight: user.weight,
+        left,
+      });
+    }
+  }
+
+  /** The user the next job goes to (lowest fair order), or undefined when none is left. */
+  next(): Contender | undefined {
+    let best: Contender | undefined;
+    for (const contender of this.#contenders) {
+      if (!best || fairOrder(contender, best) < 0) best = contender;
+    }
+    return best;
+  }
+
+  /** A job taken from `user`'s streams counts as one more running; none taken, or their quota reached, they leave the deal. */
+  record(user: Contender, taken: Candidate | undefined): void {
+    if (taken) {
+      user.running += 1;
+      user.left -= 1;
+    }
+    if (!taken || user.left <= 0) this.#contenders.splice(this.#contenders.indexOf(user), 1);
+  }
 }
 
 /**
@@ -339,7 +365,7 @@ function dealFairly(
  * job queued behind a 10,000-item batch of its user takes their next turn.
  * The turns live in memory: after a restart every stream starts equal.
  */
-class RoundRobin {
+export class RoundRobin {
   #tick = 0;
   readonly #lastServed = new Map<string, number>();
   readonly #seen = new Set<string>();
@@ -373,7 +399,7 @@ class RoundRobin {
 }
 
 /** A queued job as its stream reads it: a batch item's row has no program of its own. */
-interface ItemRow {
+export interface ItemRow {
   seq: number;
   id: string;
   input: string;
@@ -381,17 +407,17 @@ interface ItemRow {
 }
 
 /** A queued single job: its row carries its program. */
-interface QueuedRow extends ItemRow, Program {}
+export interface QueuedRow extends ItemRow, Program {}
 
 const milli = (cpus: number) => Math.round(cpus * 1000);
 
-interface CapacityLeft {
+export interface CapacityLeft {
   memoryMb: number;
   milliCpus: number;
 }
 
 /** What an agent's capacity leaves beside the jobs it holds (cores in thousandths). */
-function capacityLeft(
+export function capacityLeft(
   capacity: AgentCapacity,
   held: { memoryMb: number; cpus: number } | undefined,
 ): CapacityLeft {
@@ -409,7 +435,7 @@ function capacityLeft(
  * does not fit beside the older ones stays queued (a smaller, younger one may
  * still go). Cores are counted in thousandths, so 0.1 + 0.2 fits in 0.3.
  */
-function withinCapacity(candidates: Candidate[], left: CapacityLeft): Candidate[] {
+export function withinCapacity(candidates: Candidate[], left: CapacityLeft): Candidate[] {
   let { memoryMb, milliCpus } = left;
   return candidates.filter(({ program }) => {
     const limits = storedLimits(program.limits);

@@ -21,7 +21,7 @@ export interface UserRow extends UsageRow {
   queued: number;
 }
 
-const USER_COLUMNS = `name, created_at, weight, max_running, max_queued, queued, running,
+export const USER_COLUMNS = `name, created_at, weight, max_running, max_queued, queued, running,
   running_since, usage, usage_at`;
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -50,17 +50,63 @@ export function prepareQueuedQuota({ db, settings }: StoreContext) {
     "SELECT queued, max_queued FROM users WHERE name = ?",
   );
   return function checkQueuedQuota(owner: string, submitted: number): void {
-    const row = byName.get(owner);
-    if (!row) return;
-    const maxQueued = row.max_queued ?? settings.defaultMaxQueued;
-    if (maxQueued === undefined || row.queued + submitted <= maxQueued) return;
-    const details: QuotaDetails = { user: owner, maxQueued, queued: row.queued, submitted };
-    throw new ApiError(
-      "QUOTA_EXCEEDED",
-      `user ${owner} may have ${maxQueued} job(s) queued; ${row.queued} are, and this submit adds ${submitted}: nothing was queued`,
-      details,
-    );
+    checkQuota(byName.get(owner), owner, submitted, settings);
   };
+}
+
+/**
+ * Throws 429 QUOTA_EXCEEDED when `submitted` more jobs would take the
+ * owner's queued work past their max-queued quota (both stores); an owner
+ * without a row has none.
+ */
+export function checkQuota(
+  row: { queued: number; max_queued: number | null } | undefined,
+  owner: string,
+  submitted: number,
+  settings: StoreContext["settings"],
+): void {
+  if (!row) return;
+  const maxQueued = row.max_queued ?? settings.defaultMaxQueued;
+  if (maxQueued === undefined || row.queued + submitted <= maxQueued) return;
+  const details: QuotaDetails = { user: owner, maxQueued, queued: row.queued, submitted };
+  throw new ApiError(
+    "QUOTA_EXCEEDED",
+    `user ${owner} may have ${maxQueued} job(s) queued; ${row.queued} are, and this submit adds ${submitted}: nothing was queued`,
+    details,
+  );
+}
+
+/** A users row as UserInfo, with the total usage of everyone listed (both stores). */
+export function userInfo(
+  user: UserRow,
+  now: number,
+  total: number,
+  settings: StoreContext["settings"],
+): UserInfo {
+  const usage = usageNow(user, now, halfLifeOf(settings));
+  const { maxRunning, maxQueued } = quotasOf(user, settings);
+  return {
+    name: user.name,
+    createdAt: iso(user.created_at),
+    running: user.running,
+    queued: user.queued,
+    usage,
+    priority: usage / user.weight,
+    share: total > 0 ? Math.min(1, usage / total) : 0,
+    weight: user.weight,
+    ...(maxRunning !== undefined ? { maxRunning } : {}),
+    ...(maxQueued !== undefined ? { maxQueued } : {}),
+  };
+}
+
+/** CONFLICT for the `default` user, whose token lives in tokens.json (both stores). */
+export function refuseDefault(name: string, what: string): void {
+  if (name === DEFAULT_USER) {
+    throw new ApiError(
+      "CONFLICT",
+      `user ${DEFAULT_USER} is the shared client token of tokens.json: ${what} it there (and restart the coordinator)`,
+    );
+  }
 }
 
 /**
@@ -117,31 +163,8 @@ export function prepareUsers(context: StoreContext, settleBatches: SettleBatches
     if (!found || found.removed_at !== null) throw notFound(`user ${name}`);
     return found;
   };
-  const refuseDefault = (name: string, what: string) => {
-    if (name === DEFAULT_USER) {
-      throw new ApiError(
-        "CONFLICT",
-        `user ${DEFAULT_USER} is the shared client token of tokens.json: ${what} it there (and restart the coordinator)`,
-      );
-    }
-  };
-
-  const toInfo = (user: UserRow, now: number, total: number): UserInfo => {
-    const usage = usageNow(user, now, halfLifeOf(settings));
-    const { maxRunning, maxQueued } = quotasOf(user, settings);
-    return {
-      name: user.name,
-      createdAt: iso(user.created_at),
-      running: user.running,
-      queued: user.queued,
-      usage,
-      priority: usage / user.weight,
-      share: total > 0 ? Math.min(1, usage / total) : 0,
-      weight: user.weight,
-      ...(maxRunning !== undefined ? { maxRunning } : {}),
-      ...(maxQueued !== undefined ? { maxQueued } : {}),
-    };
-  };
+  const toInfo = (user: UserRow, now: number, total: number): UserInfo =>
+    userInfo(user, now, total, settings);
 
   return {
     /** A new user with this token hash; CONFLICT when the name is taken. */

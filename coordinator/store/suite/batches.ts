@@ -384,6 +384,76 @@ export function batchSuite({ open }: SuiteContext): void {
     });
   });
 
+  describe("the batch page's reads", () => {
+    it("pages the finished items in the order they ended, after a cursor and before a time", async () => {
+      const store = await open();
+      const agent = await store.registerAgent(agentSpec(), "h", T0);
+      const { id } = await enqueue(store, 4);
+      const leased = await store.lease(agent.id, 4, T0);
+      const lease = (index: number) => leased[index]?.leaseId ?? "";
+      await store.heartbeat(agent.id, [lease(0)], T0 + 1);
+      await store.complete(agent.id, lease(1), FAILED, T0 + 3);
+      await store.complete(agent.id, lease(2), OK, T0 + 5);
+      await store.complete(agent.id, lease(0), OK, T0 + 5);
+      await store.cancel(`j${id.slice(1)}-3`, T0 + 6);
+      const ends = await store.batchItemEnds(id, { before: T0 + 6, limit: 10 });
+      expect(ends).toEqual([
+        { index: 1, finishedAt: T0 + 3, startedAt: T0, state: "failed", durationMs: 3 },
+        { index: 0, finishedAt: T0 + 5, startedAt: T0 + 1, state: "succeeded", durationMs: 7 },
+        { index: 2, finishedAt: T0 + 5, startedAt: T0, state: "succeeded", durationMs: 7 },
+      ]);
+      // An item's run starts at its first heartbeat, else when it was leased.
+      // Page by page from the cursor: each item once, the tie at T0+5 broken by index.
+      const first = await store.batchItemEnds(id, { before: T0 + 6, limit: 2 });
+      expect(first.map((end) => end.index)).toEqual([1, 0]);
+      const next = await store.batchItemEnds(id, {
+        after: { finishedAt: T0 + 5, index: 0 },
+        before: T0 + 6,
+        limit: 2,
+      });
+      expect(next.map((end) => end.index)).toEqual([2]);
+      const later = await store.batchItemEnds(id, {
+        after: { finishedAt: T0 + 5, index: 2 },
+        before: T0 + 7,
+        limit: 2,
+      });
+      expect(later).toEqual([
+        { index: 3, finishedAt: T0 + 6, startedAt: null, state: "cancelled", durationMs: 6 },
+      ]);
+      expect(await store.batchItemEnds("b_unknown", { before: T0 + 7, limit: 2 })).toEqual([]);
+    });
+
+    it("lists the failed items with the lowest indexes and counts the items ended since a time", async () => {
+      const store = await open();
+      const agent = await store.registerAgent(agentSpec("n", 8), "h", T0);
+      const { id } = await enqueue(store, 5);
+      const leased = await store.lease(agent.id, 5, T0);
+      const lease = (index: number) => leased[index]?.leaseId ?? "";
+      await store.complete(agent.id, lease(0), OK, T0 + 1);
+      await store.complete(agent.id, lease(3), FAILED, T0 + 2);
+      await store.complete(agent.id, lease(1), FAILED, T0 + 3);
+      await store.complete(agent.id, lease(4), FAILED, T0 + 4);
+      const error = { code: "RUNTIME_ERROR", message: "boom" };
+      const jobId = (index: number) => `j${id.slice(1)}-${index}`;
+      expect(await store.batchFailures(id, { limit: 2, since: T0 + 3 })).toEqual({
+        items: [
+          { index: 1, jobId: jobId(1), error },
+          { index: 3, jobId: jobId(3), error },
+        ],
+        more: true,
+        finishedSince: 2,
+      });
+      const all = await store.batchFailures(id, { limit: 3, since: T0 });
+      expect(all.items.map((item) => item.index)).toEqual([1, 3, 4]);
+      expect(all).toMatchObject({ more: false, finishedSince: 4 });
+      expect(await store.batchFailures("b_unknown", { limit: 3, since: T0 })).toEqual({
+        items: [],
+        more: false,
+        finishedSince: 0,
+      });
+    });
+  });
+
   describe("retention of batches", () => {
     it("deletes a finished batch with all its items, and never an item of a running one", async () => {
       const store = await open();

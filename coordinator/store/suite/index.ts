@@ -1,10 +1,12 @@
 import { afterEach, describe } from "vitest";
-import type { Store } from "../interfaces.js";
+import type { Store, StoreSettings } from "../interfaces.js";
 import { batchSuite } from "./batches.js";
 import { TTL } from "./fixtures.js";
 import { jobSuite } from "./jobs.js";
+import { programSuite } from "./programs.js";
 import { statsSuite } from "./stats.js";
 import type { OpenStoreUnderTest, StoreTestHooks, SuiteContext } from "./types.js";
+import { userSuite } from "./users.js";
 
 export type * from "./types.js";
 
@@ -34,8 +36,12 @@ export function describeStoreSuite(name: string, openStore: OpenStoreUnderTest):
       hooksOf.clear();
     });
     const context: SuiteContext = {
-      async open(maxAttempts = 2) {
-        const { store, hooks, dispose } = await openStore({ leaseTtlMs: TTL, maxAttempts });
+      async open(maxAttempts = 2, settings: Partial<StoreSettings> = {}) {
+        const { store, hooks, dispose } = await openStore({
+          leaseTtlMs: TTL,
+          maxAttempts,
+          ...settings,
+        });
         const stores = [store];
         opened.push({ stores, dispose });
         // A reopened store is closed after the test too.
@@ -59,6 +65,8 @@ export function describeStoreSuite(name: string, openStore: OpenStoreUnderTest):
     jobSuite(context);
     batchSuite(context);
     statsSuite(context);
+    userSuite(context);
+    programSuite(context);
   });
 }
 

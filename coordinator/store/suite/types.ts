@@ -30,8 +30,8 @@ export type OpenStoreUnderTest = (settings: StoreSettings) => Promise<StoreUnder
 
 /** What the suite's parts get: a store per call, closed and disposed after each test. */
 export interface SuiteContext {
-  /** A fresh store (lease TTL = fixtures' TTL). */
-  open(maxAttempts?: number): Promise<Store>;
+  /** A fresh store (lease TTL = fixtures' TTL; other settings as given). */
+  open(maxAttempts?: number, settings?: Partial<StoreSettings>): Promise<Store>;
   /** The hooks of a store `open` returned. */
   hooks(store: Store): StoreTestHooks;
 }
