@@ -236,13 +236,25 @@ function describe(error: unknown): string {
  * kept: Docker refuses to remove it, and that refusal is not an error here.
  * Returns the tags removed.
  */
-export async function pruneRunnerImages(docker: Dockerode): Promise<string[]> {
-  const keep = runnerImageTag();
-  const images = await docker.listImages({ filters: { reference: [`${RUNNER_IMAGE_REPO}:*`] } });
+export function pruneRunnerImages(docker: Dockerode): Promise<string[]> {
+  return pruneImages(docker, RUNNER_IMAGE_REPO, runnerImageTag());
+}
+
+/**
+ * Removes the tags of `repo` other than `keep`; one a container still uses
+ * stays (Docker refuses with 409, which is not an error here). Returns the
+ * tags removed.
+ */
+export async function pruneImages(
+  docker: Dockerode,
+  repo: string,
+  keep: string | undefined,
+): Promise<string[]> {
+  const images = await docker.listImages({ filters: { reference: [`${repo}:*`] } });
   const removed: string[] = [];
   for (const image of images) {
     for (const tag of image.RepoTags ?? []) {
-      if (tag === keep || !tag.startsWith(`${RUNNER_IMAGE_REPO}:`)) continue;
+      if (tag === keep || !tag.startsWith(`${repo}:`)) continue;
       try {
         await docker.getImage(tag).remove();
         removed.push(tag);

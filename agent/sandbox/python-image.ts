@@ -6,7 +6,7 @@ import { PassThrough } from "node:stream";
 import type Dockerode from "dockerode";
 import type { Logger } from "pino";
 import { type PackOptions, pack } from "tar-fs";
-import { followBuild, packageRoot } from "./image.js";
+import { followBuild, packageRoot, pruneImages } from "./image.js";
 import {
   assemblePythonContext,
   describePython,
@@ -178,25 +178,8 @@ function describe(error: unknown): string {
  * Removes Python runner images other than `keep` (the one for this machine's
  * python, if it has one). An image a container still uses is kept.
  */
-export async function prunePythonImages(
-  docker: Dockerode,
-  keep: string | undefined,
-): Promise<string[]> {
-  const images = await docker.listImages({ filters: { reference: [`${PYTHON_IMAGE_REPO}:*`] } });
-  const removed: string[] = [];
-  for (const image of images) {
-    for (const tag of image.RepoTags ?? []) {
-      if (tag === keep || !tag.startsWith(`${PYTHON_IMAGE_REPO}:`)) continue;
-      try {
-        await docker.getImage(tag).remove();
-        removed.push(tag);
-      } catch (error) {
-        const status = (error as { statusCode?: number }).statusCode;
-        if (status !== 409 && status !== 404) throw error;
-      }
-    }
-  }
-  return removed;
+export function prunePythonImages(docker: Dockerode, keep: string | undefined): Promise<string[]> {
+  return pruneImages(docker, PYTHON_IMAGE_REPO, keep);
 }
 
 /** describePython for `python`, or for the default python3 when it is unset. */
