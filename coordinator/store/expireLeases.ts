@@ -6,19 +6,47 @@ import type { SettleBatches } from "./settleBatches.js";
 
 export const NODE_LOST_MESSAGE = "the node running this job stopped answering";
 
+/** A job whose lease is past its deadline, as both stores read it. */
+export interface ExpiredRow {
+  seq: number;
+  id: string;
+  attempts: number;
+  max_attempts: number;
+  leased_at: number | null;
+  started_at: number | null;
+  batch_id: string | null;
+}
+
+/**
+ * What an expired lease does to its job, recorded in `expired`: with attempts
+ * left it is queued again (undefined), else it fails with the NODE_LOST
+ * outcome returned (JSON text). The one rule of both stores.
+ */
+export function judgeExpiry(
+  row: ExpiredRow,
+  now: number,
+  leaseTtlMs: number,
+  expired: ExpiredLeases,
+): string | undefined {
+  if (row.attempts < row.max_attempts) {
+    expired.requeued.push(row.id);
+    return undefined;
+  }
+  const since = row.started_at ?? row.leased_at ?? now;
+  expired.failed.push(row.id);
+  if (row.batch_id !== null && !expired.batches.includes(row.batch_id)) {
+    expired.batches.push(row.batch_id);
+  }
+  return coordinatorOutcome(
+    "NODE_LOST",
+    NODE_LOST_MESSAGE,
+    now - since,
+    `no heartbeat for ${leaseTtlMs} ms, on attempt ${row.attempts} of ${row.max_attempts}`,
+  );
+}
+
 export function prepareExpireLeases({ db, settings }: StoreContext, settleBatches: SettleBatches) {
-  const due = db.prepare<
-    [number],
-    {
-      seq: number;
-      id: string;
-      attempts: number;
-      max_attempts: number;
-      leased_at: number | null;
-      started_at: number | null;
-      batch_id: string | null;
-    }
-  >(
+  const due = db.prepare<[number], ExpiredRow>(
     `SELECT seq, id, attempts, max_attempts, leased_at, started_at, batch_id FROM jobs
      WHERE lease_expires_at < ? AND state IN ('leased', 'running')`,
   );
@@ -38,26 +66,9 @@ export function prepareExpireLeases({ db, settings }: StoreContext, settleBatche
   return writeTransaction(db, function expireLeases(now: number): ExpiredLeases {
     const expired: ExpiredLeases = { requeued: [], failed: [], batches: [] };
     for (const row of due.all(now)) {
-      if (row.attempts < row.max_attempts) {
-        requeue.run(row.seq);
-        expired.requeued.push(row.id);
-        continue;
-      }
-      const since = row.started_at ?? row.leased_at ?? now;
-      fail.run({
-        seq: row.seq,
-        now,
-        outcome: coordinatorOutcome(
-          "NODE_LOST",
-          NODE_LOST_MESSAGE,
-          now - since,
-          `no heartbeat for ${settings.leaseTtlMs} ms, on attempt ${row.attempts} of ${row.max_attempts}`,
-        ),
-      });
-      expired.failed.push(row.id);
-      if (row.batch_id !== null && !expired.batches.includes(row.batch_id)) {
-        expired.batches.push(row.batch_id);
-      }
+      const outcome = judgeExpiry(row, now, settings.leaseTtlMs, expired);
+      if (outcome === undefined) requeue.run(row.seq);
+      else fail.run({ seq: row.seq, now, outcome });
     }
     settleBatches(expired.batches, now);
     return expired;

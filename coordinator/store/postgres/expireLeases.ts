@@ -1,6 +1,5 @@
-import { NODE_LOST_MESSAGE } from "../expireLeases.js";
+import { type ExpiredRow, judgeExpiry } from "../expireLeases.js";
 import type { ExpiredLeases } from "../interfaces.js";
-import { coordinatorOutcome } from "../rows.js";
 import {
   bigintArray,
   type PgContext,
@@ -26,42 +25,16 @@ const FAIL = `UPDATE jobs SET state = 'failed', outcome = lost.outcome, finished
   FROM unnest($1::bigint[], $2::text[]) AS lost(seq, outcome)
   WHERE jobs.seq = lost.seq`;
 
-interface DueRow {
-  seq: number;
-  id: string;
-  attempts: number;
-  max_attempts: number;
-  leased_at: number | null;
-  started_at: number | null;
-  batch_id: string | null;
-}
-
 /** Leases past their deadline, inside `tx`: queued again, or failed with NODE_LOST. */
 export function prepareExpireInTransaction({ settings }: PgContext) {
   return async function expireLeases(tx: Queryable, now: number): Promise<ExpiredLeases> {
     const expired: ExpiredLeases = { requeued: [], failed: [], batches: [] };
     const requeue: number[] = [];
     const fail: { seq: number; outcome: string }[] = [];
-    for (const row of await query<DueRow>(tx, DUE, [now])) {
-      if (row.attempts < row.max_attempts) {
-        requeue.push(row.seq);
-        expired.requeued.push(row.id);
-        continue;
-      }
-      const since = row.started_at ?? row.leased_at ?? now;
-      fail.push({
-        seq: row.seq,
-        outcome: coordinatorOutcome(
-          "NODE_LOST",
-          NODE_LOST_MESSAGE,
-          now - since,
-          `no heartbeat for ${settings.leaseTtlMs} ms, on attempt ${row.attempts} of ${row.max_attempts}`,
-        ),
-      });
-      expired.failed.push(row.id);
-      if (row.batch_id !== null && !expired.batches.includes(row.batch_id)) {
-        expired.batches.push(row.batch_id);
-      }
+    for (const row of await query<ExpiredRow>(tx, DUE, [now])) {
+      const outcome = judgeExpiry(row, now, settings.leaseTtlMs, expired);
+      if (outcome === undefined) requeue.push(row.seq);
+      else fail.push({ seq: row.seq, outcome });
     }
     if (requeue.length > 0) await query(tx, REQUEUE, [bigintArray(tx, requeue)]);
     if (fail.length > 0) {
