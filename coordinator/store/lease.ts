@@ -147,38 +147,17 @@ export function prepareLease({ db, settings }: StoreContext, hasQueued: () => bo
       const candidates = left ? withinCapacity(dealt, left) : dealt;
       const leaseIds = newLeaseIds(candidates.length);
       const limitsOf = new Map<string, JobLimits>();
-      return candidates.map(({ row, program }, position) => {
+      return candidates.map((candidate, position) => {
         const leaseId = leaseIds[position] ?? "";
-        // A batch's items share one limits text: parsed once per lease.
-        let limits = limitsOf.get(program.limits);
-        if (!limits) {
-          limits = storedLimits(program.limits);
-          limitsOf.set(program.limits, limits);
-        }
         markLeased.run({
-          seq: row.seq,
+          seq: candidate.row.seq,
           agentId,
           node: self.name,
           leaseId,
           deadline: now + settings.leaseTtlMs,
           now,
         });
-        return {
-          id: row.id,
-          leaseId,
-          attempt: row.attempts + 1,
-          spec: {
-            ...leasedProgram(program),
-            filename: program.filename,
-            runtime: program.runtime,
-            input: JSON.parse(row.input) as LeasedJob["spec"]["input"],
-            limits,
-            // Batch items only: a single job's spec stays as it was.
-            ...(program.batchId === undefined
-              ? {}
-              : { batchId: program.batchId, isolate: program.isolate === true }),
-          },
-        };
+        return leasedJob(candidate, leaseId, limitsOf);
       });
     },
   );
@@ -256,6 +235,38 @@ export interface Stream {
 export interface Candidate {
   row: ItemRow;
   program: Program;
+}
+
+/**
+ * What the agent is handed for one dealt job. `limitsOf` caches parsed limits
+ * texts for one lease: a batch's items share one, parsed once.
+ */
+export function leasedJob(
+  { row, program }: Candidate,
+  leaseId: string,
+  limitsOf: Map<string, JobLimits>,
+): LeasedJob {
+  let limits = limitsOf.get(program.limits);
+  if (!limits) {
+    limits = storedLimits(program.limits);
+    limitsOf.set(program.limits, limits);
+  }
+  return {
+    id: row.id,
+    leaseId,
+    attempt: row.attempts + 1,
+    spec: {
+      ...leasedProgram(program),
+      filename: program.filename,
+      runtime: program.runtime,
+      input: JSON.parse(row.input) as LeasedJob["spec"]["input"],
+      limits,
+      // Batch items only: a single job's spec stays as it was.
+      ...(program.batchId === undefined
+        ? {}
+        : { batchId: program.batchId, isolate: program.isolate === true }),
+    },
+  };
 }
 
 export interface BatchStreamRow {

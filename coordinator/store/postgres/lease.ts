@@ -12,6 +12,7 @@ import {
   capacityLeft,
   FairDeal,
   type ItemRow,
+  leasedJob,
   type Program,
   type QueuedRow,
   RoundRobin,
@@ -19,7 +20,7 @@ import {
   type Stream,
   withinCapacity,
 } from "../lease.js";
-import { leasedProgram, newLeaseIds, storedLimits } from "../rows.js";
+import { newLeaseIds, storedLimits } from "../rows.js";
 import { halfLifeOf, USER_COLUMNS, type UserRow } from "../users.js";
 import {
   bigintArray,
@@ -210,30 +211,9 @@ export function prepareLease({ sql, settings }: PgContext, hasQueued: () => Prom
         }
       }
       const limitsOf = new Map<string, JobLimits>();
-      return candidates.map(({ row, program }, position) => {
-        // A batch's items share one limits text: parsed once per lease.
-        let limits = limitsOf.get(program.limits);
-        if (!limits) {
-          limits = storedLimits(program.limits);
-          limitsOf.set(program.limits, limits);
-        }
-        return {
-          id: row.id,
-          leaseId: leaseIds[position] ?? "",
-          attempt: row.attempts + 1,
-          spec: {
-            ...leasedProgram(program),
-            filename: program.filename,
-            runtime: program.runtime,
-            input: JSON.parse(row.input) as LeasedJob["spec"]["input"],
-            limits,
-            // Batch items only: a single job's spec stays as it was.
-            ...(program.batchId === undefined
-              ? {}
-              : { batchId: program.batchId, isolate: program.isolate === true }),
-          },
-        };
-      });
+      return candidates.map((candidate, position) =>
+        leasedJob(candidate, leaseIds[position] ?? "", limitsOf),
+      );
     });
 
   // Nothing queued: answer without a transaction (long-polls ask on every wake-up).
