@@ -3,7 +3,8 @@ import type { StoreContext } from "./database.js";
 import type { ListAuditOptions, NewAuditEntry } from "./interfaces.js";
 import { decodeCursor, encodeCursor } from "./rows.js";
 
-interface AuditRow {
+/** An audit row as both stores read it. */
+export interface AuditRow {
   seq: number;
   at: number;
   actor: string;
@@ -11,6 +12,15 @@ interface AuditRow {
   target: string;
   details: string;
 }
+
+/** An audit row as the API shows it. */
+export const auditEntryOf = (row: AuditRow): AuditEntry => ({
+  at: new Date(row.at).toISOString(),
+  actor: row.actor,
+  action: row.action,
+  target: row.target,
+  details: JSON.parse(row.details) as Record<string, unknown>,
+});
 
 /** The audit log of admin actions: appended to, read newest first. */
 export function prepareAudit({ db }: StoreContext) {
@@ -20,13 +30,6 @@ export function prepareAudit({ db }: StoreContext) {
   const page = db.prepare<[number, number], AuditRow>(
     "SELECT seq, at, actor, action, target, details FROM audit WHERE seq < ? ORDER BY seq DESC LIMIT ?",
   );
-  const toEntry = (row: AuditRow): AuditEntry => ({
-    at: new Date(row.at).toISOString(),
-    actor: row.actor,
-    action: row.action,
-    target: row.target,
-    details: JSON.parse(row.details) as Record<string, unknown>,
-  });
   return {
     /** Appends one admin action. */
     recordAudit(entry: NewAuditEntry, now: number): void {
@@ -39,7 +42,7 @@ export function prepareAudit({ db }: StoreContext) {
       const shown = rows.slice(0, limit);
       const last = shown.at(-1);
       return {
-        entries: shown.map(toEntry),
+        entries: shown.map(auditEntryOf),
         ...(rows.length > limit && last ? { nextCursor: encodeCursor(last.seq) } : {}),
       };
     },

@@ -1,4 +1,5 @@
-import type { AuditAction, AuditEntry, AuditPage } from "../../../protocol/index.js";
+import type { AuditPage } from "../../../protocol/index.js";
+import { type AuditRow, auditEntryOf } from "../audit.js";
 import type { ListAuditOptions, NewAuditEntry } from "../interfaces.js";
 import { decodeCursor, encodeCursor } from "../rows.js";
 import { type PgContext, query } from "./database.js";
@@ -7,24 +8,8 @@ const INSERT = "INSERT INTO audit (at, actor, action, target, details) VALUES ($
 const PAGE = `SELECT seq, at, actor, action, target, details FROM audit
   WHERE seq < $1 ORDER BY seq DESC LIMIT $2`;
 
-interface AuditRow {
-  seq: number;
-  at: number;
-  actor: string;
-  action: AuditAction;
-  target: string;
-  details: string;
-}
-
 /** The audit log of admin actions (as coordinator/store/audit.ts): appended to, read newest first. */
 export function prepareAudit({ sql }: PgContext) {
-  const toEntry = (row: AuditRow): AuditEntry => ({
-    at: new Date(row.at).toISOString(),
-    actor: row.actor,
-    action: row.action,
-    target: row.target,
-    details: JSON.parse(row.details) as Record<string, unknown>,
-  });
   return {
     /** Appends one admin action. */
     async recordAudit(entry: NewAuditEntry, now: number): Promise<void> {
@@ -43,7 +28,7 @@ export function prepareAudit({ sql }: PgContext) {
       const shown = rows.slice(0, limit);
       const last = shown.at(-1);
       return {
-        entries: shown.map(toEntry),
+        entries: shown.map(auditEntryOf),
         ...(rows.length > limit && last ? { nextCursor: encodeCursor(last.seq) } : {}),
       };
     },
