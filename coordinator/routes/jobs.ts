@@ -100,8 +100,9 @@ export function jobRoutes({ store, notifier, config, clock, auth, metrics }: Rou
     const { id } = c.req.valid("param");
     const { wait } = c.req.valid("query");
     const signal = c.req.raw.signal;
-    visibleOr404(c.get("caller"), await store.jobOwner(id), `job ${id}`);
+    // The job read carries its owner: one read, refused as a missing one would be.
     let job = await store.getJob(id);
+    visibleOr404(c.get("caller"), job.owner, `job ${id}`);
     const deadline = Date.now() + (wait ?? 0) * 1000;
     while (!isTerminal(job.state) && !notifier.closed && !signal.aborted) {
       const left = deadline - Date.now();
