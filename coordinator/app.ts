@@ -11,6 +11,7 @@ import { newRouteApp } from "./routes/declare.js";
 import { healthRoutes } from "./routes/health.js";
 import { jobRoutes } from "./routes/jobs.js";
 import { userRoutes } from "./routes/users.js";
+import { whoamiRoutes } from "./routes/whoami.js";
 import type { CreateAppOptions, RouteDeps } from "./routeTypes.js";
 
 /**
@@ -55,6 +56,7 @@ export function createApp(options: CreateAppOptions) {
     agentRoutes,
     adminRoutes,
     userRoutes,
+    whoamiRoutes,
     metricsRoutes,
   ]) {
     app.route("/", routes(deps));

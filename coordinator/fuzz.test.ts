@@ -578,6 +578,7 @@ const ROUTES: Route[] = [
     expected: 201,
   },
   { name: "list", method: "GET", path: "/v1/jobs", allowed: CLIENT, expected: 200 },
+  { name: "whoami", method: "GET", path: "/v1/whoami", allowed: CLIENT, expected: 200 },
   {
     name: "get",
     method: "GET",
@@ -888,6 +889,7 @@ describe("path parameters", () => {
       "/v1/admin",
       "/v1/admin/nodes",
       "/v1/admin/stats",
+      "/v1/whoami",
       "/metrics",
       "/openapi.json",
     ];

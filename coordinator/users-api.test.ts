@@ -169,6 +169,25 @@ describe("ownership: every client route against every kind of caller", () => {
       expect((await call("POST", path, who.none, body)).status).toBe(401);
       expect((await call("POST", path, who.removed, body)).status).toBe(401);
     }
+    // Who each token is: a user's own name, the admin as such; no answer for the rest.
+    const whoami = Object.fromEntries(
+      await Promise.all(
+        order.map(async (caller) => [caller, await call("GET", "/v1/whoami", who[caller])]),
+      ),
+    );
+    expect(whoami).toEqual({
+      owner: { status: 200, body: { role: "client", user: "alice" } },
+      other: { status: 200, body: { role: "client", user: "bob" } },
+      admin: { status: 200, body: { role: "admin" } },
+      agent: { status: 403, body: { error: expect.objectContaining({ code: "FORBIDDEN" }) } },
+      none: { status: 401, body: { error: expect.objectContaining({ code: "UNAUTHORIZED" }) } },
+      removed: { status: 401, body: { error: expect.objectContaining({ code: "UNAUTHORIZED" }) } },
+    });
+    expect((await call("GET", "/v1/whoami", context.tokens.client)).body).toEqual({
+      role: "client",
+      user: "default",
+    });
+
     const bobs = (await call("GET", "/v1/jobs", who.other)).body.jobs as Json[];
     expect(bobs.map((entry) => entry.owner)).toEqual(["bob"]);
     // The admin token submits as `default`.
@@ -189,6 +208,7 @@ describe("ownership: every client route against every kind of caller", () => {
       "POST /v1/jobs",
       "GET /v1/batches",
       "POST /v1/batches",
+      "GET /v1/whoami",
     ]);
     expect(new Set(clientRoutes)).toEqual(tested);
   });

@@ -123,3 +123,14 @@ export const QuotaDetails = z.object({
   submitted: z.number().int(),
 });
 export type QuotaDetails = z.infer<typeof QuotaDetails>;
+
+/**
+ * `GET /v1/whoami`: whom the token belongs to. A user's own token (or the
+ * shared client token, user `default`): `{role: "client", user}`; the admin
+ * token: `{role: "admin"}` (it submits as `default` and sees everyone's work).
+ */
+export const WhoAmI = z.discriminatedUnion("role", [
+  z.object({ role: z.literal("client"), user: z.string() }),
+  z.object({ role: z.literal("admin") }),
+]);
+export type WhoAmI = z.infer<typeof WhoAmI>;
