@@ -21,7 +21,8 @@ export function whoamiRoutes({ auth }: RouteDeps) {
   });
   app.openapi(whoami, (c) => {
     const caller = c.get("caller");
-    if (caller.role === "client") return c.json({ role: "client" as const, user: caller.user }, 200);
+    if (caller.role === "client")
+      return c.json({ role: "client" as const, user: caller.user }, 200);
     if (caller.role === "admin") return c.json({ role: "admin" as const }, 200);
     // guard(CLIENT) lets no other role through.
     throw new ApiError("FORBIDDEN", "this route is for a user's token or the admin token");
