@@ -31,7 +31,7 @@ describe("dashboard routes", () => {
     expect(DASHBOARD_CSP).toContain("default-src 'self'");
     expect(response.headers.get("x-content-type-options")).toBe("nosniff");
     const html = await response.text();
-    expect(html).toContain('<label for="token">Admin token</label>');
+    expect(html).toContain('<label for="token">Token</label>');
     for (const token of Object.values(tokens)) expect(html).not.toContain(token);
   });
 
@@ -135,6 +135,9 @@ describe("the page's reading of /v1/admin/stats", () => {
 });
 
 interface PageHelpers {
+  containerSeconds(seconds: number): string;
+  shareText(share: number): string;
+  auditDetails(details: unknown): string;
   batchRates(summary: unknown): { recent: number | null; overall: number | null };
   histogramRows(
     durations: unknown,
@@ -195,5 +198,31 @@ describe("the batch page's reading of /v1/batches/:id/summary", () => {
     expect(
       histogramRows({ buckets: buckets.map((b) => ({ ...b, succeeded: 0, failed: 0 })) }),
     ).toEqual([]);
+  });
+});
+
+describe("the admin pages' reading of /v1/admin/users and /v1/admin/audit", () => {
+  it("writes decayed usage in container-seconds (hours past one) and the share in percent", async () => {
+    const { containerSeconds, shareText } = await pageHelpers();
+    expect([0, 0.004, 4.254, 9.999, 310.4, 3599, 3600, 9000].map(containerSeconds)).toEqual([
+      "0 s",
+      "0 s",
+      "4.25 s",
+      "10 s",
+      "310 s",
+      "3599 s",
+      "1 h",
+      "2.5 h",
+    ]);
+    expect([0, 0.375, 1 / 3, 1].map(shareText)).toEqual(["0%", "37.5%", "33.3%", "100%"]);
+  });
+
+  it("writes an audit entry's details as key=value, or a dash when there are none", async () => {
+    const { auditDetails } = await pageHelpers();
+    expect(auditDetails({ maxQueued: 9, weight: 2 })).toBe("maxQueued=9, weight=2");
+    expect(auditDetails({ name: "node-1", nested: { a: [1] } })).toBe(
+      'name=node-1, nested={"a":[1]}',
+    );
+    expect(auditDetails({})).toBe("—");
   });
 });

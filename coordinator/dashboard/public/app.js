@@ -1,11 +1,13 @@
-// The labrun dashboard: reads the admin JSON API (and the batch routes, which
-// the admin token may call as a client) every 2 s with the admin token the
-// user enters (kept in sessionStorage, so it ends with the tab).
+// The labrun dashboard: reads the JSON API every 2 s with the token the user
+// enters (kept in sessionStorage, so it ends with the tab). A user's token
+// sees their own jobs and batches (the API filters them by owner); the admin
+// token sees everyone's, and the nodes, stats, users and audit log, which the
+// page asks for only when GET /v1/whoami says the token is the admin's.
 // No framework and no build step; every value from the API reaches the page
 // through textContent, never as HTML (node names, results and logs come from
 // untrusted programs and machines).
 
-const TOKEN_KEY = "labrun.adminToken";
+const TOKEN_KEY = "labrun.token";
 const POLL_MS = 2000;
 const RECENT_JOBS = 25;
 const RECENT_BATCHES = 25;
@@ -18,10 +20,12 @@ const COUNT_LIMIT = { queued: 500, leased: 500, running: 500 };
 const COUNT_LIMIT_TERMINAL = 100;
 /** After a 404 from /v1/admin/stats, ask again only every this many refreshes. */
 const STATS_RETRY_EVERY = 15;
+/** Audit entries per page (the API's limit; it pages with nextCursor). */
+const AUDIT_PAGE = 20;
 
 const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
 
-/** The token was refused (401) or is not the admin token (403): ask for it again. */
+/** The token was refused (401), or cannot use the dashboard (an agent's): ask for one again. */
 class AuthError extends Error {}
 
 class ApiError extends Error {
@@ -33,6 +37,16 @@ class ApiError extends Error {
 }
 
 const view = {
+  /** GET /v1/whoami's answer for the token: `{role: "admin"}` or `{role: "client", user}`. */
+  who: /** @type {{role: string, user?: string} | null} */ (null),
+  /** The token `who` is about. */
+  whoToken: /** @type {string | null} */ (null),
+  /** The audit page shown: the cursors of the pages before it, and its own (undefined: newest). */
+  auditCursors: /** @type {(string | undefined)[]} */ ([]),
+  auditCursor: /** @type {string | undefined} */ (undefined),
+  auditNext: /** @type {string | undefined} */ (undefined),
+  /** The entries last drawn, to redraw only a page that changed. */
+  auditShown: "",
   selectedJob: /** @type {string | null} */ (null),
   selectedJobTerminal: false,
   selectedBatch: /** @type {string | null} */ (null),
@@ -47,7 +61,7 @@ const view = {
 
 async function api(method, path) {
   const token = sessionStorage.getItem(TOKEN_KEY);
-  if (!token) throw new AuthError("Enter the admin token.");
+  if (!token) throw new AuthError("Enter a token.");
   let response;
   try {
     response = await fetch(path, {
@@ -65,9 +79,6 @@ async function api(method, path) {
   const message = body?.error?.message ?? (response.statusText || "no message");
   if (response.status === 401) {
     throw new AuthError(`The coordinator refused the token (401 ${code}: ${message}).`);
-  }
-  if (response.status === 403) {
-    throw new AuthError(`This token is not the admin token (403 ${code}: ${message}).`);
   }
   throw new ApiError(response.status, code, `${path}: ${response.status} ${code}: ${message}`);
 }
@@ -161,6 +172,46 @@ function syncRows(tbody, items, key, columns, update) {
     if (tbody.rows[index] !== row) tbody.insertBefore(row, tbody.rows[index] ?? null);
   });
   for (const row of existing.values()) row.remove();
+}
+
+// ---------------------------------------------------------------- who is signed in
+
+const isAdmin = () => view.who?.role === "admin";
+
+/** The list query's owner part: the admin sees every user's work, a user their own. */
+const owners = () => (isAdmin() ? "&all=true" : "");
+
+/** Whom the token belongs to; one that is neither a user's nor the admin's cannot sign in. */
+async function loadWho() {
+  try {
+    return await api("GET", "/v1/whoami");
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 403) {
+      throw new AuthError(
+        `This token is neither a user's token nor the admin token (403 ${error.code}).`,
+      );
+    }
+    throw error;
+  }
+}
+
+/**
+ * Shows what the token may read: the admin's sections, or the note that
+ * they need the admin token (the page never asks a user's token for them).
+ */
+function showWho(who) {
+  const admin = who?.role === "admin";
+  for (const section of document.querySelectorAll('[data-needs="admin"]')) {
+    /** @type {HTMLElement} */ (section).hidden = !admin;
+  }
+  $("user-note").hidden = !who || admin;
+  $("signed-in").hidden = !who;
+  setText(
+    $("signed-in"),
+    !who ? "" : admin ? "Signed in with the admin token" : `Signed in as ${who.user}`,
+  );
+  setText($("queue-title"), who && !admin ? "Your jobs by state" : "Queue");
+  setText($("queue-caption"), who && !admin ? "Your jobs by state" : "Jobs by state");
 }
 
 // ---------------------------------------------------------------- nodes
@@ -282,7 +333,10 @@ async function loadStats() {
 async function countsFromJobList() {
   const pages = await Promise.all(
     JOB_STATES.map((state) =>
-      api("GET", `/v1/jobs?state=${state}&limit=${COUNT_LIMIT[state] ?? COUNT_LIMIT_TERMINAL}`),
+      api(
+        "GET",
+        `/v1/jobs?state=${state}&limit=${COUNT_LIMIT[state] ?? COUNT_LIMIT_TERMINAL}${owners()}`,
+      ),
     ),
   );
   return Object.fromEntries(
@@ -294,6 +348,12 @@ async function countsFromJobList() {
 }
 
 async function loadQueue() {
+  if (!isAdmin()) {
+    return {
+      counts: await countsFromJobList(),
+      source: "Counted from your job list; a count ending in + means at least that many.",
+    };
+  }
   const fromStats = await loadStats();
   if (fromStats) return fromStats;
   return {
@@ -329,9 +389,9 @@ function renderJobs(jobs) {
     $("jobs").tBodies[0],
     jobs,
     (job) => job.id,
-    6,
+    7,
     (row, job) => {
-      const [id, state, outcome, took, node, created] = row.cells;
+      const [id, owner, state, outcome, took, node, created] = row.cells;
       if (!id.firstElementChild) {
         id.append(
           el(
@@ -342,6 +402,7 @@ function renderJobs(jobs) {
           ),
         );
       }
+      setText(owner, job.owner ?? "—");
       setText(state, job.state);
       state.className = `state state-${job.state}`;
       setText(outcome, outcomeText(job));
@@ -362,6 +423,7 @@ function renderDetail(job) {
   const fields = [
     ["State", job.state],
     ["Outcome", outcomeText(job)],
+    ["Owner", job.owner ?? "—"],
     ["Attempts", String(job.attempts)],
     ...(job.batchId
       ? [["Batch", batchButton(job.batchId, ` item ${job.index ?? "?"}`, "batch")]]
@@ -462,11 +524,12 @@ function renderBatches(batches) {
     $("batches").tBodies[0],
     batches,
     (batch) => batch.id,
-    9,
+    10,
     (row, batch) => {
-      const [id, state, progress, ...rest] = row.cells;
+      const [id, owner, state, progress, ...rest] = row.cells;
       const created = rest.pop();
       if (!id.firstElementChild) id.append(batchButton(batch.id));
+      setText(owner, batch.owner ?? "—");
       setText(state, batch.state);
       state.className = `state state-${batch.state}`;
       if (!progress.firstElementChild) {
@@ -608,6 +671,7 @@ function renderBatch(summary) {
   const rates = batchRates(summary);
   const fields = [
     ["State", batch.state],
+    ["Owner", batch.owner ?? "—"],
     ["Items", String(batch.total)],
     [
       "Items/s",
@@ -715,6 +779,106 @@ async function batchAction(action, button) {
   }
 }
 
+// ---------------------------------------------------------------- users (admin)
+
+/** Container-seconds, as the users table shows them: "0 s", "4.25 s", "310 s", "2.5 h". */
+export function containerSeconds(seconds) {
+  if (!Number.isFinite(seconds)) return "—";
+  if (seconds >= 3600) return `${Number((seconds / 3600).toFixed(1))} h`;
+  return `${Number(seconds.toFixed(seconds < 10 ? 2 : 0))} s`;
+}
+
+/** A share of 0…1 as a percentage: "0%", "37.5%". */
+export const shareText = (share) => `${Number((100 * share).toFixed(1))}%`;
+
+const quotaText = (quota) => (quota === undefined ? "—" : String(quota));
+
+function renderUsers(users) {
+  syncRows(
+    $("users").tBodies[0],
+    users,
+    (user) => user.name,
+    9,
+    (row, user) => {
+      const [name, created, running, queued, usage, share, weight, maxRunning, maxQueued] =
+        row.cells;
+      setText(name, user.name);
+      setTime(created, user.createdAt, localTime(user.createdAt));
+      const numbers = [
+        [running, String(user.running)],
+        [queued, String(user.queued)],
+        [usage, containerSeconds(user.usage)],
+        [share, shareText(user.share)],
+        [weight, String(user.weight)],
+        [maxRunning, quotaText(user.maxRunning)],
+        [maxQueued, quotaText(user.maxQueued)],
+      ];
+      for (const [cell, text] of numbers) {
+        setText(cell, text);
+        cell.className = "num";
+      }
+      usage.title = `${user.usage} container-seconds; usage ÷ weight = ${user.priority}`;
+    },
+  );
+}
+
+// ---------------------------------------------------------------- audit log (admin)
+
+/** An audit entry's details as text: "maxQueued=9, weight=2", or "—" when it has none. */
+export function auditDetails(details) {
+  const parts = Object.entries(details ?? {}).map(
+    ([key, value]) => `${key}=${typeof value === "string" ? value : JSON.stringify(value)}`,
+  );
+  return parts.join(", ") || "—";
+}
+
+const auditPath = (cursor) =>
+  `/v1/admin/audit?limit=${AUDIT_PAGE}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`;
+
+function renderAudit(page) {
+  view.auditNext = page.nextCursor;
+  const first = view.auditCursors.length * AUDIT_PAGE;
+  $("audit-empty").hidden = page.entries.length > 0 || first > 0;
+  $("audit-newer").hidden = first === 0;
+  $("audit-older").hidden = !page.nextCursor;
+  setText(
+    $("audit-page"),
+    page.entries.length === 0 ? "" : `Entries ${first + 1}–${first + page.entries.length}.`,
+  );
+  // Entries have no id of their own and no controls: the page is redrawn when it changed.
+  const shown = JSON.stringify(page.entries);
+  if (shown === view.auditShown) return;
+  view.auditShown = shown;
+  $("audit").tBodies[0].replaceChildren(
+    ...page.entries.map((entry) => {
+      const when = el("th", { scope: "row" });
+      setTime(when, entry.at, localTime(entry.at));
+      return el(
+        "tr",
+        {},
+        when,
+        el("td", {}, entry.actor),
+        el("td", { class: "code" }, entry.action),
+        el("td", {}, entry.target),
+        el("td", {}, auditDetails(entry.details)),
+      );
+    }),
+  );
+}
+
+/** One page older (+1) or newer (-1) in the audit log. */
+function turnAuditPage(step) {
+  if (step > 0 && view.auditNext) {
+    view.auditCursors.push(view.auditCursor);
+    view.auditCursor = view.auditNext;
+  } else if (step < 0 && view.auditCursors.length > 0) {
+    view.auditCursor = view.auditCursors.pop();
+  } else {
+    return;
+  }
+  refreshSoon();
+}
+
 // ---------------------------------------------------------------- refresh loop
 
 function setStatus(text) {
@@ -725,36 +889,83 @@ function showBoardError(text) {
   setText($("board-error"), text);
 }
 
-/** One refresh of every section; a section that fails keeps what it showed. */
-async function refresh() {
-  if (!sessionStorage.getItem(TOKEN_KEY)) return;
+/**
+ * The reads of one refresh, by what the token may read: a user's token gets
+ * only the job and batch routes (its own work), the admin token everything.
+ * `fresh` drops an answer that comes back after the token changed.
+ */
+function refreshTasks(fresh) {
   const state = /** @type {HTMLSelectElement} */ ($("jobs-state")).value;
-  const jobsPath = `/v1/jobs?limit=${RECENT_JOBS}${state ? `&state=${state}` : ""}`;
+  const jobsPath = `/v1/jobs?limit=${RECENT_JOBS}${state ? `&state=${state}` : ""}${owners()}`;
   const tasks = [
-    api("GET", "/v1/admin/nodes").then((body) => renderNodes(body.nodes)),
-    api("GET", jobsPath).then((body) => renderJobs(body.jobs)),
-    loadQueue().then(renderQueue),
-    api("GET", `/v1/batches?limit=${RECENT_BATCHES}`).then((body) => renderBatches(body.batches)),
+    api("GET", jobsPath).then(fresh((body) => renderJobs(body.jobs))),
+    loadQueue().then(fresh(renderQueue)),
+    api("GET", `/v1/batches?limit=${RECENT_BATCHES}${owners()}`).then(
+      fresh((body) => renderBatches(body.batches)),
+    ),
   ];
+  if (isAdmin()) {
+    const cursor = view.auditCursor;
+    tasks.push(
+      api("GET", "/v1/admin/nodes").then(fresh((body) => renderNodes(body.nodes))),
+      api("GET", "/v1/admin/users").then(fresh((body) => renderUsers(body.users))),
+      api("GET", auditPath(cursor)).then(
+        fresh((page) => {
+          if (view.auditCursor === cursor) renderAudit(page);
+        }),
+      ),
+    );
+  }
   const batch = view.selectedBatch;
   if (batch && !view.selectedBatchEnded) {
     tasks.push(
-      api("GET", summaryPath(batch)).then((body) => {
-        if (view.selectedBatch === batch) renderBatch(body);
-      }),
+      api("GET", summaryPath(batch)).then(
+        fresh((body) => {
+          if (view.selectedBatch === batch) renderBatch(body);
+        }),
+      ),
     );
   }
   const job = view.selectedJob;
   if (job && !view.selectedJobTerminal) {
     tasks.push(
-      api("GET", `/v1/jobs/${encodeURIComponent(job)}`).then((body) => {
-        if (view.selectedJob === job) renderDetail(body);
-      }),
+      api("GET", `/v1/jobs/${encodeURIComponent(job)}`).then(
+        fresh((body) => {
+          if (view.selectedJob === job) renderDetail(body);
+        }),
+      ),
     );
   }
-  const failures = (await Promise.allSettled(tasks))
-    .filter((result) => result.status === "rejected")
-    .map((result) => result.reason);
+  return tasks;
+}
+
+/** One refresh of every section; a section that fails keeps what it showed. */
+async function refresh() {
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (!token) return;
+  // After a sign-out (or another sign-in) nothing the old token read is shown.
+  const current = () => sessionStorage.getItem(TOKEN_KEY) === token;
+  const fresh =
+    (render) =>
+    (...args) => {
+      if (current()) render(...args);
+    };
+  let failures;
+  try {
+    if (view.whoToken !== token) {
+      const who = await loadWho();
+      if (!current()) return;
+      view.who = who;
+      view.whoToken = token;
+      showWho(who);
+    }
+    failures = (await Promise.allSettled(refreshTasks(fresh)))
+      .filter((result) => result.status === "rejected")
+      .map((result) => result.reason);
+  } catch (error) {
+    failures = [error];
+  }
+  if (!current()) return;
   const auth = failures.find((error) => error instanceof AuthError);
   if (auth) {
     handleAuth(auth);
@@ -800,9 +1011,17 @@ function showLogin(message) {
     "batch-counts",
     "batch-histogram",
     "batch-failed",
+    "users",
+    "audit",
   ]) {
     $(id).tBodies[0].replaceChildren();
   }
+  view.who = null;
+  view.whoToken = null;
+  showWho(null);
+  view.auditCursors = [];
+  view.auditCursor = undefined;
+  view.auditShown = "";
   view.selectedJob = null;
   view.selectedBatch = null;
   $("detail").hidden = true;
@@ -819,7 +1038,7 @@ function showLogin(message) {
 /** Sends the user back to the token form when the error says the token is wrong. */
 function handleAuth(error) {
   if (!(error instanceof AuthError)) return false;
-  showLogin(`${error.message} Enter the admin token again.`);
+  showLogin(`${error.message} Enter a token again.`);
   return true;
 }
 
@@ -868,6 +1087,8 @@ function main() {
     batchAction("cancel", event.currentTarget),
   );
   $("batch-retry").addEventListener("click", (event) => batchAction("retry", event.currentTarget));
+  $("audit-older").addEventListener("click", () => turnAuditPage(1));
+  $("audit-newer").addEventListener("click", () => turnAuditPage(-1));
   $("jobs-filter").addEventListener("submit", (event) => event.preventDefault());
   $("jobs-state").addEventListener("change", () => refreshSoon());
   document.addEventListener("visibilitychange", () => {
