@@ -1,8 +1,7 @@
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { type BrowserContext, chromium, type Locator, type Page } from "playwright-core";
+import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   type Batch,
@@ -12,26 +11,25 @@ import {
   NDJSON,
 } from "../../protocol/index.js";
 import { startTestCluster, type TestCluster } from "../helpers/cluster.js";
+import {
+  type BrowserPage,
+  cells,
+  haveChromium,
+  openBrowserPage,
+  outsideLoopback,
+  poll,
+} from "./browser.js";
 
 /**
- * The dashboard end to end: a real coordinator and two real agents on Docker,
- * the page in headless Debian chromium driven by playwright-core (no browser
- * download). scripts/browser-test.sh installs chromium and runs this file.
+ * The dashboard end to end with the admin token: a real coordinator and two
+ * real agents on Docker, the page in headless Debian chromium driven by
+ * playwright-core (no browser download). scripts/browser-test.sh installs
+ * chromium and runs this file; users.test.ts signs in as users.
  */
-const CHROMIUM = process.env.LABRUN_CHROMIUM ?? "/usr/bin/chromium";
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const SCREENSHOT = join(ROOT, "test-output", "dashboard.png");
 const BATCH_SCREENSHOT = join(ROOT, "test-output", "dashboard-batch.png");
-const LOOPBACK_HOSTS = new Set(["127.0.0.1", "localhost", "[::1]"]);
-
-const haveChromium = existsSync(CHROMIUM);
-if (!haveChromium) {
-  const message = `no chromium at ${CHROMIUM}: install it with \`bash scripts/ensure-chromium.sh\` (apt-get install chromium)`;
-  // A suite that cannot run is a failure, not a pass; skipping it takes an
-  // explicit LABRUN_SKIP_BROWSER=1, which CI never sets.
-  if (process.env.LABRUN_SKIP_BROWSER !== "1") throw new Error(message);
-  console.warn(`dashboard browser test SKIPPED (LABRUN_SKIP_BROWSER=1): ${message}`);
-}
+const runs = haveChromium("dashboard browser test");
 
 const PROGRAMS = {
   sum: `exports.main = async (input) => {
@@ -43,95 +41,65 @@ const PROGRAMS = {
 };
 
 let cluster: TestCluster;
-let context: BrowserContext;
+let browser: BrowserPage;
 let page: Page;
-let userDataDir: string;
-/** What the page reported that it should not: script errors, CSP violations. */
-const pageProblems: string[] = [];
-/** Every URL the page asked for, to check that none left the machine. */
-const requested: string[] = [];
 const jobs: Record<keyof typeof PROGRAMS, string> = { sum: "", throws: "", noMain: "" };
 
-/** The cell texts of a table row, header cell first. */
-const cells = async (row: Locator) =>
-  (await row.locator("th, td").allInnerTexts()).map((text) => text.replace(/\s+/g, " ").trim());
 const nodeRow = (name: string) => page.locator("#nodes tbody tr").filter({ hasText: name });
 const jobRow = (id: string) => page.locator(`#jobs tbody tr[data-key="${id}"]`);
 const queueCount = async (state: string) =>
   (await cells(page.locator(`#queue tbody tr[data-key="${state}"]`)))[1];
-const poll = <T>(read: () => Promise<T>) => expect.poll(read, { timeout: 15_000, interval: 100 });
 
 async function nodeState(name: string): Promise<string | undefined> {
   return (await cluster.admin.nodes()).find((node) => node.name === name)?.state;
 }
 
-describe.skipIf(!haveChromium)("the dashboard in a browser", () => {
+describe.skipIf(!runs)("the dashboard in a browser", () => {
   beforeAll(async () => {
     cluster = await startTestCluster({ agents: [2, 2] });
-    userDataDir = mkdtempSync(join(tmpdir(), "labrun-chromium-"));
-    context = await chromium.launchPersistentContext(userDataDir, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-      viewport: { width: 1280, height: 900 },
-    });
-    page = context.pages()[0] ?? (await context.newPage());
-    page.setDefaultTimeout(15_000);
-    page.on("request", (request) => requested.push(request.url()));
-    page.on("pageerror", (error) => pageProblems.push(`page error: ${error.message}`));
-    page.on("console", (message) => {
-      // Chromium logs every non-2xx fetch ("Failed to load resource"); the wrong
-      // tokens below and a missing /v1/admin/stats answer 401/403/404 on purpose.
-      if (message.type() === "error" && !message.text().startsWith("Failed to load resource")) {
-        pageProblems.push(`console: ${message.text()}`);
-      }
-    });
+    browser = await openBrowserPage();
+    page = browser.page;
   });
 
   afterAll(async () => {
-    await context?.close();
-    if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
+    await browser?.close();
     await cluster?.close();
   });
 
-  it("serves a page with no data and a strict CSP, and asks for the admin token", async () => {
+  it("serves a page with no data and a strict CSP, and asks for a token", async () => {
     const response = await page.goto(`${cluster.url}/`);
     expect(response?.status()).toBe(200);
     expect(response?.headers()["content-security-policy"]).toContain("default-src 'self'");
     expect(await response?.text()).not.toContain(cluster.tokens.admin);
-    await page.getByLabel("Admin token").waitFor();
+    await page.getByLabel("Token", { exact: true }).waitFor();
     expect(await page.locator("#board").isHidden()).toBe(true);
   });
 
-  it("refuses a wrong token (401) and a client token (403), and asks again", async () => {
-    await page.getByLabel("Admin token").fill("not-a-token");
+  it("refuses a wrong token (401) and the agent join token (403), and asks again", async () => {
+    await page.getByLabel("Token", { exact: true }).fill("not-a-token");
     await page.getByRole("button", { name: "Open dashboard" }).click();
     await poll(() => page.locator("#login-error").textContent()).toContain(
       "refused the token (401",
     );
-    expect(await page.getByLabel("Admin token").isVisible()).toBe(true);
+    expect(await page.getByLabel("Token", { exact: true }).isVisible()).toBe(true);
     expect(await page.evaluate("sessionStorage.length")).toBe(0);
 
-    await page.getByLabel("Admin token").fill(cluster.tokens.client);
+    await page.getByLabel("Token", { exact: true }).fill(cluster.tokens.agent);
     await page.getByRole("button", { name: "Open dashboard" }).click();
     await poll(() => page.locator("#login-error").textContent()).toContain(
-      "not the admin token (403",
+      "neither a user's token nor the admin token (403",
     );
     expect(await page.locator("#board").isHidden()).toBe(true);
+    expect(await page.evaluate("sessionStorage.length")).toBe(0);
   });
 
   it("signs in with the admin token and lists both nodes as the API does", async () => {
-    await page.getByLabel("Admin token").fill(cluster.tokens.admin);
+    await page.getByLabel("Token", { exact: true }).fill(cluster.tokens.admin);
     await page.getByRole("button", { name: "Open dashboard" }).click();
     await page.getByRole("table", { name: "Nodes" }).waitFor();
     expect(await page.locator("#login").isHidden()).toBe(true);
+    expect(await page.locator("#signed-in").textContent()).toBe("Signed in with the admin token");
+    expect(await page.locator("#user-note").isHidden()).toBe(true);
 
     for (const node of await cluster.admin.nodes()) {
       await poll(() => cells(nodeRow(node.name))).toEqual([
@@ -171,6 +139,7 @@ describe.skipIf(!haveChromium)("the dashboard in a browser", () => {
       const [state, outcome] = expected[key as keyof typeof expected];
       await poll(() => cells(jobRow(job.id))).toEqual([
         `Job ${job.id}`,
+        "default",
         state,
         outcome,
         expect.stringMatching(/^\d+(\.\d+)? (ms|s)$/),
@@ -264,7 +233,7 @@ describe.skipIf(!haveChromium)("the dashboard in a browser", () => {
 
     const { id } = await cluster.client.submit({ source: PROGRAMS.sum, input: { a: 40, b: 2 } });
     await cluster.client.wait(id, { timeoutMs: 60_000 });
-    await poll(async () => (await cells(jobRow(id)))[1]).toBe("succeeded");
+    await poll(async () => (await cells(jobRow(id)))[2]).toBe("succeeded");
     await poll(() => queueCount("succeeded")).toBe("2");
 
     // Draining one node again shows both states in the picture.
@@ -339,6 +308,7 @@ describe.skipIf(!haveChromium)("the dashboard in a browser", () => {
       });
       await poll(() => cells(batchRow(id))).toEqual([
         `Batch ${id}`,
+        "default",
         "failed",
         "8 of 8 done (100%)",
         "0",
@@ -469,7 +439,7 @@ describe.skipIf(!haveChromium)("the dashboard in a browser", () => {
       expect(await batchCount("running")).toBe("0");
       expect(await page.locator("#batch-fields dd").first().textContent()).toBe("cancelled");
       expect(await page.locator("#batch-cancel").isHidden()).toBe(true);
-      await poll(async () => (await cells(batchRow(id)))[1]).toBe("cancelled");
+      await poll(async () => (await cells(batchRow(id)))[2]).toBe("cancelled");
       const batch = await cluster.client.getBatch(id);
       expect(batch.state).toBe("cancelled");
       expect(batch.counts.cancelled).toBe(12);
@@ -483,23 +453,18 @@ describe.skipIf(!haveChromium)("the dashboard in a browser", () => {
   });
 
   it("asked for nothing outside the coordinator, on any of its pages", () => {
-    expect(requested.some((url) => url.includes("/summary"))).toBe(true);
-    expect(requested.some((url) => url.includes("/v1/batches?"))).toBe(true);
-    const outside = requested.filter((url) => {
-      const { protocol, host } = new URL(url);
-      if (protocol === "data:" || protocol === "blob:") return false;
-      return !LOOPBACK_HOSTS.has(host.replace(/:\d+$/, ""));
-    });
-    expect(outside).toEqual([]);
+    expect(browser.requested.some((url) => url.includes("/summary"))).toBe(true);
+    expect(browser.requested.some((url) => url.includes("/v1/batches?"))).toBe(true);
+    expect(outsideLoopback(browser.requested)).toEqual([]);
   });
 
   it("logged no script error and no CSP violation", () => {
-    expect(pageProblems).toEqual([]);
+    expect(browser.problems).toEqual([]);
   });
 
   it("asks for the token again when the coordinator stops accepting it", async () => {
-    await page.evaluate('sessionStorage.setItem("labrun.adminToken", "revoked-token")');
-    await page.getByLabel("Admin token").waitFor();
+    await page.evaluate('sessionStorage.setItem("labrun.token", "revoked-token")');
+    await page.getByLabel("Token", { exact: true }).waitFor();
     expect(await page.locator("#login-error").textContent()).toContain("refused the token (401");
     // Nothing the old token could read stays on the page.
     expect(await page.locator("#nodes tbody tr").count()).toBe(0);

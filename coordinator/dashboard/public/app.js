@@ -351,7 +351,8 @@ async function loadQueue() {
   if (!isAdmin()) {
     return {
       counts: await countsFromJobList(),
-      source: "Counted from your job list; a count ending in + means at least that many.",
+      source:
+        "Counted from your job list (single jobs; your batches' items are counted under Batches); a count ending in + means at least that many.",
     };
   }
   const fromStats = await loadStats();
