@@ -1,6 +1,7 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import pino from "pino";
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -25,6 +26,7 @@ import {
 const runs = haveChromium("dashboard users browser test");
 
 const PROGRAM = "exports.main = (n) => n";
+const OUTPUT = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "test-output");
 /** The audit page the dashboard shows (AUDIT_PAGE in app.js). */
 const AUDIT_PAGE = 20;
 /** carol's token is rotated this often, so the audit log runs past one page. */
@@ -179,6 +181,8 @@ describe.skipIf(!runs)("the dashboard for users and the admin", () => {
     expect(asked).toContain("/v1/whoami");
     expect(asked).toContain("/v1/jobs");
     expect(asked.filter((path) => path.startsWith("/v1/admin"))).toEqual([]);
+    mkdirSync(OUTPUT, { recursive: true });
+    await page.screenshot({ path: join(OUTPUT, "dashboard-user.png"), fullPage: true });
   });
 
   it("alice signs out: nothing of hers stays, the token is forgotten", async () => {
@@ -269,6 +273,8 @@ describe.skipIf(!runs)("the dashboard for users and the admin", () => {
       "maxRunning=1",
     ]);
     await poll(() => userRow("dave")).toEqual(["dave", time, "0", "0", "0 s", "0%", "1", "1", "—"]);
+    mkdirSync(OUTPUT, { recursive: true });
+    await page.screenshot({ path: join(OUTPUT, "dashboard-admin-users.png"), fullPage: true });
   });
 
   it("asked for nothing outside the coordinator, and logged no script error or CSP violation", () => {
