@@ -67,8 +67,9 @@ export const RemoveUserResponse = z.object({
 export type RemoveUserResponse = z.infer<typeof RemoveUserResponse>;
 
 /**
- * `GET /v1/jobs` and `GET /v1/batches` filters: a user lists their own; the
- * admin token lists its own (`default`'s), one user's (`user`), or all (`all`).
+ * `GET /v1/jobs` and `GET /v1/batches` filters: a user lists their own (and
+ * is refused `all` or another's name); the admin token lists everyone's, or
+ * one user's with `user` (`all=true` says "everyone" explicitly).
  */
 export const OWNER_FILTER = {
   user: UserName.optional(),
