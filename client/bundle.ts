@@ -30,9 +30,9 @@ const BANNER = [
 /**
  * Bundles a JavaScript or TypeScript entry with everything it imports
  * (relative files, JSON, packages from the nearest node_modules) into one
- * ES module with an inline source map, sent as `files` + `entry`: the
- * bundle sits where the entry would in the project, so the runner's stack
- * traces name `src/lib/fail.ts:2`. Refused (UsageError, exit 2) with the
+ * ES module with its source map beside it (`src/main.mjs.map`), sent as
+ * `files` + `entry`: the bundle sits where the entry would in the project,
+ * so the runner's stack traces name `src/lib/fail.ts:2`. Refused (UsageError, exit 2) with the
  * module and the reason: a native addon, an import that cannot be resolved,
  * a bundle over `maxBytes`. esbuild's warnings are printed and do not stop it.
  * A bundle none of whose inputs changed since the last submit comes from the
@@ -63,7 +63,9 @@ export async function bundleProgram(
       platform: "node",
       format: "esm",
       target: RUNNER_NODE_TARGET,
-      sourcemap: "inline",
+      // The map is a file of its own beside the bundle: V8 never scans it
+      // as part of the code, and the runner parses it only for a stack.
+      sourcemap: "linked",
       // Mappings are enough for a stack; the sources would double the size.
       sourcesContent: false,
       banner: { js: BANNER },
@@ -90,14 +92,21 @@ export async function bundleProgram(
       `cannot bundle ${entry}: ${addon} is a native addon package (binding.gyp); a job runs JavaScript only`,
     );
   }
-  const output = result.outputFiles?.[0];
-  if (!output) throw new UsageError(`cannot bundle ${entry}: esbuild wrote nothing`);
-  if (output.contents.length > maxBytes) {
+  const outputs = result.outputFiles ?? [];
+  const code = outputs.find((file) => !file.path.endsWith(".map"));
+  if (!code) throw new UsageError(`cannot bundle ${entry}: esbuild wrote nothing`);
+  const bytes = outputs.reduce((sum, file) => sum + file.contents.length, 0);
+  if (bytes > maxBytes) {
     throw new UsageError(
-      `cannot submit ${entry}: its bundle is ${output.contents.length} bytes, more than the ${maxBytes} a program may be (largest module: ${largestInput(result.metafile)})`,
+      `cannot submit ${entry}: its bundle is ${bytes} bytes with its source map, more than the ${maxBytes} a program may be (largest module: ${largestInput(result.metafile)})`,
     );
   }
-  const fields = { files: [{ path: name, content: output.text }], entry: name };
+  // The bundle first (entry), then its map, `src/main.mjs.map` beside it.
+  const files = [code, ...outputs.filter((file) => file !== code)].map((file) => ({
+    path: relative(root, file.path).split(sep).join("/"),
+    content: file.text,
+  }));
+  const fields = { files, entry: name };
   const inputs = Object.keys(result.metafile.inputs).map((input) => resolve(root, input));
   keepBundle(entry, maxBytes, root, inputs, fields, warnings);
   return fields;

@@ -33,6 +33,7 @@ const {
   resultEnvelope,
   describeThrown,
 } = require("./contract.js");
+const { installLazySourceMaps } = require("./source-maps.js");
 
 // --- captured before any user code loads ------------------------------------
 const { apply } = Reflect;
@@ -61,9 +62,6 @@ const atomicsWait = Atomics.wait;
 const sleepCell = new Int32Array(new SharedArrayBuffer(4));
 // Touching process.stdout/stderr creates the streams now, before the program can replace them.
 const programOutput = [process.stdout, process.stderr];
-// A bundle's inline source map (labrun submit writes one) makes a stack name
-// the user's own files and lines (src/lib/fail.ts:2), not the bundle's.
-process.setSourceMapsEnabled(true);
 
 const BAD_PROGRAM_FORMAT = "Bad program format";
 const NONCE = /^[A-Za-z0-9]{16,128}$/;
@@ -341,6 +339,26 @@ function writeFiles(dir, files, entry) {
 }
 
 /**
+ * A bundle's source map (labrun submit sends one) makes a stack name the
+ * user's own files and lines (src/lib/fail.ts:2), not the bundle's. The map
+ * is parsed only if a stack is formatted (source-maps.js); on a node without
+ * the default prepareStackTrace that needs, Node's own eager switch instead.
+ */
+function mapStacks(program, request) {
+  const files = request.files ?? [{ path: program.filename, content: program.source }];
+  // A `.js` entry with ESM syntax runs from its `.mjs` copy (importProgram).
+  const copy = stringEndsWith(program.filename, ".js")
+    ? [{ path: `${stringSlice(program.filename, 0, -".js".length)}.mjs`, content: program.source }]
+    : [];
+  try {
+    const installed = installLazySourceMaps(program.dir, [...copy, ...files]);
+    if (installed === "unsupported") process.setSourceMapsEnabled(true);
+  } catch {
+    // No mapping: stacks name the bundle's own lines.
+  }
+}
+
+/**
  * From here on the job ends only through the runner: a process.exit, an
  * uncaught exception or an unhandled rejection before main settles becomes a
  * RUNTIME_ERROR; after it settled, they change nothing.
@@ -499,6 +517,7 @@ async function run() {
     return fail("RUNTIME_ERROR", `the runner could not write the program's files: ${message}`);
   }
   installGuards(program);
+  mapStacks(program, request);
 
   // Every await below starts before any of the program runs, so a program
   // that patches Promise cannot get between the runner and its own promises.
