@@ -99,7 +99,7 @@ export async function bundleProgram(
   const bytes = outputs.reduce((sum, file) => sum + file.contents.length, 0);
   if (bytes > maxBytes) {
     throw new UsageError(
-      `cannot submit ${entry}: its bundle is ${bytes} bytes with its source map, more than the ${maxBytes} a program may be (largest module: ${largestInput(result.metafile)})`,
+      `cannot submit ${entry}: its bundle is ${bytes} bytes, more than the ${maxBytes} a program may be (largest module: ${largestInput(result.metafile)})`,
     );
   }
   // The bundle first (entry), then its map, `src/main.mjs.map` beside it.

@@ -27,6 +27,8 @@ const uncurry =
 const parseJson = JSON.parse;
 const bufferFrom = Buffer.from;
 const bufferToString = uncurry(Buffer.prototype.toString);
+const bufferLastIndexOf = uncurry(Buffer.prototype.lastIndexOf);
+const bufferIndexOf = uncurry(Buffer.prototype.indexOf);
 const URLCtor = URL;
 const urlHref = uncurry(Object.getOwnPropertyDescriptor(URL.prototype, "href").get);
 const stringSlice = uncurry(String.prototype.slice);
@@ -53,26 +55,40 @@ const DATA_URL = /^data:application\/json(?:;charset=utf-?8)?;base64,/i;
 const AT = "\n    at ";
 
 /**
- * Where a file's `//# sourceMappingURL=` comment points (the text after it,
- * to the end of its line), or "" when it has none. Only the file's last
- * comment counts, as for Node.
+ * Where in `content` (a string, or bytes) the URL of its last
+ * `//# sourceMappingURL=` comment starts, or -1 when it has none (as Node,
+ * only the last one counts).
  */
-function sourceMappingUrl(text) {
+function sourceMappingUrlAt(content) {
+  const lastIndexOf = typeof content === "string" ? stringLastIndexOf : bufferLastIndexOf;
   let at = -1;
   for (const comment of MAGIC_COMMENTS) {
-    const found = stringLastIndexOf(text, comment);
-    if (found > at) at = found + comment.length;
+    const found = lastIndexOf(content, comment);
+    if (found !== -1 && found + comment.length > at) at = found + comment.length;
   }
-  if (at === -1) return "";
-  const end = stringIndexOf(text, "\n", at);
-  const url = stringSlice(text, at, end === -1 ? undefined : end);
-  return regExpExec(/^\S+/, url)?.[0] ?? "";
+  return at;
 }
+
+/** The URL that starts at `at` in `content`: the text to the end of its line, up to any space. */
+function sourceMappingUrl(content, at) {
+  const indexOf = typeof content === "string" ? stringIndexOf : bufferIndexOf;
+  const end = indexOf(content, "\n", at);
+  const line =
+    typeof content === "string"
+      ? stringSlice(content, at, end === -1 ? undefined : end)
+      : bufferToString(content, "utf8", at, end === -1 ? content.length : end);
+  return regExpExec(/^\S+/, line)?.[0] ?? "";
+}
+
+/** A file's text: its content as sent (a string), or decoded from its bytes. */
+const textOf = (content) =>
+  typeof content === "string" ? content : bufferToString(content, "utf8");
 
 /**
  * Installs the lazy mapping for the program in `dir`, whose files are
- * `files` ({path relative to dir, content}, the request's own text: a map is
- * read from what was sent, never from the disk the program can change).
+ * `files` ({path relative to dir, content}: the request's own text or
+ * bytes, so a map is read from what was sent, never from the disk the
+ * program can change).
  * Returns "none" when no file names a source map (most programs: nothing is
  * installed), "lazy" once installed, and "unsupported" when this node has no
  * default prepareStackTrace to build on.
@@ -86,8 +102,8 @@ function installLazySourceMaps(dir, files) {
     const absolute = pathResolve(dir, file.path);
     mapSet(contents, absolute, file.content);
     if (!regExpExec(/\.(c|m)?js$/, file.path)) continue;
-    const url = sourceMappingUrl(file.content);
-    if (url !== "") mapSet(mapped, absolute, { url, map: undefined });
+    const at = sourceMappingUrlAt(file.content);
+    if (at !== -1) mapSet(mapped, absolute, { content: file.content, at, map: undefined });
   }
   if (mapped.size === 0) return "none";
   if (nodePrepareStackTrace === null) return "unsupported";
@@ -98,7 +114,7 @@ function installLazySourceMaps(dir, files) {
     if (entry.map !== undefined) return entry.map;
     entry.map = null;
     try {
-      const { url } = entry;
+      const url = sourceMappingUrl(entry.content, entry.at);
       let payload;
       // Sources are resolved against the map's own URL (the bundle's, inline), as Node does.
       let base;
@@ -109,7 +125,7 @@ function installLazySourceMaps(dir, files) {
       } else {
         const mapPath = pathResolve(pathDirname(absolute), decodeURIComponent(url));
         if (!mapHas(contents, mapPath)) return null;
-        payload = parseJson(mapGet(contents, mapPath));
+        payload = parseJson(textOf(mapGet(contents, mapPath)));
         base = mapPath;
       }
       const baseUrl = urlHref(pathToFileURL(base));
@@ -207,4 +223,4 @@ function originalSymbolName(map, callSite, callerCallSite) {
   return undefined;
 }
 
-module.exports = { installLazySourceMaps, sourceMappingUrl };
+module.exports = { installLazySourceMaps };
