@@ -76,10 +76,17 @@ export async function executeJob(
   // learns its own (it shares the runner's process) learns nothing of another's.
   const nonce = randomBytes(24).toString("hex");
   const reuseKey = reuseKeyOf(job.spec);
+  // The node runner takes a program's files as raw bytes after the request
+  // line (RunnerRequest); the Python runner, in the JSON as they came.
+  const files = job.spec.runtime === "python" ? undefined : job.spec.files;
   const request: RunnerRequest & { reuse?: true } = {
     source: job.spec.source,
     filename: job.spec.filename,
-    ...(job.spec.files === undefined ? {} : { files: job.spec.files }),
+    ...(files === undefined
+      ? job.spec.files === undefined
+        ? {}
+        : { files: job.spec.files }
+      : { files: files.map(({ path, content }) => ({ path, bytes: Buffer.byteLength(content) })) }),
     input: job.spec.input ?? null,
     nonce,
     ...(reuseKey === undefined ? {} : { reuse: true }),
@@ -91,8 +98,10 @@ export async function executeJob(
       jobId: job.id,
       runtime: job.spec.runtime,
       limits,
-      // One line: the runner starts at the newline, before Docker passes on the EOF.
-      stdin: `${JSON.stringify(request)}\n`,
+      // One line: the runner starts at the newline, before Docker passes on
+      // the EOF. The files follow it as they are (RunnerRequest): a bundle's
+      // megabytes are neither escaped here nor parsed in the runner.
+      stdin: `${JSON.stringify(request)}\n${files?.map((file) => file.content).join("") ?? ""}`,
       nonce,
       caps,
       signal,

@@ -16,7 +16,7 @@ import type { ProgramFields } from "./program.js";
  */
 
 /** Bump when the bundle's settings change: older entries are then never matched. */
-const FORMAT = "labrun-bundle-1";
+const FORMAT = "labrun-bundle-2";
 /** Files whose change alters resolution or compilation without being an input. */
 const SETTINGS_FILES = ["package.json", "tsconfig.json"];
 
@@ -26,10 +26,16 @@ interface Stamp {
   stamp: string;
 }
 
-interface CacheEntry {
+/**
+ * A cache file is this header as one line of JSON, then the files' contents
+ * as they are, one after another (`bytes` each): a hit reads them straight
+ * into strings instead of parsing a megabyte-long JSON string.
+ */
+interface CacheHeader {
   format: string;
   stamps: Stamp[];
-  fields: ProgramFields;
+  files: Array<{ path: string; bytes: number }>;
+  entry: string;
   warnings: string[];
 }
 
@@ -58,15 +64,27 @@ export function cachedBundle(
 ): { fields: ProgramFields; warnings: string[] } | undefined {
   const file = cacheFile(entry, maxBytes);
   if (!file) return undefined;
-  let cached: CacheEntry;
+  let data: Buffer;
+  let cached: CacheHeader;
+  let at: number;
   try {
-    cached = JSON.parse(readFileSync(file, "utf8")) as CacheEntry;
+    data = readFileSync(file);
+    at = data.indexOf(0x0a);
+    cached = JSON.parse(data.toString("utf8", 0, at)) as CacheHeader;
   } catch {
     return undefined;
   }
   if (cached.format !== FORMAT) return undefined;
   for (const { path, stamp } of cached.stamps) if (stampOf(path) !== stamp) return undefined;
-  return { fields: cached.fields, warnings: cached.warnings };
+  const files = [];
+  let offset = at + 1;
+  for (const { path, bytes } of cached.files) {
+    files.push({ path, content: data.toString("utf8", offset, offset + bytes) });
+    offset += bytes;
+  }
+  // A file cut short (a full disk) is a miss, not a wrong program.
+  if (offset !== data.length) return undefined;
+  return { fields: { files, entry: cached.entry }, warnings: cached.warnings };
 }
 
 /**
@@ -96,16 +114,27 @@ export function keepBundle(
       if (dir === top || dirname(dir) === dir || !dir.startsWith(top)) break;
     }
   }
-  const entryData: CacheEntry = {
+  const contents = (fields.files ?? []).map((item) => Buffer.from(item.content, "utf8"));
+  const header: CacheHeader = {
     format: FORMAT,
     stamps: [...watched].map((path) => ({ path, stamp: stampOf(path) })),
-    fields,
+    files: (fields.files ?? []).map((item, i) => ({
+      path: item.path,
+      bytes: contents[i]?.length ?? 0,
+    })),
+    entry: fields.entry ?? "",
     warnings,
   };
   try {
     mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
     const temporary = `${file}.${process.pid}.tmp`;
-    writeFileSync(temporary, JSON.stringify(entryData), { mode: 0o600 });
+    writeFileSync(
+      temporary,
+      Buffer.concat([Buffer.from(`${JSON.stringify(header)}\n`), ...contents]),
+      {
+        mode: 0o600,
+      },
+    );
     renameSync(temporary, file);
   } catch {
     // No cache folder to be had (read-only home): bundle each time.

@@ -66,6 +66,9 @@ describe("readProgram", () => {
   it("runs a folder's package.json main", async () => {
     const { fields } = await readProgram(join(FIXTURES, "ts-project"), {});
     expect(fields.entry).toBe("src/main.mjs");
-    expect(fields.files?.[0]?.content).toContain("sourceMappingURL=data:application/json;base64,");
+    // The bundle names its map, a file of its own beside it.
+    expect(fields.files?.map((file) => file.path)).toEqual(["src/main.mjs", "src/main.mjs.map"]);
+    expect(fields.files?.[0]?.content).toMatch(/\/\/# sourceMappingURL=main\.mjs\.map\n$/);
+    expect(JSON.parse(fields.files?.[1]?.content ?? "").sources).toContain("lib/fail.ts");
   });
 });

@@ -217,14 +217,27 @@ export type JobPage = z.infer<typeof JobPage>;
 /** A job id as it appears in a path. */
 export const JobId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "not a job id");
 
-/** The document the runner reads on its stdin (agent ⇄ container contract). */
+/**
+ * The document the runner reads on its stdin (agent ⇄ container contract):
+ * one line of JSON, then, for a node program of several files, their
+ * contents as raw bytes, one after another (`bytes` each), never JSON-encoded.
+ */
 export const RunnerRequest = z.object({
   /** The program, when it is one file ("" with files). */
   source: z.string(),
   /** The one file's name, or the entry among the files. */
   filename: ProgramEntry,
-  /** A program of several files, written into the runner's own folder. */
-  files: ProgramFiles.optional(),
+  /**
+   * A program of several files, written into the runner's own folder: for
+   * the node runner their UTF-8 byte counts (the bytes follow the line), for
+   * the Python runner the files themselves.
+   */
+  files: z
+    .union([
+      z.array(z.object({ path: z.string(), bytes: z.number().int().nonnegative() })),
+      ProgramFiles,
+    ])
+    .optional(),
   input: JsonValue.nullable(),
   /** Frames the result envelope on stdout; the program never sees it. */
   nonce: z.string().regex(/^[A-Za-z0-9]{16,128}$/),

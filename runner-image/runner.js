@@ -33,6 +33,7 @@ const {
   resultEnvelope,
   describeThrown,
 } = require("./contract.js");
+const { installLazySourceMaps } = require("./source-maps.js");
 
 // --- captured before any user code loads ------------------------------------
 const { apply } = Reflect;
@@ -61,9 +62,6 @@ const atomicsWait = Atomics.wait;
 const sleepCell = new Int32Array(new SharedArrayBuffer(4));
 // Touching process.stdout/stderr creates the streams now, before the program can replace them.
 const programOutput = [process.stdout, process.stderr];
-// A bundle's inline source map (labrun submit writes one) makes a stack name
-// the user's own files and lines (src/lib/fail.ts:2), not the bundle's.
-process.setSourceMapsEnabled(true);
 
 const BAD_PROGRAM_FORMAT = "Bad program format";
 const NONCE = /^[A-Za-z0-9]{16,128}$/;
@@ -80,9 +78,9 @@ let phase = "loading";
 
 // --- ending the job -----------------------------------------------------------
 
-/** Writes all of `text` to `fd`, looping over partial writes and EAGAIN. */
+/** Writes all of `text` (a string, or bytes) to `fd`, looping over partial writes and EAGAIN. */
 function writeAll(fd, text) {
-  const bytes = bufferFrom(text, "utf8");
+  const bytes = typeof text === "string" ? bufferFrom(text, "utf8") : text;
   let offset = 0;
   while (offset < bytes.length) {
     try {
@@ -172,14 +170,12 @@ function thrownFailure(thrown, program) {
 // --- the steps of a run -------------------------------------------------------
 
 /**
- * The request is one line of JSON (JSON.stringify never writes a raw
- * newline). Reading up to the newline, not to EOF, starts the job as soon as
- * its bytes arrive: Docker takes several ms to pass on the close of stdin.
+ * Reads fd 0 until `done(length)` holds or the input ends: the chunks so
+ * far, their total length, and where the first newline is (-1: none yet).
  */
-function readRequestLine() {
-  const chunks = [];
-  const buffer = Buffer.allocUnsafe(64 * 1024);
-  for (;;) {
+function readInput(chunks, state, done) {
+  const buffer = Buffer.allocUnsafe(256 * 1024);
+  while (!done(state)) {
     let n;
     try {
       n = fs.readSync(0, buffer, 0, buffer.length, null);
@@ -188,22 +184,50 @@ function readRequestLine() {
         apply(atomicsWait, Atomics, [sleepCell, 0, 0, 1]);
         continue;
       }
-      if (error?.code === "EOF") break;
+      if (error?.code === "EOF") return;
       throw error;
     }
-    if (n === 0) break;
+    if (n === 0) return;
     const chunk = Buffer.from(buffer.subarray(0, n));
+    if (state.lineEnd === -1) {
+      const at = chunk.indexOf(0x0a);
+      if (at !== -1) state.lineEnd = state.length + at;
+    }
     chunks.push(chunk);
-    if (chunk.indexOf(0x0a) !== -1) break;
+    state.length += n;
   }
-  const text = Buffer.concat(chunks).toString("utf8");
-  const end = text.indexOf("\n");
-  return end === -1 ? text : text.slice(0, end);
+}
+
+/**
+ * The request is one line of JSON (JSON.stringify never writes a raw
+ * newline). Reading up to the newline, not to EOF, starts the job as soon as
+ * its bytes arrive: Docker takes several ms to pass on the close of stdin.
+ * A program of several files follows the line as raw bytes, each file's
+ * `bytes` in turn (its contents never go through JSON: no escaping, no
+ * parsing of megabytes); `payloadBytes` says how many after the line.
+ */
+function readRequestText() {
+  const chunks = [];
+  const state = { length: 0, lineEnd: -1 };
+  readInput(chunks, state, () => state.lineEnd !== -1);
+  const all = Buffer.concat(chunks);
+  const end = state.lineEnd === -1 ? all.length : state.lineEnd;
+  return { text: all.toString("utf8", 0, end), state, chunks: [all] };
+}
+
+/** The raw bytes after the request line: all `wanted` of them, or null when the input ended first. */
+function readPayload(read, wanted) {
+  const { state, chunks } = read;
+  const have = () => state.length - state.lineEnd - 1;
+  readInput(chunks, state, () => have() >= wanted);
+  if (have() < wanted) return null;
+  return Buffer.concat(chunks).subarray(state.lineEnd + 1, state.lineEnd + 1 + wanted);
 }
 
 /** Reads and validates the request; a request without a usable nonce cannot be answered. */
 function readRequest() {
-  const text = readRequestLine();
+  const read = readRequestText();
+  const { text } = read;
   let request = null;
   try {
     request = parseJson(text);
@@ -228,7 +252,7 @@ function readRequest() {
   // RegExp.input, RegExp.$1 and friends are globals that hold the last match:
   // one more match makes sure they no longer hold the nonce or the request.
   regExpExec(/(?:)/, "");
-  const problem = requestProblem(isObject ? request : null);
+  const problem = requestProblem(isObject ? request : null) || attachPayload(read, request);
   if (problem) return { problem };
   return {
     source: request.source,
@@ -237,6 +261,27 @@ function readRequest() {
     input: request.input ?? null,
     reuse: request.reuse === true,
   };
+}
+
+/**
+ * Reads the files' raw contents that follow the request line (`{path,
+ * bytes}` in the line: see readRequestText) into their `content`, as
+ * Buffers; a request whose files carry their `content` in the JSON has none.
+ * Returns what is wrong, or "".
+ */
+function attachPayload(read, request) {
+  const files = request.files;
+  if (files === undefined || typeof files[0]?.bytes !== "number") return "";
+  let wanted = 0;
+  for (const file of files) wanted += file.bytes;
+  const payload = readPayload(read, wanted);
+  if (payload === null) return `the input ended before the files' ${wanted} bytes`;
+  let offset = 0;
+  for (const file of files) {
+    file.content = payload.subarray(offset, offset + file.bytes);
+    offset += file.bytes;
+  }
+  return "";
 }
 
 /** What is wrong with a request (RunnerRequest in protocol/jobs.ts), or "" when nothing is. */
@@ -266,10 +311,19 @@ function makeJobDir() {
 function writeProgram(dir, request) {
   const { filename, files } = request;
   const file = path.join(dir, filename);
-  let source = request.source;
-  if (files === undefined) fs.writeFileSync(file, source, { mode: 0o400 });
-  else source = writeFiles(dir, files, filename);
-  return { dir, dirUrl: pathToFileURL(dir).href, file, filename, source };
+  let content = request.source;
+  if (files === undefined) fs.writeFileSync(file, content, { mode: 0o400 });
+  else content = writeFiles(dir, files, filename);
+  return { dir, dirUrl: pathToFileURL(dir).href, file, filename, content, text: null };
+}
+
+/** The entry's text, decoded from its bytes the first time it is needed (a bundle's entry `.mjs` never is). */
+function sourceOf(program) {
+  if (program.text === null) {
+    program.text =
+      typeof program.content === "string" ? program.content : program.content.toString("utf8");
+  }
+  return program.text;
 }
 
 // --- a program of several files (DESIGN.md §7) ----------------------------------
@@ -297,8 +351,13 @@ function filesProblem(files, entry) {
   }
   const paths = new Set();
   for (const file of files) {
-    if (file === null || typeof file?.path !== "string" || typeof file.content !== "string") {
-      return "a file is not {path, content}";
+    const sized = Number.isSafeInteger(file?.bytes) && file.bytes >= 0;
+    if (
+      file === null ||
+      typeof file?.path !== "string" ||
+      !(typeof file.content === "string" || sized)
+    ) {
+      return "a file is not {path, content} or {path, bytes}";
     }
     if (!isInsidePath(file.path) || paths.has(file.path)) {
       return `the file path ${JSON.stringify(file.path)} is not a new relative path inside the program's folder`;
@@ -311,7 +370,7 @@ function filesProblem(files, entry) {
   return "";
 }
 
-/** Writes each file under `dir`, read-only, and returns the entry's text. */
+/** Writes each file under `dir`, read-only, and returns the entry's content (text, or bytes). */
 function writeFiles(dir, files, entry) {
   const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
   let entrySource = "";
@@ -338,6 +397,26 @@ function writeFiles(dir, files, entry) {
     if (file.path === entry) entrySource = file.content;
   }
   return entrySource;
+}
+
+/**
+ * A bundle's source map (labrun submit sends one) makes a stack name the
+ * user's own files and lines (src/lib/fail.ts:2), not the bundle's. The map
+ * is parsed only if a stack is formatted (source-maps.js); on a node without
+ * the default prepareStackTrace that needs, Node's own eager switch instead.
+ */
+function mapStacks(program, request) {
+  const files = request.files ?? [{ path: program.filename, content: program.content }];
+  // A `.js` entry with ESM syntax runs from its `.mjs` copy (importProgram).
+  const copy = stringEndsWith(program.filename, ".js")
+    ? [{ path: `${stringSlice(program.filename, 0, -".js".length)}.mjs`, content: program.content }]
+    : [];
+  try {
+    const installed = installLazySourceMaps(program.dir, [...copy, ...files]);
+    if (installed === "unsupported") process.setSourceMapsEnabled(true);
+  } catch {
+    // No mapping: stacks name the bundle's own lines.
+  }
 }
 
 /**
@@ -397,7 +476,7 @@ const COMMONJS_PARAMETERS = ["exports", "require", "module", "__filename", "__di
 function requireProgram(program) {
   let syntaxError = null;
   try {
-    vm.compileFunction(program.source, COMMONJS_PARAMETERS, { filename: program.file });
+    vm.compileFunction(sourceOf(program), COMMONJS_PARAMETERS, { filename: program.file });
   } catch (error) {
     syntaxError = error;
   }
@@ -428,7 +507,7 @@ async function importProgram(program, cjsSyntaxError) {
   let file = program.file;
   if (!stringEndsWith(file, ".mjs")) {
     file = `${stringSlice(file, 0, -".js".length)}.mjs`;
-    fs.writeFileSync(file, program.source, { mode: 0o400 });
+    fs.writeFileSync(file, program.content, { mode: 0o400 });
   }
   try {
     return { kind: "esm", exports: await import(pathToFileURL(file).href) };
@@ -499,6 +578,7 @@ async function run() {
     return fail("RUNTIME_ERROR", `the runner could not write the program's files: ${message}`);
   }
   installGuards(program);
+  mapStacks(program, request);
 
   // Every await below starts before any of the program runs, so a program
   // that patches Promise cannot get between the runner and its own promises.

@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { transform } from "esbuild";
 import { afterAll, describe, expect, it } from "vitest";
 
 const RUNNER = fileURLToPath(new URL("./runner.js", import.meta.url));
@@ -45,19 +46,33 @@ interface RunOptions {
   input?: unknown;
   /** Sent on stdin instead of a well-formed request. */
   raw?: string;
+  /** A program of several files, sent as the agent sends them: raw bytes after the request line. */
+  files?: Array<{ path: string; content: string }>;
+  /** Bytes left off the end of what is sent. */
+  cut?: number;
+}
+
+/** The request line, and for `files` their bytes after it (RunnerRequest in protocol/jobs.ts). */
+function requestOf(source: string, options: RunOptions, nonce: string): string | Buffer {
+  if (options.raw !== undefined) return options.raw;
+  const files = options.files;
+  const line = JSON.stringify({
+    source,
+    filename: options.filename ?? "main.js",
+    ...(files === undefined
+      ? {}
+      : { files: files.map(({ path, content }) => ({ path, bytes: Buffer.byteLength(content) })) }),
+    ...("input" in options ? { input: options.input } : {}),
+    nonce,
+  });
+  const all = Buffer.from(`${line}\n${files?.map((file) => file.content).join("") ?? ""}`);
+  return all.subarray(0, all.length - (options.cut ?? 0));
 }
 
 /** Runs runner.js on the host's node with one request on stdin. */
 function runRunner(source: string, options: RunOptions = {}): Promise<Run> {
   const nonce = randomBytes(16).toString("hex");
-  const request =
-    options.raw ??
-    JSON.stringify({
-      source,
-      filename: options.filename ?? "main.js",
-      ...("input" in options ? { input: options.input } : {}),
-      nonce,
-    });
+  const request = requestOf(source, options, nonce);
   const started = Date.now();
   return new Promise<Run>((resolve, reject) => {
     const child = spawn(process.execPath, [RUNNER], {
@@ -497,5 +512,82 @@ describe.concurrent("runner.js: malformed requests", () => {
     expect(run.exitCode).toBe(2);
     expect(run.stderr).toContain("no valid nonce");
     expect(run.outside).toBe("");
+  });
+});
+
+describe.concurrent("runner.js: programs of several files and their source maps", () => {
+  it("runs files sent as raw bytes after the request line, multi-byte text included", async () => {
+    const files = [
+      { path: "lib/words.mjs", content: 'export const words = ["héllo", "wörld ✓", "日本"];\n' },
+      {
+        path: "main.mjs",
+        content: 'import { words } from "./lib/words.mjs";\nexport const main = () => words;\n',
+      },
+    ];
+    expect(await resultOf("", { filename: "main.mjs", files })).toEqual([
+      "héllo",
+      "wörld ✓",
+      "日本",
+    ]);
+  });
+
+  it("answers files cut short with SANDBOX_ERROR", async () => {
+    const files = [{ path: "main.mjs", content: "export const main = () => 1;\n" }];
+    const error = await errorOf("", { filename: "main.mjs", files, cut: 5 });
+    expect(error.code).toBe("SANDBOX_ERROR");
+    expect(error.message).toMatch(/the input ended before the files' \d+ bytes/);
+  });
+
+  /** `src/fail.ts` compiled as `labrun submit` would: the bundle, and its map beside it. */
+  async function compiled() {
+    const ts = [
+      "interface Options { loud: boolean }",
+      "",
+      "export function fail(options: Options): never {",
+      '  throw new Error(options.loud ? "LOUD" : "quiet");',
+      "}",
+      "export const main = (input: Options) => fail(input);",
+    ].join("\n");
+    const { code, map } = await transform(ts, {
+      loader: "ts",
+      format: "esm",
+      sourcemap: "external",
+      sourcefile: "src/fail.ts",
+    });
+    return { code, map };
+  }
+
+  it("maps a stack through a map file of its own, in the detail and where the program prints it", async () => {
+    const { code, map } = await compiled();
+    const files = [
+      {
+        path: "main.mjs",
+        content: `${code.replace("throw new Error", "console.log(new Error('printed').stack); throw new Error")}//# sourceMappingURL=main.mjs.map\n`,
+      },
+      { path: "main.mjs.map", content: map },
+    ];
+    const run = await runRunner("", { filename: "main.mjs", files, input: { loud: true } });
+    expect(run.envelope?.error?.message).toBe("LOUD");
+    expect(run.envelope?.error?.detail).toMatch(
+      /^Error: LOUD\n {4}at fail \(src\/fail\.ts:4:\d+\)/,
+    );
+    expect(run.envelope?.error?.detail).toMatch(/\n {4}at main \(src\/fail\.ts:6:\d+\)/);
+    expect(run.outside).toMatch(/Error: printed\n {4}at fail \(\/.*\/src\/fail\.ts:4:\d+\)/);
+  });
+
+  it("maps a stack through an inline map, in a program of one file", async () => {
+    const { code, map } = await compiled();
+    const inline = Buffer.from(map).toString("base64");
+    const source = `${code}//# sourceMappingURL=data:application/json;base64,${inline}\n`;
+    const error = await errorOf(source, { filename: "main.mjs", input: { loud: false } });
+    expect(error.message).toBe("quiet");
+    expect(error.detail).toMatch(/^Error: quiet\n {4}at fail \(src\/fail\.ts:4:9\)/);
+  });
+
+  it("leaves a stack as it is when its map is not among the files", async () => {
+    const { code } = await compiled();
+    const files = [{ path: "main.mjs", content: `${code}//# sourceMappingURL=gone.map\n` }];
+    const error = await errorOf("", { filename: "main.mjs", files, input: { loud: true } });
+    expect(error.detail).toMatch(/^Error: LOUD\n {4}at fail \(main\.mjs:2:9\)/);
   });
 });

@@ -30,6 +30,7 @@ const RUNNER_FILES = [
   "contract.js",
   "framer.js",
   "item-host.js",
+  "source-maps.js",
   "package.json",
   "Dockerfile",
 ] as const;
