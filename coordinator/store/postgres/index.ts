@@ -18,6 +18,7 @@ import { prepareEnqueue } from "./enqueue.js";
 import { prepareEnqueueBatch } from "./enqueueBatch.js";
 import { prepareExpireLeases } from "./expireLeases.js";
 import { prepareExtendLeases } from "./extendLeases.js";
+import { prepareClaimTokens } from "./fixedTokens.js";
 import { prepareGetBatch } from "./getBatch.js";
 import { prepareGetJob } from "./getJob.js";
 import { prepareHeartbeat } from "./heartbeat.js";
@@ -72,6 +73,7 @@ export async function openPostgresStore(
   return {
     ...prepareUsers(context),
     ...prepareAudit(context),
+    claimTokens: prepareClaimTokens(context),
     enqueue: prepareEnqueue(context),
     getJob: readJob,
     listJobs: prepareListJobs(context),
