@@ -61,6 +61,8 @@ export async function startPrivatePostgres(): Promise<PrivatePostgres> {
       timeout: 90_000,
       encoding: "utf8",
     });
+  // As scripts/ensure-postgres.sh starts it: loopback and the socket in the data dir only.
+  const serverOptions = `-c listen_addresses=127.0.0.1 -p ${port} -c unix_socket_directories=${dataDir}`;
   const cleanup = () => {
     for (const path of [dataDir, logFile, `${dataDir}.pid`, `${dataDir}.lock`]) {
       rmSync(path, { recursive: true, force: true });
@@ -80,8 +82,9 @@ export async function startPrivatePostgres(): Promise<PrivatePostgres> {
     dataDir,
     logFile,
     stop: async () => void (await pgCtl("stop", "-m", "fast", "-w", "-t", "60")),
-    // -l: the log file again (the options of the first start are in postmaster.opts).
-    start: async () => void (await pgCtl("start", "-w", "-t", "60", "-l", logFile)),
+    // The port and addresses again: a plain `pg_ctl start` forgets the first start's (only restart reads postmaster.opts).
+    start: async () =>
+      void (await pgCtl("start", "-w", "-t", "60", "-l", logFile, "-o", serverOptions)),
     restart: async () =>
       void (await pgCtl("restart", "-m", "fast", "-w", "-t", "60", "-l", logFile)),
     async destroy() {
