@@ -37,7 +37,7 @@ export interface PgContext {
 export interface PoolOptions {
   /** Connections at most (default: 2 per core, between 4 and 16). */
   max?: number;
-  /** Seconds a transaction may sit idle before the server ends it (default 30). */
+  /** Seconds a transaction may sit idle before the server ends it (default 30; the store passes half the lease TTL). */
   idleInTransactionSeconds?: number;
   /** The schema the store's tables live in (default: the server's search_path, `public`). */
   schema?: string;

@@ -50,6 +50,10 @@ export async function openPostgresStore(
 ): Promise<Store> {
   // What the usage-charge trigger reads (migrations.ts): this coordinator's half-life and TTL.
   const sql = openPool(url, {
+    // A coordinator stalled inside a transaction (SIGSTOP, a VM pause) holds
+    // row locks every other coordinator waits on: the server ends it well
+    // before the stall could let leases expire (test/faults/pg-coordinator-sigstop.test.ts).
+    idleInTransactionSeconds: Math.max(1, Math.floor(settings.leaseTtlMs / 2_000)),
     ...pool,
     session: {
       "labrun.half_life_ms": String(halfLifeOf(settings)),
