@@ -6,8 +6,8 @@
 // closes first, the connection's teardown cancels that immediate but keeps
 // the variable and the buffered bytes, and a later write runs `nextWrite`
 // on a null socket: an uncaught TypeError from a timer, which no
-// try/catch of the caller sees. test/faults/pg-restart.test.ts kills both
-// coordinators without this patch.
+// try/catch of the caller sees. It killed both coordinators in a run of
+// test/faults/pg-restart.test.ts (it is a race: not every run meets it).
 //
 // The patch (the upstream PRs' guard): teardown drops the timer and the
 // buffered bytes of the dead socket, and `nextWrite` without a socket
