@@ -4,6 +4,7 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { Logger } from "pino";
 import { z } from "zod";
 import { API_ERROR_STATUS, type ApiErrorBody, type ApiErrorCode } from "../protocol/index.js";
+import { isStoreUnavailable } from "./store/unavailable.js";
 
 /**
  * The one error type the coordinator throws on purpose. Its code picks the
@@ -98,8 +99,9 @@ export function errorBody(code: ApiErrorCode, message: string, details?: unknown
 
 /**
  * Hono's onError: every failure becomes the JSON error body, never a stack.
- * Typed errors keep their status; anything unexpected is logged and answered
- * with a generic 500 INTERNAL.
+ * Typed errors keep their status; a database that does not answer is a 503
+ * UNAVAILABLE; anything else unexpected is logged and answered with a
+ * generic 500 INTERNAL.
  */
 export function onError(logger: Logger) {
   return (error: Error, c: Context) => {
@@ -125,6 +127,15 @@ export function onError(logger: Logger) {
       logger.warn({ ...where, code, status: error.status }, "refused");
       // Hono's own messages ("Malformed JSON in request body") are safe to pass on.
       return c.json(errorBody(code, error.message || "the request was refused"), error.status);
+    }
+    if (isStoreUnavailable(error)) {
+      // The database is away (restarting, down): a clean 503 the client may retry, or take elsewhere.
+      logger.warn({ ...where, code: (error as { code?: string }).code }, "database unavailable");
+      c.header("retry-after", "1");
+      return c.json(
+        errorBody("UNAVAILABLE", "the database does not answer; try again in a moment"),
+        503,
+      );
     }
     logger.error({ ...where, err: error }, "unexpected error");
     return c.json(

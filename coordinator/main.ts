@@ -7,7 +7,7 @@ import { startRetention } from "./retention.js";
 import { type HttpServer, listen } from "./server.js";
 import { describeStore, openStoreFrom } from "./store/open.js";
 import { startLeaseSweeper } from "./sweeper.js";
-import { loadOrCreateTokens, type Tokens } from "./tokens.js";
+import { settleTokens, type Tokens } from "./tokens.js";
 
 export type { CoordinatorConfigInput } from "./config.js";
 
@@ -44,10 +44,16 @@ export async function startCoordinator(
   let server: HttpServer;
   let tokens: Tokens;
   try {
-    const loaded = loadOrCreateTokens(config.dataDir);
-    tokens = loaded.tokens;
-    if (loaded.created)
-      logger.info({ path: loaded.path }, "created client, admin and agent tokens");
+    // The store's tokens (the first coordinator's), so every coordinator on it accepts the same.
+    const settled = await settleTokens(config.dataDir, (offered) => store.claimTokens(offered));
+    tokens = settled.tokens;
+    if (settled.minted)
+      logger.info({ path: settled.path }, "created client, admin and agent tokens");
+    if (settled.file === "rewritten")
+      logger.warn(
+        { path: settled.path },
+        "tokens.json held other tokens than the store; rewrote it with the store's (the old ones no longer work)",
+      );
     const app = createApp({ store, notifier, tokens, config, logger, metrics });
     server = await listen(app.fetch, config.host, config.port, (error) =>
       logger.error({ err: error }, "HTTP server error"),

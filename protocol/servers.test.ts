@@ -75,6 +75,23 @@ describe("FailoverHttp", () => {
     http.close();
   });
 
+  it("tries every server once per request, also with many requests failing over at once", async () => {
+    // Each failing request used to move a shared index by one: two at once
+    // moved it past the live server and back, so the second tried the dead
+    // one twice and never the live one (the kill -9 fault test's lost submits).
+    const hits: string[] = [];
+    const dead = await deadUrl();
+    const live = await serve(200, "live", hits);
+    const http = new FailoverHttp([dead, live.url]);
+    const answers = await Promise.all(
+      Array.from({ length: 8 }, (_, n) => http.request(`/${n}`, { method: "GET" })),
+    );
+    expect(answers.map(({ server }) => server)).toEqual(Array(8).fill(live.url));
+    expect(hits).toHaveLength(8);
+    expect(http.current).toBe(live.url);
+    http.close();
+  });
+
   it("moves past a 5xx, but takes a 4xx as the answer", async () => {
     const hits: string[] = [];
     const failing = await serve(503, "failing", hits);

@@ -120,20 +120,30 @@ export class FailoverHttp {
     let lastAnswer: { answer: HttpAnswer; server: string } | undefined;
     const { timeoutMs, ...rest } = options;
     const attempt: HttpRequest = this.servers.length > 1 && timeoutMs ? options : rest;
+    // Each request walks the list from where it starts on its own: many in
+    // flight fail over together, and a shared step per failure would send
+    // some of them past the live server and back to the dead one.
+    const start = this.index;
+    let server = this.current;
     for (let tried = 0; tried < this.servers.length; tried++) {
-      const server = this.current;
+      const index = (start + tried) % this.servers.length;
+      server = this.servers[index] as string;
       try {
         const answer = await this.http.request(`${server}${path}`, attempt);
-        if (answer.status < 500) return { answer, server };
+        if (answer.status < 500) {
+          this.index = index;
+          return { answer, server };
+        }
         lastAnswer = { answer, server };
       } catch (error) {
         if (options.signal?.aborted || !isConnectionError(error)) throw error;
         lastError = error;
       }
-      this.index = (this.index + 1) % this.servers.length;
+      // The next request starts past this one (unless another has answered since).
+      if (this.index === index) this.index = (index + 1) % this.servers.length;
     }
     if (lastAnswer) return lastAnswer;
-    throw new AllServersFailedError(this.current, this.servers, lastError);
+    throw new AllServersFailedError(server, this.servers, lastError);
   }
 
   close(): void {

@@ -1,6 +1,15 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -23,6 +32,7 @@ const CLI = fileURLToPath(new URL("../dist/client/cli.js", import.meta.url));
 const single = usePostgresDatabase();
 const shared = usePostgresDatabase();
 const withUsers = usePostgresDatabase();
+const withTokens = usePostgresDatabase();
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -123,8 +133,8 @@ describe("labrun coordinator on PostgreSQL", () => {
   });
 
   it("two coordinators on one database: a job submitted on one is seen on the other, an agent registered through one works through the other", async () => {
-    // One data dir, so both read the same tokens.json (the second finds the
-    // first's); tokens and users in the database are the next slice.
+    // One data dir, so both read the same tokens.json; data dirs of their
+    // own get the database's tokens too (the test further down).
     const dir = dataDir();
     const first = await startCoordinator(dir, { flag: shared.url() });
     const second = await startCoordinator(dir, { env: shared.url() });
@@ -193,5 +203,38 @@ describe("labrun coordinator on PostgreSQL", () => {
     expect((await clientOf(first, first.tokens.admin).get(id)).state).toBe("cancelled");
     const audit = await clientOf(first, first.tokens.admin).audit();
     expect(audit.entries.map((entry) => entry.action)).toEqual(["user.rm", "user.add"]);
+  });
+
+  it("two coordinators with data dirs of their own on one database accept the same tokens, which a restart keeps", async () => {
+    const firstDir = dataDir();
+    const secondDir = dataDir();
+    // The second's data dir holds a tokens.json of its own from an earlier life: the database's win.
+    const first = await startCoordinator(firstDir, { flag: withTokens.url() });
+    const stale = {
+      client: "lrc_stale-client-0123456789",
+      admin: "lra_stale-admin-0123456789",
+      agent: "lrj_stale-agent-0123456789",
+    };
+    writeFileSync(join(secondDir, "tokens.json"), JSON.stringify(stale), { mode: 0o600 });
+    const second = await startCoordinator(secondDir, { flag: withTokens.url() });
+    expect(second.tokens).toEqual(first.tokens);
+    expect(statSync(join(secondDir, "tokens.json")).mode & 0o777).toBe(0o600);
+    expect(readFileSync(second.logFile, "utf8")).toMatch(/tokens\.json held other tokens/);
+
+    // Each accepts the other's admin and client tokens, and the stale ones nowhere.
+    const { id } = await clientOf(first).submit({ source: "exports.main = () => 1" });
+    expect((await clientOf(second, first.tokens.client).get(id)).state).toBe("queued");
+    expect(await clientOf(first, second.tokens.admin).nodes()).toEqual([]);
+    expect(await clientOf(second, first.tokens.admin).nodes()).toEqual([]);
+    const refused = await clientOf(second, stale.client)
+      .list()
+      .catch((error: unknown) => error);
+    expect(refused as object).toMatchObject({ status: 401 });
+
+    // Restarted on its data dir, the first keeps the tokens it had.
+    await first.stop();
+    const again = await startCoordinator(firstDir, { flag: withTokens.url() });
+    expect(again.tokens).toEqual(first.tokens);
+    expect((await clientOf(again, second.tokens.client).get(id)).state).toBe("queued");
   });
 });

@@ -17,6 +17,7 @@ import { BODY_LIMITS } from "../bodyLimits.js";
 import type { RouteDeps } from "../routeTypes.js";
 import { hashToken, newToken } from "../tokens.js";
 import { AGENT, guard, JOIN, jsonBody, jsonContent, newRouteApp, refusals } from "./declare.js";
+import { renewLateLeases } from "./lateLeases.js";
 
 /** Checked by auth (the token must be agent `:id`'s own), not by a schema. */
 const AgentPath = z.object({ id: z.string().describe("the agentId that register returned") });
@@ -70,7 +71,16 @@ export function agentRoutes({ store, notifier, config, clock, logger, auth, metr
     const deadline = Date.now() + waitMs;
     // An aborted request leases nothing: its answer would reach no one.
     while (!signal.aborted && !notifier.closed) {
-      const jobs = await store.lease(agent.id, free, clock());
+      const leasedAt = clock();
+      const leased = await store.lease(agent.id, free, leasedAt);
+      const jobs = await renewLateLeases(
+        store,
+        agent.id,
+        leased,
+        leasedAt,
+        clock(),
+        config.leaseTtlMs,
+      );
       const left = deadline - Date.now();
       if (jobs.length > 0 || free === 0 || left <= 0) return c.json({ jobs }, 200);
       await notifier.waitForWork(left, signal, agent.id);

@@ -17,6 +17,7 @@ import { prepareEnqueueBatch } from "./enqueueBatch.js";
 import { prepareExpireLeases } from "./expireLeases.js";
 import { prepareExtendLeases } from "./extendLeases.js";
 import { installUsageCharge } from "./fairShare.js";
+import { prepareClaimTokens } from "./fixedTokens.js";
 import { prepareGetBatch } from "./getBatch.js";
 import { prepareGetJob } from "./getJob.js";
 import { prepareHeartbeat } from "./heartbeat.js";
@@ -92,6 +93,7 @@ function openSyncStore(dataDir: string, settings: StoreSettings): SyncStore {
   return {
     ...prepareUsers(context, settleBatches),
     ...prepareAudit(context),
+    claimTokens: prepareClaimTokens(context),
     enqueue: prepareEnqueue(context, getJob),
     getJob: readJob,
     listJobs: prepareListJobs(context),

@@ -23,6 +23,7 @@ import type {
   UserInfo,
 } from "../../protocol/index.js";
 import type { ApiError } from "../errors.js";
+import type { Tokens } from "../tokens.js";
 
 /**
  * The queue's verbs. Terms as in protocol/index.ts: a job is leased to an
@@ -149,6 +150,13 @@ export interface Store {
   /** Who submitted the job or batch; undefined when there is none. */
   jobOwner(id: string): Promise<string | undefined>;
   batchOwner(id: string): Promise<string | undefined>;
+  /**
+   * The fixed tokens (client, admin, agent join) every coordinator on this
+   * store uses: `offered` are stored when the store holds none yet (the
+   * first offer wins, also between coordinators starting together), and
+   * the held ones are returned, `offered` or not.
+   */
+  claimTokens(offered: Tokens): Promise<Tokens>;
   /** Appends an admin action to the audit log. */
   recordAudit(entry: NewAuditEntry, now: number): Promise<void>;
   /** The audit log, newest first. */

@@ -192,6 +192,17 @@ const MIGRATIONS: readonly string[] = [
   ALTER TABLE jobs ADD COLUMN files TEXT;
   ALTER TABLE batches ADD COLUMN files TEXT;
   `,
+  // 10: the coordinator's fixed tokens (client, admin, agent join), one row:
+  // the first offered stay (claimTokens). An install from before has none
+  // yet, so its coordinator's tokens.json is adopted on its next start.
+  `
+  CREATE TABLE fixed_tokens (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    client TEXT NOT NULL,
+    admin TEXT NOT NULL,
+    agent TEXT NOT NULL
+  );
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

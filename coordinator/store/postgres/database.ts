@@ -37,7 +37,7 @@ export interface PgContext {
 export interface PoolOptions {
   /** Connections at most (default: 2 per core, between 4 and 16). */
   max?: number;
-  /** Seconds a transaction may sit idle before the server ends it (default 30). */
+  /** Seconds a transaction may sit idle before the server ends it (default 30; the store passes half the lease TTL). */
   idleInTransactionSeconds?: number;
   /** The schema the store's tables live in (default: the server's search_path, `public`). */
   schema?: string;
@@ -67,6 +67,14 @@ export function openPool(url: string, options: PoolOptions = {}): Sql {
     prepare: true,
     idle_timeout: 60,
     connect_timeout: 10,
+    // Seconds before a connection that closed with an error connects again.
+    // postgres.js's default grows with a retry count the whole pool shares
+    // (3^n / 100 s, up to 20 s): a PostgreSQL restart closes every
+    // connection at once, and the coordinator then waited 10-20 s after the
+    // server was back (test/faults/pg-restart.test.ts). A short jittered
+    // delay costs a dead server one refused connect per connection per
+    // ~0.3 s, and the coordinator answers 503 meanwhile.
+    backoff: () => 0.1 + Math.random() * 0.4,
     onnotice: () => {},
     connection: {
       application_name: "labrun-coordinator",

@@ -18,6 +18,7 @@ import { prepareEnqueue } from "./enqueue.js";
 import { prepareEnqueueBatch } from "./enqueueBatch.js";
 import { prepareExpireLeases } from "./expireLeases.js";
 import { prepareExtendLeases } from "./extendLeases.js";
+import { prepareClaimTokens } from "./fixedTokens.js";
 import { prepareGetBatch } from "./getBatch.js";
 import { prepareGetJob } from "./getJob.js";
 import { prepareHeartbeat } from "./heartbeat.js";
@@ -49,6 +50,10 @@ export async function openPostgresStore(
 ): Promise<Store> {
   // What the usage-charge trigger reads (migrations.ts): this coordinator's half-life and TTL.
   const sql = openPool(url, {
+    // A coordinator stalled inside a transaction (SIGSTOP, a VM pause) holds
+    // row locks every other coordinator waits on: the server ends it well
+    // before the stall could let leases expire (test/faults/pg-coordinator-sigstop.test.ts).
+    idleInTransactionSeconds: Math.max(1, Math.floor(settings.leaseTtlMs / 2_000)),
     ...pool,
     session: {
       "labrun.half_life_ms": String(halfLifeOf(settings)),
@@ -72,6 +77,7 @@ export async function openPostgresStore(
   return {
     ...prepareUsers(context),
     ...prepareAudit(context),
+    claimTokens: prepareClaimTokens(context),
     enqueue: prepareEnqueue(context),
     getJob: readJob,
     listJobs: prepareListJobs(context),

@@ -212,6 +212,17 @@ const MIGRATIONS: readonly string[] = [
     details text NOT NULL
   );
   `,
+  // 2: the coordinators' fixed tokens (client, admin, agent join), one row
+  // that every coordinator on the database uses: the first offered stay
+  // (claimTokens).
+  `
+  CREATE TABLE fixed_tokens (
+    id integer PRIMARY KEY CHECK (id = 1),
+    client text NOT NULL,
+    admin text NOT NULL,
+    agent text NOT NULL
+  );
+  `,
 ];
 
 export const PG_SCHEMA_VERSION = MIGRATIONS.length;

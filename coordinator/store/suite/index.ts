@@ -5,6 +5,7 @@ import { TTL } from "./fixtures.js";
 import { jobSuite } from "./jobs.js";
 import { programSuite } from "./programs.js";
 import { statsSuite } from "./stats.js";
+import { tokenSuite } from "./tokens.js";
 import type { OpenStoreUnderTest, StoreTestHooks, SuiteContext } from "./types.js";
 import { userSuite } from "./users.js";
 
@@ -67,6 +68,7 @@ export function describeStoreSuite(name: string, openStore: OpenStoreUnderTest):
     statsSuite(context);
     userSuite(context);
     programSuite(context);
+    tokenSuite(context);
   });
 }
 

@@ -251,7 +251,7 @@ export class ProcessCluster {
 }
 
 /** Spawns the CLI in its own process group; output is appended to `logFile`. */
-function spawnLabrun(args: string[], logFile: string, logLevel: string): LabrunProcess {
+export function spawnLabrun(args: string[], logFile: string, logLevel: string): LabrunProcess {
   const fd = openSync(logFile, "a");
   const child = spawn(process.execPath, [CLI, ...args], {
     stdio: ["ignore", fd, fd],
@@ -296,7 +296,7 @@ export function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
 }
 
 /** SIGTERM, then SIGKILL after `graceMs`; resolves when the process is gone. */
-async function stopProcess(proc: LabrunProcess, graceMs: number): Promise<void> {
+export async function stopProcess(proc: LabrunProcess, graceMs: number): Promise<void> {
   if (!proc.running) return;
   killGroup(proc.child, "SIGTERM");
   const exitedInTime = await Promise.race([
