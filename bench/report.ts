@@ -1,8 +1,10 @@
 import type { BatchCapacityResult } from "./batch-capacity.js";
+import type { PgWindow } from "./coordinator/pg-stats.js";
 import type { CoordinatorCapacityResult } from "./coordinator-capacity.js";
 import { HOP_DESCRIPTIONS, type WarmJobBreakdown } from "./e2e/breakdown.js";
 import type { MapThroughput } from "./e2e/map-throughput.js";
 import type { Throughput } from "./e2e/throughput.js";
+import type { BookkeepingResult, BookkeepingRow } from "./postgres-bookkeeping.js";
 import { type Distribution, round } from "./stats.js";
 import type { UsersCapacityResult } from "./users-capacity.js";
 
@@ -282,4 +284,29 @@ export function usersTargets(u: UsersCapacityResult): TargetRow[] {
       met: u.targets.p99LeaseMs.met,
     },
   ];
+}
+
+/** The bookkeeping rows on SQLite and on PostgreSQL with 1 and 2 coordinators (bench/postgres-bookkeeping.ts). */
+export function renderBookkeeping(b: BookkeepingResult): string[] {
+  const name = (row: BookkeepingRow) =>
+    `${row.store === "sqlite" ? "SQLite" : "PostgreSQL"}, ${row.coordinators} coordinator${row.coordinators > 1 ? "s" : ""}`;
+  const pg = (row: BookkeepingRow, value: (p: PgWindow) => string | number) =>
+    row.postgres ? String(value(row.postgres)) : "–";
+  const lines = [
+    `| Batch bookkeeping by store (${b.setup.agents} simulated agents × ${b.setup.slots} slots over loopback HTTP, NDJSON batches of ${b.setup.batchItems.toLocaleString("en")}, results in groups; load average ${b.setup.loadAverage1m}) | items/s | lease / group / submit ms | CPU cores: coordinators / PostgreSQL backends / machine | commits, rows written, WAL bytes per item | WAL fsyncs/s (ms in fsync per s) |`,
+    "|---|---:|---:|---:|---:|---:|",
+  ];
+  for (const row of b.rows) {
+    lines.push(
+      `| ${name(row)} | ${row.itemsPerSecond.toLocaleString("en")} | ${row.leaseMs} / ${row.groupMs} / ${row.submitMs} | ${row.coordinatorCores} / ${pg(row, (p) => p.backendCores)} / ${row.machineCores} | ${pg(row, (p) => `${p.commitsPerItem}, ${p.rowsWrittenPerItem}, ${p.walBytesPerItem}`)} | ${pg(row, (p) => `${p.walSyncsPerSecond} (${p.walSyncMsPerSecond})`)} |`,
+    );
+  }
+  const target = b.targets.twoCoordinatorsItemsPerSecond;
+  if (target) {
+    lines.push(
+      "",
+      `Target (issue 18): ≥ ${target.target.toLocaleString("en")} items/s with 2 coordinators on PostgreSQL: ${target.measured.toLocaleString("en")}, ${target.met ? "met" : "**not met**"}.`,
+    );
+  }
+  return lines;
 }
