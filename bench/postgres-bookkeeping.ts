@@ -62,6 +62,12 @@ export interface BookkeepingRow extends BookkeepingConfiguration {
   coordinatorCores: number;
   benchCores: number;
   machineCores: number;
+  /**
+   * Items per CPU second of the coordinators and the database server
+   * together: what the bookkeeping costs, whatever share of the machine it
+   * got. Two free cores would give about twice this (less the agents').
+   */
+  itemsPerCpuSecond: number;
   /** The database's side (PostgreSQL only). */
   postgres?: PgWindow;
   errors: number;
@@ -239,6 +245,13 @@ async function runConfiguration(
         coordinatorCores: round(coordinatorCpu / seconds, 2),
         benchCores: round((benchUsage.user + benchUsage.system) / 1e6 / seconds, 2),
         machineCores: round(machineCpu / seconds, 2),
+        itemsPerCpuSecond: Math.round(
+          items /
+            Math.max(
+              0.01,
+              coordinatorCpu + ((pg?.backendCores ?? 0) + (pg?.serverCores ?? 0)) * seconds,
+            ),
+        ),
         ...(pg ? { postgres: pg } : {}),
         errors: after.errors - before.errors + submitErrors,
       };

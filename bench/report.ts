@@ -293,12 +293,12 @@ export function renderBookkeeping(b: BookkeepingResult): string[] {
   const pg = (row: BookkeepingRow, value: (p: PgWindow) => string | number) =>
     row.postgres ? String(value(row.postgres)) : "–";
   const lines = [
-    `| Batch bookkeeping by store (${b.setup.agents} simulated agents × ${b.setup.slots} slots over loopback HTTP, NDJSON batches of ${b.setup.batchItems.toLocaleString("en")}, results in groups; load average ${b.setup.loadAverage1m}) | items/s | lease / group / submit ms | CPU cores: coordinators / PostgreSQL backends / machine | commits, rows written, WAL bytes per item | WAL fsyncs/s (ms in fsync per s) |`,
-    "|---|---:|---:|---:|---:|---:|",
+    `| Batch bookkeeping by store (${b.setup.agents} simulated agents × ${b.setup.slots} slots over loopback HTTP, NDJSON batches of ${b.setup.batchItems.toLocaleString("en")}, results in groups; load average ${b.setup.loadAverage1m}) | items/s | items per CPU s (coordinators + PostgreSQL) | lease / group / submit ms | CPU cores: coordinators / PostgreSQL backends / machine | commits, rows written, WAL bytes per item | WAL fsyncs/s (ms in fsync per s) |`,
+    "|---|---:|---:|---:|---:|---:|---:|",
   ];
   for (const row of b.rows) {
     lines.push(
-      `| ${name(row)} | ${row.itemsPerSecond.toLocaleString("en")} | ${row.leaseMs} / ${row.groupMs} / ${row.submitMs} | ${row.coordinatorCores} / ${pg(row, (p) => p.backendCores)} / ${row.machineCores} | ${pg(row, (p) => `${p.commitsPerItem}, ${p.rowsWrittenPerItem}, ${p.walBytesPerItem}`)} | ${pg(row, (p) => `${p.walSyncsPerSecond} (${p.walSyncMsPerSecond})`)} |`,
+      `| ${name(row)} | ${row.itemsPerSecond.toLocaleString("en")} | ${row.itemsPerCpuSecond.toLocaleString("en")} | ${row.leaseMs} / ${row.groupMs} / ${row.submitMs} | ${row.coordinatorCores} / ${pg(row, (p) => p.backendCores)} / ${row.machineCores} | ${pg(row, (p) => `${p.commitsPerItem}, ${p.rowsWrittenPerItem}, ${p.walBytesPerItem}`)} | ${pg(row, (p) => `${p.walSyncsPerSecond} (${p.walSyncMsPerSecond})`)} |`,
     );
   }
   const target = b.targets.twoCoordinatorsItemsPerSecond;

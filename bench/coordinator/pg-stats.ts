@@ -17,6 +17,8 @@ import { processCpuSeconds } from "./cpu.js";
 export interface PgWindow {
   commitsPerItem: number;
   rowsWrittenPerItem: number;
+  /** Rows written per item by table (inserted + updated + deleted), the busiest first. */
+  rowsWrittenByTable: Record<string, number>;
   /** WAL records and bytes per item. */
   walRecordsPerItem: number;
   walBytesPerItem: number;
@@ -33,6 +35,7 @@ interface Snapshot {
   at: number;
   commits: number;
   rowsWritten: number;
+  byTable: Map<string, number>;
   walRecords: number;
   walBytes: number;
   walSyncs: number;
@@ -62,6 +65,12 @@ export class PgWatch {
       return {
         commitsPerItem: per(after.commits - before.commits, items),
         rowsWrittenPerItem: per(after.rowsWritten - before.rowsWritten, items),
+        rowsWrittenByTable: Object.fromEntries(
+          [...after.byTable]
+            .map(([table, rows]) => [table, per(rows - (before.byTable.get(table) ?? 0), items)] as const)
+            .filter(([, rows]) => rows > 0)
+            .sort((a, b) => b[1] - a[1]),
+        ),
         walRecordsPerItem: per(after.walRecords - before.walRecords, items),
         walBytesPerItem: Math.round((after.walBytes - before.walBytes) / Math.max(1, items)),
         walSyncsPerSecond: Math.round((after.walSyncs - before.walSyncs) / seconds),
@@ -86,11 +95,14 @@ export class PgWatch {
       { records: string; bytes: string; syncs: string; sync_ms: number }[]
     >`SELECT wal_records AS records, wal_bytes AS bytes, wal_sync AS syncs, wal_sync_time AS sync_ms
       FROM pg_stat_wal`;
+    const tables = await this.#sql<{ relname: string; written: string }[]>`
+      SELECT relname, n_tup_ins + n_tup_upd + n_tup_del AS written FROM pg_stat_user_tables`;
     const cpu = serverCpu(this.database);
     return {
       at: performance.now(),
       commits: Number(db?.commits ?? 0),
       rowsWritten: Number(db?.written ?? 0),
+      byTable: new Map(tables.map((row) => [row.relname, Number(row.written)])),
       walRecords: Number(wal?.records ?? 0),
       walBytes: Number(wal?.bytes ?? 0),
       walSyncs: Number(wal?.syncs ?? 0),

@@ -53,8 +53,13 @@ async function applyResults(
   now: number,
 ): Promise<CompletedResult[]> {
   const leaseIds = [...new Set(results.map((result) => result.leaseId))];
-  const locked = await query<LeaseRow & { lease_id: string }>(tx, BY_LEASE, [
-    textArray(tx, leaseIds),
+  // The agent's row first, sent ahead of the rest on the transaction's
+  // connection: a lease locks the agent, then the users, and so must this
+  // (FINISH's trigger updates the users); the other order deadlocked two
+  // coordinators' leases and result groups (the server breaks it after 1 s).
+  const [, locked] = await Promise.all([
+    query(tx, SEEN, [agentId, now]),
+    query<LeaseRow & { lease_id: string }>(tx, BY_LEASE, [textArray(tx, leaseIds)]),
   ]);
   const rows = new Map(locked.map((row) => [row.lease_id, row]));
   const finish = new Map<number, { state: JobState; outcome: string; leaseId: string }>();
@@ -125,7 +130,6 @@ async function applyResults(
           again.map(([, a]) => a.programRetry),
         ),
       ]),
-    query(tx, SEEN, [agentId, now]),
   ]);
   await settleBatches(
     tx,

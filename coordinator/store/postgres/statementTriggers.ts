@@ -68,7 +68,7 @@ export const STATEMENT_TRIGGERS_MIGRATION = `
     half_life float8 := COALESCE(NULLIF(current_setting('labrun.half_life_ms', true), ''), '3600000')::float8;
     ttl bigint := COALESCE(NULLIF(current_setting('labrun.lease_ttl_ms', true), ''), '0')::float8::bigint;
   BEGIN
-    WITH moved AS (
+    WITH changed AS (
       SELECT n.owner,
         (n.state = 'queued')::int - (o.state = 'queued')::int AS queued,
         (n.state IN ('leased', 'running'))::int - (o.state IN ('leased', 'running'))::int AS running,
@@ -80,6 +80,10 @@ export const STATEMENT_TRIGGERS_MIGRATION = `
         o.leased_at
       FROM old_jobs AS o JOIN new_jobs AS n ON n.seq = o.seq
       WHERE o.state IS DISTINCT FROM n.state OR o.leased_at IS DISTINCT FROM n.leased_at
+    ), moved AS (
+      -- leased → running (a heartbeat) changes no count: that owner's row is
+      -- neither written nor locked, as the row trigger returned early.
+      SELECT * FROM changed WHERE queued <> 0 OR running <> 0 OR since <> 0 OR ran
     ), runs AS (
       SELECT owner, ended, GREATEST(0, ended - COALESCE(leased_at, ended)) / 1000.0 AS seconds,
         MAX(ended) OVER (PARTITION BY owner) AS last
