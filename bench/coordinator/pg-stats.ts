@@ -67,7 +67,10 @@ export class PgWatch {
         rowsWrittenPerItem: per(after.rowsWritten - before.rowsWritten, items),
         rowsWrittenByTable: Object.fromEntries(
           [...after.byTable]
-            .map(([table, rows]) => [table, per(rows - (before.byTable.get(table) ?? 0), items)] as const)
+            .map(
+              ([table, rows]) =>
+                [table, per(rows - (before.byTable.get(table) ?? 0), items)] as const,
+            )
             .filter(([, rows]) => rows > 0)
             .sort((a, b) => b[1] - a[1]),
         ),

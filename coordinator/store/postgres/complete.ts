@@ -12,7 +12,7 @@ import {
   writeTransaction,
 } from "./database.js";
 import type { GetJob } from "./getJob.js";
-import { settleBatches } from "./settleBatches.js";
+import { probeBatches, settleProbed } from "./settleBatches.js";
 
 // Ordered by seq: two transactions locking overlapping rows lock them in one order.
 const BY_LEASE = `SELECT seq, id, lease_id, state, agent_id, completed_lease_id, batch_id, attempts,
@@ -91,10 +91,12 @@ async function applyResults(
     finish.set(row.seq, { state: row.state, outcome: JSON.stringify(outcome), leaseId });
     return { leaseId, value: ref(row.state), changed: true };
   });
-  // The writes go out together (pipelined on the transaction's connection).
+  // The writes and the batches' settle checks go out together, in this
+  // order, pipelined on the transaction's connection: one round trip, and
+  // each check runs after the writes, so it sees these items ended.
   const done = [...finish];
   const again = [...requeue];
-  await Promise.all([
+  const writes = Promise.all([
     done.length > 0 &&
       query(tx, FINISH, [
         bigintArray(
@@ -131,11 +133,12 @@ async function applyResults(
         ),
       ]),
   ]);
-  await settleBatches(
+  const probes = probeBatches(
     tx,
     answers.map((answer) => ("value" in answer && answer.changed ? answer.value.batchId : null)),
-    now,
   );
+  await writes;
+  await settleProbed(tx, probes, now);
   return answers;
 }
 
