@@ -16,7 +16,6 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import postgres from "postgres";
 import { NDJSON } from "../protocol/index.js";
 import { BatchFleet, type BatchFleetCounters } from "./coordinator/batch-agent.js";
 import { machineBusySeconds, processCpuSeconds } from "./coordinator/cpu.js";
@@ -26,7 +25,7 @@ import {
   type CoordinatorStarted,
   launchCoordinator,
 } from "./coordinator/launch.js";
-import { PgWatch, type PgWindow } from "./coordinator/pg-stats.js";
+import { freshDatabase, PgWatch, type PgWindow } from "./coordinator/pg-stats.js";
 import type { Target } from "./coordinator-capacity.js";
 import { round } from "./stats.js";
 
@@ -44,6 +43,8 @@ export interface BookkeepingOptions {
 export interface BookkeepingConfiguration {
   store: "sqlite" | "postgres";
   coordinators: number;
+  /** Another build's dist/ whose coordinator runs instead (bench/compare-builds.ts). */
+  dist?: string;
 }
 
 export interface BookkeepingRow extends BookkeepingConfiguration {
@@ -127,30 +128,11 @@ export async function benchBookkeeping(
   };
 }
 
-/** A database of its own on the server, empty; dropped by the returned function. */
-async function freshDatabase(
-  serverUrl: string,
-  name: string,
-): Promise<{ url: string; drop: () => Promise<void> }> {
-  const admin = new URL(serverUrl);
-  admin.pathname = "/postgres";
-  const sql = postgres(admin.toString(), { max: 1, onnotice: () => {} });
-  await sql.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-  await sql.unsafe(`CREATE DATABASE ${name}`);
-  // Per database, so only these coordinators' backends time their WAL fsyncs.
-  await sql.unsafe(`ALTER DATABASE ${name} SET track_wal_io_timing = on`);
-  const url = new URL(serverUrl);
-  url.pathname = `/${name}`;
-  return {
-    url: url.toString(),
-    drop: async () => {
-      await sql.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await sql.end({ timeout: 5 });
-    },
-  };
-}
-
-async function runConfiguration(
+/**
+ * One configuration's steady window (exported for the side-by-side rows
+ * against an older build, bench/compare-builds.ts).
+ */
+export async function runConfiguration(
   serverUrl: string,
   configuration: BookkeepingConfiguration,
   settings: { agents: number; slots: number; durationMs: number },
@@ -172,6 +154,7 @@ async function runConfiguration(
       const coordinator = await launchCoordinator({
         dataDir,
         ...(database ? { store: database.url } : {}),
+        ...(configuration.dist ? { dist: configuration.dist } : {}),
       });
       coordinators.push(coordinator);
       clients.push(new LoopbackJson(coordinator.started.url));

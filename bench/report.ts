@@ -1,8 +1,10 @@
 import type { BatchCapacityResult } from "./batch-capacity.js";
+import type { ComparedRow, CompareResult } from "./compare-builds.js";
 import type { PgWindow } from "./coordinator/pg-stats.js";
 import type { CoordinatorCapacityResult } from "./coordinator-capacity.js";
 import { HOP_DESCRIPTIONS, type WarmJobBreakdown } from "./e2e/breakdown.js";
 import type { MapThroughput } from "./e2e/map-throughput.js";
+import type { StoreLatency } from "./e2e/store-latency.js";
 import type { Throughput } from "./e2e/throughput.js";
 import type { BookkeepingResult, BookkeepingRow } from "./postgres-bookkeeping.js";
 import { type Distribution, round } from "./stats.js";
@@ -309,4 +311,39 @@ export function renderBookkeeping(b: BookkeepingResult): string[] {
     );
   }
   return lines;
+}
+
+/** The side-by-side rows against another build (bench/compare-builds.ts). */
+export function renderComparison(c: CompareResult): string[] {
+  const row = (name: string, r: ComparedRow | null) =>
+    r
+      ? [
+          `| ${name} | ${r.thisMedian.toLocaleString("en")} ${r.unit} (${r.thisBuild.join(", ")}) | ${r.otherMedian.toLocaleString("en")} ${r.unit} (${r.otherBuild.join(", ")}) | ${r.ratio} |`,
+        ]
+      : [];
+  return [
+    `| This build against \`${c.otherDist}\`, SQLite, interleaved (load average ${c.loadAverage.atStart} → ${c.loadAverage.atEnd}) | this build: median (rounds) | other build: median (rounds) | this ÷ other |`,
+    "|---|---:|---:|---:|",
+    ...row(
+      "coordinator capacity, 1,000 queued (50 simulated agents × 4 slots)",
+      c.coordinatorJobsPerSecond,
+    ),
+    ...row(
+      "batch bookkeeping, submit + lease + result (4 agents × 256 slots)",
+      c.batchItemsPerSecond,
+    ),
+    ...row("warm single job over HTTP, p50 (real Docker)", c.warmHttpP50Ms),
+  ];
+}
+
+/** PostgreSQL's warm single job against SQLite's in the same run (bench/e2e/store-latency.ts). */
+export function renderStoreLatency(s: StoreLatency): string[] {
+  return [
+    "| Warm single job over HTTP by store (real Docker, interleaved) | p50 ms | p95 ms |",
+    "|---|---:|---:|",
+    `| SQLite | ${s.sqlite.p50} | ${s.sqlite.p95} |`,
+    `| PostgreSQL | ${s.postgres.p50} | ${s.postgres.p95} |`,
+    "",
+    `Target (issue 18): PostgreSQL's p50 within 2× SQLite's: ${s.p50Ratio}×, ${s.target.met ? "met" : "**not met**"}.`,
+  ];
 }

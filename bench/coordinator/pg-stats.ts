@@ -44,6 +44,34 @@ interface Snapshot {
   serverCpu: number;
 }
 
+/**
+ * A database of its own on the server of `serverUrl` (any database URL
+ * there), empty, with `track_wal_io_timing` on for its sessions; the
+ * returned `drop` removes it. The bench's coordinators each get one, so no
+ * run meets another's rows.
+ */
+export async function freshDatabase(
+  serverUrl: string,
+  name: string,
+): Promise<{ url: string; drop: () => Promise<void> }> {
+  const admin = new URL(serverUrl);
+  admin.pathname = "/postgres";
+  const sql = postgres(admin.toString(), { max: 1, onnotice: () => {} });
+  await sql.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  await sql.unsafe(`CREATE DATABASE ${name}`);
+  // Per database, so only these coordinators' backends time their WAL fsyncs.
+  await sql.unsafe(`ALTER DATABASE ${name} SET track_wal_io_timing = on`);
+  const url = new URL(serverUrl);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    drop: async () => {
+      await sql.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await sql.end({ timeout: 5 });
+    },
+  };
+}
+
 /** A connection to the database the bench's coordinators use, for its statistics only. */
 export class PgWatch {
   readonly #sql: postgres.Sql;
