@@ -4,7 +4,10 @@
  * PostgreSQL with 1 and with 2 coordinators) alone, on the server of
  * LABRUN_TEST_PG_URL or scripts/ensure-postgres.sh (~45 s, no Docker).
  * BENCH_BOOKKEEPING_ONLY=postgres-2 (or sqlite-1, postgres-1; comma
- * separated) runs only those. Prints the rows, then the result as JSON.
+ * separated) runs only those. BENCH_PG_SYNCHRONOUS_COMMIT=off runs the
+ * bench's databases without waiting for the WAL fsync at commit, to show
+ * what that wait costs (the store always waits). Prints the rows, then the
+ * result as JSON.
  */
 import { loadavg } from "node:os";
 import { ensureDevPostgres } from "../coordinator/store/postgres/devServer.js";
@@ -30,6 +33,9 @@ const result = await benchBookkeeping(url, {
   ...(slots ? { slots } : {}),
   ...(durationMs ? { durationMs } : {}),
   ...(only ? { configurations: only } : {}),
+  ...(process.env.BENCH_PG_SYNCHRONOUS_COMMIT
+    ? { databaseSettings: { synchronous_commit: process.env.BENCH_PG_SYNCHRONOUS_COMMIT } }
+    : {}),
 });
 process.stdout.write(`${renderBookkeeping(result).join("\n")}\n`);
 process.stdout.write(

@@ -38,6 +38,12 @@ export interface BookkeepingOptions {
   durationMs?: number;
   /** Which configurations to run (default all three). */
   configurations?: readonly BookkeepingConfiguration[];
+  /**
+   * Session settings of the bench's databases. Only for measuring what a
+   * setting costs, such as `synchronous_commit: "off"` (what waiting for
+   * the WAL fsync at each commit costs); the store never runs with it.
+   */
+  databaseSettings?: Record<string, string>;
 }
 
 export interface BookkeepingConfiguration {
@@ -113,7 +119,14 @@ export async function benchBookkeeping(
   const loadAverage1m = round(loadavg()[0] ?? 0, 1);
   const rows: BookkeepingRow[] = [];
   for (const configuration of options.configurations ?? ALL) {
-    rows.push(await runConfiguration(serverUrl, configuration, { agents, slots, durationMs }));
+    rows.push(
+      await runConfiguration(
+        serverUrl,
+        configuration,
+        { agents, slots, durationMs },
+        options.databaseSettings,
+      ),
+    );
   }
   const two = rows.find((row) => row.store === "postgres" && row.coordinators === 2);
   return {
@@ -136,10 +149,15 @@ export async function runConfiguration(
   serverUrl: string,
   configuration: BookkeepingConfiguration,
   settings: { agents: number; slots: number; durationMs: number },
+  databaseSettings: Record<string, string> = {},
 ): Promise<BookkeepingRow> {
   const database =
     configuration.store === "postgres"
-      ? await freshDatabase(serverUrl, `labrun_bench_bookkeeping_${configuration.coordinators}`)
+      ? await freshDatabase(
+          serverUrl,
+          `labrun_bench_bookkeeping_${configuration.coordinators}`,
+          databaseSettings,
+        )
       : undefined;
   const dataDir = mkdtempSync(join(tmpdir(), "labrun-bench-bookkeeping-"));
   const coordinators: ChildServer<CoordinatorStarted>[] = [];

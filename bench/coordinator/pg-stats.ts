@@ -53,6 +53,7 @@ interface Snapshot {
 export async function freshDatabase(
   serverUrl: string,
   name: string,
+  settings: Record<string, string> = {},
 ): Promise<{ url: string; drop: () => Promise<void> }> {
   const admin = new URL(serverUrl);
   admin.pathname = "/postgres";
@@ -61,6 +62,9 @@ export async function freshDatabase(
   await sql.unsafe(`CREATE DATABASE ${name}`);
   // Per database, so only these coordinators' backends time their WAL fsyncs.
   await sql.unsafe(`ALTER DATABASE ${name} SET track_wal_io_timing = on`);
+  for (const [setting, value] of Object.entries(settings)) {
+    await sql.unsafe(`ALTER DATABASE ${name} SET ${setting} = '${value.replaceAll("'", "''")}'`);
+  }
   const url = new URL(serverUrl);
   url.pathname = `/${name}`;
   return {
