@@ -388,6 +388,55 @@ function snapshot(counters: FleetCounters) {
 }
 
 /**
+ * Phase 1 alone on a fresh coordinator (this build's, or the serve.js of
+ * another build's dist/): jobs/s with ~1,000 queued, kept fed. The
+ * side-by-side rows against an older build (bench/compare-builds.ts) run it
+ * for both builds in turn.
+ *
+ * @example
+ * const row = await throughputQueued1k({ dist: "/tmp/old-ee031be/dist", durationMs: 5_000 });
+ */
+export async function throughputQueued1k(
+  options: { dist?: string; agents?: number; slots?: number; durationMs?: number } = {},
+): Promise<ThroughputResult> {
+  const coordinator = await launchCoordinator(options.dist ? { dist: options.dist } : {});
+  const http = new LoopbackJson(coordinator.started.url);
+  try {
+    const { tokens } = coordinator.started;
+    const fleet = await AgentFleet.register(http, tokens.agent, {
+      agents: options.agents ?? 50,
+      slots: options.slots ?? 4,
+    });
+    let accepted = 0;
+    const queued = () => accepted - fleet.counters.leasedJobs;
+    const pre = await enqueueMany(http, tokens.client, {
+      count: SMALL_QUEUE,
+      concurrency: ENQUEUE_CONCURRENCY,
+      deadline: performance.now() + ENQUEUE_TIMEOUT_MS,
+    });
+    accepted += pre.accepted;
+    return await measureThroughput({
+      fleet,
+      coordinator,
+      feed: () =>
+        keepQueueFed(http, tokens.client, {
+          depth: SMALL_QUEUE,
+          concurrency: FEED_CONCURRENCY,
+          queued,
+          onAccepted: () => {
+            accepted++;
+          },
+        }),
+      queued,
+      durationMs: options.durationMs ?? 10_000,
+    });
+  } finally {
+    http.close();
+    await coordinator.stop();
+  }
+}
+
+/**
  * Starts the agents and the feeding submitter, lets them warm up, measures one
  * window, then stops both (the agents wait for their results in flight).
  */

@@ -1,8 +1,12 @@
 import type { BatchCapacityResult } from "./batch-capacity.js";
+import type { ComparedRow, CompareResult } from "./compare-builds.js";
+import type { PgWindow } from "./coordinator/pg-stats.js";
 import type { CoordinatorCapacityResult } from "./coordinator-capacity.js";
 import { HOP_DESCRIPTIONS, type WarmJobBreakdown } from "./e2e/breakdown.js";
 import type { MapThroughput } from "./e2e/map-throughput.js";
+import type { StoreLatency } from "./e2e/store-latency.js";
 import type { Throughput } from "./e2e/throughput.js";
+import type { BookkeepingResult, BookkeepingRow } from "./postgres-bookkeeping.js";
 import { type Distribution, round } from "./stats.js";
 import type { UsersCapacityResult } from "./users-capacity.js";
 
@@ -281,5 +285,65 @@ export function usersTargets(u: UsersCapacityResult): TargetRow[] {
       measured: `${u.multiUser.leaseMs.p99} ms`,
       met: u.targets.p99LeaseMs.met,
     },
+  ];
+}
+
+/** The bookkeeping rows on SQLite and on PostgreSQL with 1 and 2 coordinators (bench/postgres-bookkeeping.ts). */
+export function renderBookkeeping(b: BookkeepingResult): string[] {
+  const name = (row: BookkeepingRow) =>
+    `${row.store === "sqlite" ? "SQLite" : "PostgreSQL"}, ${row.coordinators} coordinator${row.coordinators > 1 ? "s" : ""}`;
+  const pg = (row: BookkeepingRow, value: (p: PgWindow) => string | number) =>
+    row.postgres ? String(value(row.postgres)) : "–";
+  const lines = [
+    `| Batch bookkeeping by store (${b.setup.agents} simulated agents × ${b.setup.slots} slots over loopback HTTP, NDJSON batches of ${b.setup.batchItems.toLocaleString("en")}, results in groups; load average ${b.setup.loadAverage1m}) | items/s | items per CPU s (coordinators + PostgreSQL) | lease / group / submit ms | CPU cores: coordinators / PostgreSQL backends / machine | commits, rows written, WAL bytes per item | WAL fsyncs/s (ms in fsync per s) |`,
+    "|---|---:|---:|---:|---:|---:|---:|",
+  ];
+  for (const row of b.rows) {
+    lines.push(
+      `| ${name(row)} | ${row.itemsPerSecond.toLocaleString("en")} | ${row.itemsPerCpuSecond.toLocaleString("en")} | ${row.leaseMs} / ${row.groupMs} / ${row.submitMs} | ${row.coordinatorCores} / ${pg(row, (p) => p.backendCores)} / ${row.machineCores} | ${pg(row, (p) => `${p.commitsPerItem}, ${p.rowsWrittenPerItem}, ${p.walBytesPerItem}`)} | ${pg(row, (p) => `${p.walSyncsPerSecond} (${p.walSyncMsPerSecond})`)} |`,
+    );
+  }
+  const target = b.targets.twoCoordinatorsItemsPerSecond;
+  if (target) {
+    lines.push(
+      "",
+      `Target (issue 18): ≥ ${target.target.toLocaleString("en")} items/s with 2 coordinators on PostgreSQL: ${target.measured.toLocaleString("en")}, ${target.met ? "met" : "**not met**"}.`,
+    );
+  }
+  return lines;
+}
+
+/** The side-by-side rows against another build (bench/compare-builds.ts). */
+export function renderComparison(c: CompareResult): string[] {
+  const row = (name: string, r: ComparedRow | null) =>
+    r
+      ? [
+          `| ${name} | ${r.thisMedian.toLocaleString("en")} ${r.unit} (${r.thisBuild.join(", ")}) | ${r.otherMedian.toLocaleString("en")} ${r.unit} (${r.otherBuild.join(", ")}) | ${r.ratio} |`,
+        ]
+      : [];
+  return [
+    `| This build against \`${c.otherDist}\`, SQLite, interleaved (load average ${c.loadAverage.atStart} → ${c.loadAverage.atEnd}) | this build: median (rounds) | other build: median (rounds) | this ÷ other |`,
+    "|---|---:|---:|---:|",
+    ...row(
+      "coordinator capacity, 1,000 queued (50 simulated agents × 4 slots)",
+      c.coordinatorJobsPerSecond,
+    ),
+    ...row(
+      "batch bookkeeping, submit + lease + result (4 agents × 256 slots)",
+      c.batchItemsPerSecond,
+    ),
+    ...row("warm single job over HTTP, p50 (real Docker)", c.warmHttpP50Ms),
+  ];
+}
+
+/** PostgreSQL's warm single job against SQLite's in the same run (bench/e2e/store-latency.ts). */
+export function renderStoreLatency(s: StoreLatency): string[] {
+  return [
+    "| Warm single job over HTTP by store (real Docker, interleaved) | p50 ms | p95 ms |",
+    "|---|---:|---:|",
+    `| SQLite | ${s.sqlite.p50} | ${s.sqlite.p95} |`,
+    `| PostgreSQL | ${s.postgres.p50} | ${s.postgres.p95} |`,
+    "",
+    `Target (issue 18): PostgreSQL's p50 within 2× SQLite's: ${s.p50Ratio}×, ${s.target.met ? "met" : "**not met**"}.`,
   ];
 }

@@ -9,7 +9,22 @@
  * BENCH_MAP_ITEMS (the `labrun map` row's items, default 2000; 0 leaves it out),
  * BENCH_SKIP_PROGRAMS=1 to leave out the programs rows (bundling, a 2 MiB bundle),
  * BENCH_COMPARE_BIN (another build's bin/labrun.js for a side-by-side trivial submit),
- * BENCH_SKIP_POSTGRES=1 to leave out the PostgreSQL driver rows (bench/postgres-driver.ts).
+ * BENCH_SKIP_POSTGRES=1 to leave out every PostgreSQL row (the driver rows of
+ * bench/postgres-driver.ts, the bookkeeping by store of
+ * bench/postgres-bookkeeping.ts, the warm job by store of bench/e2e/store-latency.ts),
+ * BENCH_SKIP_PG_BOOKKEEPING=1 / BENCH_SKIP_PG_LATENCY=1 to leave out one of the last two.
+ *
+ * Side by side against an older build (bench/compare-builds.ts):
+ * BENCH_COMPARE_DIST=/path/to/other/dist runs the coordinator capacity row
+ * (and the batch bookkeeping row when it has batches, and the warm HTTP job
+ * unless BENCH_COMPARE_SAMPLES=0) for this build and that one, interleaved,
+ * on SQLite, with the ratio. To build an old commit:
+ *
+ *   git worktree add --detach /tmp/old-ee031be ee031be
+ *   cp -a node_modules /tmp/old-ee031be/ && (cd /tmp/old-ee031be && npx tsc -p .)
+ *   BENCH_COMPARE_DIST=/tmp/old-ee031be/dist npm run bench
+ *
+ * (or those rows alone: node dist/bench/compare-builds.main.js /tmp/old-ee031be/dist).
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, release, tmpdir, totalmem } from "node:os";
@@ -23,6 +38,7 @@ import { containerOptions, DEFAULT_SANDBOX } from "../agent/sandbox/options.js";
 import { ensureDevPostgres } from "../coordinator/store/postgres/devServer.js";
 import { DEFAULT_LIMITS } from "../protocol/index.js";
 import { benchBatchCapacity } from "./batch-capacity.js";
+import { type CompareResult, compareBuilds } from "./compare-builds.js";
 import { benchCoordinatorCapacity } from "./coordinator-capacity.js";
 import { dockerRunFlags } from "./e2e/baselines.js";
 import { measureWarmBreakdown } from "./e2e/breakdown.js";
@@ -32,13 +48,21 @@ import { warmContainersMemory } from "./e2e/pool-memory.js";
 import { launchCluster, rssMb } from "./e2e/processes.js";
 import { benchPrograms, type ProgramsBench, renderPrograms } from "./e2e/programs.js";
 import { benchPython, type PythonBench, renderPython } from "./e2e/python.js";
+import { type StoreLatency, warmLatencyByStore } from "./e2e/store-latency.js";
 import { dockerChurn, labrunBurst } from "./e2e/throughput.js";
+import { type BookkeepingResult, benchBookkeeping } from "./postgres-bookkeeping.js";
 import {
   benchPostgresDriver,
   type PostgresDriverBench,
   renderPostgresDriver,
 } from "./postgres-driver.js";
-import { type BenchResults, renderMarkdown } from "./report.js";
+import {
+  type BenchResults,
+  renderBookkeeping,
+  renderComparison,
+  renderMarkdown,
+  renderStoreLatency,
+} from "./report.js";
 import { round } from "./stats.js";
 import { benchUsersCapacity } from "./users-capacity.js";
 
@@ -148,10 +172,35 @@ async function main(): Promise<void> {
     process.env.BENCH_SKIP_PROGRAMS === "1" ? null : await benchPrograms(SAMPLES, workDir, step);
   // The PostgreSQL driver rows (BENCH_SKIP_POSTGRES=1 leaves them out): bench/postgres-driver.ts.
   let postgresDriver: PostgresDriverBench | null = null;
+  let bookkeeping: BookkeepingResult | null = null;
+  let storeLatency: StoreLatency | null = null;
   if (process.env.BENCH_SKIP_POSTGRES !== "1") {
     step("PostgreSQL drivers: prepared UPDATE … RETURNING, a burst, unnest() inserts");
     const url = process.env.LABRUN_TEST_PG_URL ?? ensureDevPostgres("labrun_bench");
     postgresDriver = await benchPostgresDriver(url);
+    // Bookkeeping by store: SQLite, PostgreSQL with 1 and 2 coordinators (~40 s, no Docker).
+    if (process.env.BENCH_SKIP_PG_BOOKKEEPING !== "1") {
+      step("batch bookkeeping by store: SQLite, PostgreSQL × 1 and × 2 coordinators");
+      bookkeeping = await benchBookkeeping(url);
+    }
+    // A warm single job on each store, interleaved (real Docker).
+    if (process.env.BENCH_SKIP_PG_LATENCY !== "1") {
+      step(`warm single job by store: SQLite and PostgreSQL × ${SAMPLES}, interleaved`);
+      storeLatency = await warmLatencyByStore(SAMPLES, url);
+    }
+  }
+  // This build against another (BENCH_COMPARE_DIST): bench/compare-builds.ts.
+  let comparison: CompareResult | null = null;
+  if (process.env.BENCH_COMPARE_DIST) {
+    step(`side by side with ${process.env.BENCH_COMPARE_DIST} (SQLite, interleaved)`);
+    comparison = await compareBuilds(
+      process.env.BENCH_COMPARE_DIST,
+      {
+        rounds: Number(process.env.BENCH_COMPARE_ROUNDS ?? 3),
+        latencySamples: Number(process.env.BENCH_COMPARE_SAMPLES ?? 20),
+      },
+      () => loadavg()[0] ?? 0,
+    );
   }
   rmSync(workDir, { recursive: true, force: true });
 
@@ -159,6 +208,9 @@ async function main(): Promise<void> {
     python: PythonBench | null;
     programs: ProgramsBench | null;
     postgresDriver: PostgresDriverBench | null;
+    bookkeeping: BookkeepingResult | null;
+    storeLatency: StoreLatency | null;
+    comparison: CompareResult | null;
   } = {
     date: new Date().toISOString(),
     machine: {
@@ -195,6 +247,9 @@ async function main(): Promise<void> {
     python,
     programs,
     postgresDriver,
+    bookkeeping,
+    storeLatency,
+    comparison,
     elapsedSeconds: Math.round((Date.now() - began) / 1000),
   };
   mkdirSync(RESULTS_DIR, { recursive: true });
@@ -202,7 +257,13 @@ async function main(): Promise<void> {
     renderMarkdown(results) +
     (python ? renderPython(python) : "") +
     (programs ? renderPrograms(programs) : "") +
-    (postgresDriver ? renderPostgresDriver(postgresDriver) : "");
+    (postgresDriver ? renderPostgresDriver(postgresDriver) : "") +
+    [
+      ...(bookkeeping ? ["", ...renderBookkeeping(bookkeeping)] : []),
+      ...(storeLatency ? ["", ...renderStoreLatency(storeLatency)] : []),
+      ...(comparison ? ["", ...renderComparison(comparison)] : []),
+      "",
+    ].join("\n");
   writeFileSync(join(RESULTS_DIR, "latest.json"), `${JSON.stringify(results, null, 2)}\n`);
   writeFileSync(join(RESULTS_DIR, "latest.md"), markdown);
   process.stdout.write(markdown);

@@ -18,6 +18,10 @@ export interface BatchFleetCounters {
   heartbeats: number;
   /** Non-2xx answers, failed requests and refused results. */
   errors: number;
+  /** Wall ms of the lease requests that brought work (sent → answered), summed. */
+  leaseMs: number;
+  /** Wall ms of the result group requests, summed. */
+  groupMs: number;
 }
 
 /** The outcome a real agent would post for `exports.main = () => 1`. */
@@ -95,6 +99,7 @@ class BatchAgent {
         continue;
       }
       let answer: Awaited<ReturnType<LoopbackJson["post"]>>;
+      const sent = performance.now();
       try {
         answer = await this.http.post(
           path,
@@ -116,6 +121,7 @@ class BatchAgent {
       }
       const { jobs } = answer.body as LeaseResponse;
       this.counters.leasedItems += jobs.length;
+      if (jobs.length > 0) this.counters.leaseMs += performance.now() - sent;
       for (const job of jobs) {
         this.#inFlight.add(job.leaseId);
         this.#pending.push(job.leaseId);
@@ -133,6 +139,7 @@ class BatchAgent {
         const body = `{"results":[${group
           .map((leaseId) => `{"leaseId":"${leaseId}","outcome":${OUTCOME_JSON}}`)
           .join(",")}]}`;
+        const sent = performance.now();
         try {
           const answer = await this.http.post(
             `/agents/${this.#agentId}/results/group`,
@@ -140,6 +147,7 @@ class BatchAgent {
             body,
           );
           this.counters.groupRequests++;
+          this.counters.groupMs += performance.now() - sent;
           if (answer.status === 200) {
             for (const result of (answer.body as ResultGroupResponse).results) {
               if (result.accepted) this.counters.results++;
@@ -177,6 +185,8 @@ class BatchAgent {
 
 /**
  * N simulated batch agents of S slots each, started and stopped together.
+ * Given several coordinators' clients, agent i registers with and talks to
+ * coordinator i mod n (as agents spread over coordinators on one database).
  *
  * @example
  * const fleet = await BatchFleet.register(http, joinToken, { agents: 4, slots: 256 });
@@ -190,18 +200,29 @@ export class BatchFleet {
     groupRequests: 0,
     heartbeats: 0,
     errors: 0,
+    leaseMs: 0,
+    groupMs: 0,
   };
   readonly #agents: BatchAgent[];
 
-  private constructor(http: LoopbackJson, options: { agents: number; slots: number }) {
+  private constructor(
+    http: LoopbackJson | readonly LoopbackJson[],
+    options: { agents: number; slots: number },
+  ) {
+    const clients = Array.isArray(http) ? http : [http as LoopbackJson];
     this.#agents = Array.from(
       { length: options.agents },
-      () => new BatchAgent(http, options.slots, this.counters),
+      (_, index) =>
+        new BatchAgent(
+          clients[index % clients.length] as LoopbackJson,
+          options.slots,
+          this.counters,
+        ),
     );
   }
 
   static async register(
-    http: LoopbackJson,
+    http: LoopbackJson | readonly LoopbackJson[],
     joinToken: string,
     options: { agents: number; slots: number },
   ): Promise<BatchFleet> {

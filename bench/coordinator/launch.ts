@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { createInterface, type Interface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { processCpuSeconds } from "./cpu.js";
@@ -37,33 +37,61 @@ const START_TIMEOUT_MS = 15_000;
 const STOP_TIMEOUT_MS = 10_000;
 const COMMAND_TIMEOUT_MS = 30_000;
 
+/** Where and on what the bench's coordinator runs; each left out keeps the default. */
+export interface CoordinatorLaunch {
+  /**
+   * The store (`postgres://…`); left out, the SQLite file in the data dir.
+   * Needs a build whose serve.js takes it (this one; an older one only for SQLite).
+   */
+  store?: string;
+  /**
+   * A data dir the caller owns and removes (a second coordinator on the same
+   * database shares the first one's, for its tokens.json); left out, a fresh
+   * temp dir removed on stop.
+   */
+  dataDir?: string;
+  /**
+   * Another build's dist/ (BENCH_COMPARE_DIST): its bench/coordinator/serve.js
+   * is started instead of this build's, for a side-by-side row.
+   */
+  dist?: string;
+}
+
 /**
- * Starts the coordinator (`serve.js`, the sibling of this module in dist/)
- * with a fresh temp data dir.
+ * Starts the coordinator (`serve.js`, the sibling of this module in dist/,
+ * or the one in `options.dist`) with a fresh temp data dir.
  *
  * @example
  * const coordinator = await launchCoordinator();
  * coordinator.memory().rssMb;
  * await coordinator.stop();
  */
-export function launchCoordinator(): Promise<ChildServer<CoordinatorStarted>> {
-  const dataDir = mkdtempSync(join(tmpdir(), "labrun-bench-"));
+export function launchCoordinator(
+  options: CoordinatorLaunch = {},
+): Promise<ChildServer<CoordinatorStarted>> {
+  const owned = options.dataDir === undefined;
+  const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), "labrun-bench-"));
+  const script = options.dist
+    ? join(options.dist, "bench", "coordinator", "serve.js")
+    : fileURLToPath(new URL("./serve.js", import.meta.url));
+  const args = options.store === undefined ? [dataDir] : [dataDir, options.store];
   // --expose-gc lets the memory command tell live heap from garbage; nothing else calls gc().
-  return launch<CoordinatorStarted>("serve.js", [dataDir], dataDir, ["--expose-gc"]);
+  return launch<CoordinatorStarted>(script, args, owned ? dataDir : undefined, ["--expose-gc"]);
 }
 
 /** Starts the bare node:http server that gives this machine's HTTP ceiling. */
 export function launchNullServer(): Promise<ChildServer<{ url: string; pid: number }>> {
-  return launch("null-serve.js", []);
+  return launch(fileURLToPath(new URL("./null-serve.js", import.meta.url)), []);
 }
 
+/** Starts `node <path> <args>` and reads its first stdout line as what it started. */
 async function launch<Started extends { url: string; pid: number }>(
-  script: string,
+  path: string,
   args: string[],
   tempDir?: string,
   nodeOptions: string[] = [],
 ): Promise<ChildServer<Started>> {
-  const path = fileURLToPath(new URL(`./${script}`, import.meta.url));
+  const script = basename(path);
   const child = spawn(process.execPath, [...nodeOptions, path, ...args], {
     stdio: ["pipe", "pipe", "pipe"],
   });

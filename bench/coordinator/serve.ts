@@ -2,7 +2,10 @@
  * The coordinator under test, alone in its own process so that its CPU time
  * and RSS are its own: `node serve.js <dataDir>` starts it on 127.0.0.1 with
  * an OS-picked port and prints one JSON line on stdout,
- * `{"url","pid","tokens"}`.
+ * `{"url","pid","tokens"}`. `node serve.js <dataDir> postgres://…` runs it
+ * on that PostgreSQL store instead of the data dir's SQLite file
+ * (coordinators given one database and one data dir share its rows and its
+ * tokens.json).
  *
  * Then it reads commands, one JSON line each, on stdin and answers each with
  * one line on stdout: `{"profile":"start"}` and `{"profile":"stop","path"}`
@@ -19,8 +22,9 @@ import pino from "pino";
 import { startCoordinator } from "../../coordinator/main.js";
 
 const dataDir = process.argv[2];
+const store = process.argv[3];
 if (!dataDir) {
-  process.stderr.write("usage: serve.js <dataDir>\n");
+  process.stderr.write("usage: serve.js <dataDir> [postgres://…]\n");
   process.exit(2);
 }
 
@@ -31,7 +35,10 @@ const logger = pino(
   pino.destination({ dest: 2, sync: true }),
 );
 
-const running = await startCoordinator({ host: "127.0.0.1", port: 0, dataDir }, logger);
+const running = await startCoordinator(
+  { host: "127.0.0.1", port: 0, dataDir, ...(store ? { store } : {}) },
+  logger,
+);
 process.stdout.write(
   `${JSON.stringify({ url: running.url, pid: process.pid, tokens: running.tokens })}\n`,
 );

@@ -114,7 +114,8 @@ export async function interleavedLatency(
   ) as unknown as InterleavedLatency;
 }
 
-async function httpJob(client: LabrunClient): Promise<void> {
+/** One trivial job over HTTP: submit, then long-poll it to its result (1). */
+export async function httpJob(client: LabrunClient): Promise<void> {
   const { id } = await client.submit({ source: TRIVIAL_SOURCE });
   const job = await client.wait(id, { timeoutMs: 60_000 });
   if (!job.outcome?.ok || job.outcome.result !== 1) {
@@ -143,4 +144,32 @@ export function runCli(
       code === 0 ? resolve(text) : reject(new Error(`labrun ${args[0]} exited ${code}`)),
     );
   });
+}
+
+/**
+ * A warm job over HTTP on each of several clusters, interleaved (one on
+ * each per round, PAUSE_MS before each), so the machine's noise weighs on
+ * all alike: PostgreSQL against SQLite, or this build against another.
+ */
+export async function interleavedHttp<Name extends string>(
+  clusters: Record<Name, ClusterProcesses>,
+  count: number,
+): Promise<Record<Name, Distribution>> {
+  const entries = (Object.entries(clusters) as [Name, ClusterProcesses][]).map(
+    ([name, cluster]) =>
+      [name, new LabrunClient({ server: cluster.url, token: cluster.tokens.client })] as const,
+  );
+  const times = new Map<Name, number[]>(entries.map(([name]) => [name, []]));
+  for (let round = 0; round <= count; round++) {
+    for (const [name, client] of entries) {
+      await sleep(PAUSE_MS);
+      const started = performance.now();
+      await httpJob(client);
+      // Round 0 warms up and is not counted.
+      if (round > 0) times.get(name)?.push(performance.now() - started);
+    }
+  }
+  return Object.fromEntries(
+    [...times].map(([name, sample]) => [name, distribution(sample)]),
+  ) as Record<Name, Distribution>;
 }

@@ -37,7 +37,12 @@ export async function launchCluster(options: {
   warm: number;
   /** Loads trace-hooks into both processes, writing their events into this folder. */
   trace?: string;
+  /** The coordinator's store (`--store postgres://…`); left out, SQLite in the data dir. */
+  store?: string;
+  /** Another build's dist/ (BENCH_COMPARE_DIST): its client/cli.js runs both services. */
+  dist?: string;
 }): Promise<ClusterProcesses> {
+  const cli = options.dist ? join(options.dist, "client", "cli.js") : CLI;
   const dataDir = mkdtempSync(join(tmpdir(), "labrun-bench-e2e-"));
   const traceFiles = options.trace
     ? {
@@ -55,9 +60,19 @@ export async function launchCluster(options: {
   try {
     children.push(
       spawnLogged(
-        ["coordinator", "--host", "127.0.0.1", "--port", String(port), "--data-dir", dataDir],
+        [
+          "coordinator",
+          "--host",
+          "127.0.0.1",
+          "--port",
+          String(port),
+          "--data-dir",
+          dataDir,
+          ...(options.store ? ["--store", options.store] : []),
+        ],
         join(dataDir, "coordinator.log"),
         traceFiles?.coordinator,
+        cli,
       ),
     );
     await waitUntil(async () => (await fetch(`${url}/readyz`).catch(() => null))?.ok === true);
@@ -79,6 +94,7 @@ export async function launchCluster(options: {
       ],
       join(dataDir, "agent.log"),
       traceFiles?.agent,
+      cli,
     );
     children.push(agent);
     await waitUntil(async () => {
@@ -113,9 +129,14 @@ export function rssMb(pid: number): number {
   }
 }
 
-function spawnLogged(args: string[], logFile: string, traceFile?: string): ChildProcess {
+function spawnLogged(
+  args: string[],
+  logFile: string,
+  traceFile: string | undefined,
+  cli: string,
+): ChildProcess {
   const preload = traceFile ? ["--import", TRACE_HOOKS] : [];
-  const child = spawn(process.execPath, [...preload, CLI, ...args], {
+  const child = spawn(process.execPath, [...preload, cli, ...args], {
     stdio: ["ignore", "pipe", "pipe"],
     env: {
       ...process.env,

@@ -12,7 +12,7 @@ import {
   writeTransaction,
 } from "./database.js";
 import type { GetJob } from "./getJob.js";
-import { settleBatches } from "./settleBatches.js";
+import { probeBatches, settleProbed } from "./settleBatches.js";
 
 // Ordered by seq: two transactions locking overlapping rows lock them in one order.
 const BY_LEASE = `SELECT seq, id, lease_id, state, agent_id, completed_lease_id, batch_id, attempts,
@@ -53,8 +53,13 @@ async function applyResults(
   now: number,
 ): Promise<CompletedResult[]> {
   const leaseIds = [...new Set(results.map((result) => result.leaseId))];
-  const locked = await query<LeaseRow & { lease_id: string }>(tx, BY_LEASE, [
-    textArray(tx, leaseIds),
+  // The agent's row first, sent ahead of the rest on the transaction's
+  // connection: a lease locks the agent, then the users, and so must this
+  // (FINISH's trigger updates the users); the other order deadlocked two
+  // coordinators' leases and result groups (the server breaks it after 1 s).
+  const [, locked] = await Promise.all([
+    query(tx, SEEN, [agentId, now]),
+    query<LeaseRow & { lease_id: string }>(tx, BY_LEASE, [textArray(tx, leaseIds)]),
   ]);
   const rows = new Map(locked.map((row) => [row.lease_id, row]));
   const finish = new Map<number, { state: JobState; outcome: string; leaseId: string }>();
@@ -86,10 +91,12 @@ async function applyResults(
     finish.set(row.seq, { state: row.state, outcome: JSON.stringify(outcome), leaseId });
     return { leaseId, value: ref(row.state), changed: true };
   });
-  // The writes go out together (pipelined on the transaction's connection).
+  // The writes and the batches' settle checks go out together, in this
+  // order, pipelined on the transaction's connection: one round trip, and
+  // each check runs after the writes, so it sees these items ended.
   const done = [...finish];
   const again = [...requeue];
-  await Promise.all([
+  const writes = Promise.all([
     done.length > 0 &&
       query(tx, FINISH, [
         bigintArray(
@@ -125,13 +132,13 @@ async function applyResults(
           again.map(([, a]) => a.programRetry),
         ),
       ]),
-    query(tx, SEEN, [agentId, now]),
   ]);
-  await settleBatches(
+  const probes = probeBatches(
     tx,
     answers.map((answer) => ("value" in answer && answer.changed ? answer.value.batchId : null)),
-    now,
   );
+  await writes;
+  await settleProbed(tx, probes, now);
   return answers;
 }
 

@@ -8,7 +8,7 @@ import {
 import { ApiError } from "../../errors.js";
 import { itemId, newId, programName, storedProgram } from "../rows.js";
 import { type PgContext, query, textArray, writeTransaction } from "./database.js";
-import { checkQueuedQuota } from "./users.js";
+import { checkQueuedQuotaAfterInsert } from "./users.js";
 
 const INSERT_BATCH = `INSERT INTO batches (id, source, files, filename, runtime, limits, labels,
     total, max_parallel, retries, isolate, created_at, owner)
@@ -27,7 +27,7 @@ const CHUNK = 5_000;
 
 /**
  * Queues a batch and all its items in one transaction: either every item is
- * queued or none is. The program is stored once, in the batch row.
+ * queued or none is (a max-queued refusal included). The program is stored once, in the batch row.
  */
 export function prepareEnqueueBatch({ sql, settings }: PgContext) {
   return async function enqueueBatch(
@@ -45,7 +45,6 @@ export function prepareEnqueueBatch({ sql, settings }: PgContext) {
     const labelsText = JSON.stringify(spec.labels ?? {});
     const { source, files } = storedProgram(spec);
     await writeTransaction(sql, async (tx) => {
-      await checkQueuedQuota(tx, settings, owner, inputs.length);
       await query(tx, INSERT_BATCH, [
         id,
         source,
@@ -81,6 +80,10 @@ export function prepareEnqueueBatch({ sql, settings }: PgContext) {
           owner,
         ]);
       }
+      // Checked after the items went in (a refusal rolls them back): the
+      // owner's users row is locked from the last insert's trigger to the
+      // commit, not for the whole insert.
+      await checkQueuedQuotaAfterInsert(tx, settings, owner, inputs.length);
     });
     return { id, state: "queued", total: inputs.length };
   };

@@ -111,13 +111,15 @@ export function prepareLease({ sql, settings }: PgContext, hasQueued: () => Prom
 
   const leaseInTransaction = (agentId: string, free: number, now: number) =>
     writeTransaction(sql, async (tx): Promise<LeasedJob[]> => {
-      const [self] = await query<AgentRow>(tx, PG_LEASE_SQL.agent, [agentId, now]);
+      // The agent, its held leases and the users, sent together (one round
+      // trip): they run in this order on the transaction's connection, so
+      // `held` and `users` still run after the agent's lock is held.
+      const [[self], [held], users] = await Promise.all([
+        query<AgentRow>(tx, PG_LEASE_SQL.agent, [agentId, now]),
+        query<{ held: number; memory_mb: number; cpus: number }>(tx, PG_LEASE_SQL.held, [agentId]),
+        query<UserRow>(tx, PG_LEASE_SQL.users),
+      ]);
       if (!self) return [];
-      const [held] = await query<{ held: number; memory_mb: number; cpus: number }>(
-        tx,
-        PG_LEASE_SQL.held,
-        [agentId],
-      );
       // Never more than the agent's free slots as the queue counts them, so an
       // agent that lost track of a lease cannot overcommit its machine.
       const room = Math.min(free, self.slots - (held?.held ?? 0));
@@ -157,7 +159,6 @@ export function prepareLease({ sql, settings }: PgContext, hasQueued: () => Prom
         streams.push(...(await batchStreams(tx, batches, userRoom, singles.length)));
         return streams;
       };
-      const users = await query<UserRow>(tx, PG_LEASE_SQL.users);
       const deal = new FairDeal(users, now, halfLifeOf(settings), settings);
       const dealt: Candidate[] = [];
       while (dealt.length < room) {

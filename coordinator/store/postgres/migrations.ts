@@ -1,4 +1,5 @@
 import { query, type Sql, writeTransaction } from "./database.js";
+import { STATEMENT_TRIGGERS_MIGRATION } from "./statementTriggers.js";
 
 /**
  * The PostgreSQL schema, versioned like the SQLite one: migration N brings
@@ -223,6 +224,8 @@ const MIGRATIONS: readonly string[] = [
     agent text NOT NULL
   );
   `,
+  // 3: the users' count and charge triggers once per statement (statementTriggers.ts).
+  STATEMENT_TRIGGERS_MIGRATION,
 ];
 
 export const PG_SCHEMA_VERSION = MIGRATIONS.length;

@@ -33,21 +33,55 @@ export async function settleBatches(
   batchIds: Iterable<string | null | undefined>,
   now: number,
 ): Promise<string[]> {
-  const settled: string[] = [];
-  // Sorted: two verbs settling the same batches lock them in one order.
+  return settleProbed(tx, probeBatches(tx, batchIds), now);
+}
+
+/** What probeBatches read of one batch: whether it is unfinished (locked) and has items in flight. */
+export type BatchProbe = Promise<{
+  id: string;
+  cancelledAt: number | null;
+  inFlight: boolean;
+} | null>;
+
+/**
+ * Sends each batch's lock and in-flight check at once, without waiting:
+ * the statements run in the order sent on the transaction's connection, so
+ * each check still runs after its lock is held (a newer snapshot), and a
+ * caller may send its own writes first and pay one round trip for all.
+ * Sorted: two verbs settling the same batches lock them in one order.
+ */
+export function probeBatches(
+  tx: Queryable,
+  batchIds: Iterable<string | null | undefined>,
+): BatchProbe[] {
   const ids = [...new Set(batchIds)].filter((id): id is string => !!id).sort();
-  for (const id of ids) {
-    const [batch] = await query<{ cancelled_at: number | null }>(tx, LOCK_UNFINISHED, [id]);
-    if (!batch) continue;
-    if ((await query(tx, IN_FLIGHT, [id])).length > 0) continue;
-    const counts = await countBatch(tx, id);
+  return ids.map(async (id) => {
+    const [locked, inFlight] = await Promise.all([
+      query<{ cancelled_at: number | null }>(tx, LOCK_UNFINISHED, [id]),
+      query(tx, IN_FLIGHT, [id]),
+    ]);
+    const batch = locked[0];
+    return batch ? { id, cancelledAt: batch.cancelled_at, inFlight: inFlight.length > 0 } : null;
+  });
+}
+
+/** Settles the probed batches that are unfinished with nothing in flight; returns their ids. */
+export async function settleProbed(
+  tx: Queryable,
+  probes: readonly BatchProbe[],
+  now: number,
+): Promise<string[]> {
+  const settled: string[] = [];
+  for (const probe of await Promise.all(probes)) {
+    if (!probe || probe.inFlight) continue;
+    const counts = await countBatch(tx, probe.id);
     await query(tx, FINISH, [
-      id,
+      probe.id,
       now,
-      finalState(counts, batch.cancelled_at !== null),
+      finalState(counts, probe.cancelledAt !== null),
       JSON.stringify(counts),
     ]);
-    settled.push(id);
+    settled.push(probe.id);
   }
   return settled;
 }

@@ -49,6 +49,8 @@ const USER_SQL = {
   // The submit's quota check: the row locked, so two submits of one user
   // take turns and never pass the quota together.
   quota: "SELECT queued, max_queued FROM users WHERE name = $1 FOR UPDATE",
+  // After the insert: the row is this transaction's already (the trigger's update).
+  quotaAfterInsert: "SELECT queued, max_queued FROM users WHERE name = $1",
 };
 
 type LockedUser = UserRow & { removed_at: number | null };
@@ -68,6 +70,29 @@ export async function checkQueuedQuota(
     owner,
   ]);
   checkQuota(row, owner, submitted, settings);
+}
+
+/**
+ * The max-queued check of a submit whose `submitted` jobs are already
+ * inserted in `tx`: the insert trigger has counted them in the owner's row
+ * and holds its lock until commit, so this reads the count without them
+ * and refuses as checkQueuedQuota would (the caller's transaction then
+ * rolls the insert back). A big batch's insert thus runs before the row is
+ * locked, not while it is: leases and other submits wait on that row for
+ * the quota read and the commit only.
+ */
+export async function checkQueuedQuotaAfterInsert(
+  tx: Queryable,
+  settings: PgContext["settings"],
+  owner: string,
+  submitted: number,
+): Promise<void> {
+  const [row] = await query<{ queued: number; max_queued: number | null }>(
+    tx,
+    USER_SQL.quotaAfterInsert,
+    [owner],
+  );
+  checkQuota(row && { ...row, queued: row.queued - submitted }, owner, submitted, settings);
 }
 
 /** The users' verbs on PostgreSQL, as the SQLite store's (coordinator/store/users.ts). */

@@ -1,0 +1,50 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { freshDatabase } from "../coordinator/pg-stats.js";
+import type { Target } from "../coordinator-capacity.js";
+import { type Distribution, round } from "../stats.js";
+import { interleavedHttp } from "./latency.js";
+import { type ClusterProcesses, launchCluster } from "./processes.js";
+
+/** A warm single job over HTTP on each store, in the same run (issue 18). */
+export interface StoreLatency {
+  sqlite: Distribution;
+  postgres: Distribution;
+  /** PostgreSQL's p50 ÷ SQLite's. */
+  p50Ratio: number;
+  /** PostgreSQL's p50 within 2× SQLite's. */
+  target: Target;
+}
+
+/**
+ * Two clusters side by side (`labrun coordinator` + one agent with a warm
+ * pool each, real Docker), one on SQLite and one on a fresh PostgreSQL
+ * database of the server of `serverUrl`; `samples` warm jobs over HTTP on
+ * each, interleaved round by round.
+ *
+ * @example
+ * const latency = await warmLatencyByStore(30, ensureDevPostgres());
+ */
+export async function warmLatencyByStore(
+  samples: number,
+  serverUrl: string,
+): Promise<StoreLatency> {
+  const database = await freshDatabase(serverUrl, "labrun_bench_latency");
+  const clusters: ClusterProcesses[] = [];
+  try {
+    const sqlite = await launchCluster({ slots: 1, warm: 1 });
+    clusters.push(sqlite);
+    const postgres = await launchCluster({ slots: 1, warm: 1, store: database.url });
+    clusters.push(postgres);
+    await sleep(3_000); // the pools fill
+    const measured = await interleavedHttp({ sqlite, postgres }, samples);
+    const p50Ratio = round(measured.postgres.p50 / measured.sqlite.p50, 2);
+    return {
+      ...measured,
+      p50Ratio,
+      target: { target: 2, measured: p50Ratio, met: p50Ratio <= 2 },
+    };
+  } finally {
+    await Promise.all(clusters.map((cluster) => cluster.stop()));
+    await database.drop();
+  }
+}
