@@ -21,6 +21,7 @@ import { prepareGetBatch } from "./getBatch.js";
 import { prepareGetJob } from "./getJob.js";
 import { prepareHeartbeat } from "./heartbeat.js";
 import type { Store, StoreSettings } from "./interfaces.js";
+import { prepareLeadership } from "./leadership.js";
 import { prepareLease } from "./lease.js";
 import { prepareListJobs } from "./listJobs.js";
 import { prepareListNodes } from "./listNodes.js";
@@ -92,6 +93,7 @@ function openSyncStore(dataDir: string, settings: StoreSettings): SyncStore {
   return {
     ...prepareUsers(context, settleBatches),
     ...prepareAudit(context),
+    ...prepareLeadership(context),
     enqueue: prepareEnqueue(context, getJob),
     getJob: readJob,
     listJobs: prepareListJobs(context),

@@ -21,6 +21,7 @@ import { prepareExtendLeases } from "./extendLeases.js";
 import { prepareGetBatch } from "./getBatch.js";
 import { prepareGetJob } from "./getJob.js";
 import { prepareHeartbeat } from "./heartbeat.js";
+import { prepareLeadership } from "./leadership.js";
 import { prepareHasQueued, prepareLease } from "./lease.js";
 import { prepareListJobs } from "./listJobs.js";
 import { prepareListNodes } from "./listNodes.js";
@@ -72,6 +73,7 @@ export async function openPostgresStore(
   return {
     ...prepareUsers(context),
     ...prepareAudit(context),
+    ...prepareLeadership(context),
     enqueue: prepareEnqueue(context),
     getJob: readJob,
     listJobs: prepareListJobs(context),

@@ -212,6 +212,16 @@ const MIGRATIONS: readonly string[] = [
     details text NOT NULL
   );
   `,
+  // 2: named leases held for a while by one coordinator: the maintenance
+  // leader (leadership.ts), elected by the database's own clock, so the
+  // coordinators' clocks never decide who leads.
+  `
+  CREATE TABLE leaders (
+    name text PRIMARY KEY,
+    holder text NOT NULL,
+    expires_at timestamptz NOT NULL
+  );
+  `,
 ];
 
 export const PG_SCHEMA_VERSION = MIGRATIONS.length;

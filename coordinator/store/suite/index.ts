@@ -3,6 +3,7 @@ import type { Store, StoreSettings } from "../interfaces.js";
 import { batchSuite } from "./batches.js";
 import { TTL } from "./fixtures.js";
 import { jobSuite } from "./jobs.js";
+import { leadershipSuite } from "./leadership.js";
 import { programSuite } from "./programs.js";
 import { statsSuite } from "./stats.js";
 import type { OpenStoreUnderTest, StoreTestHooks, SuiteContext } from "./types.js";
@@ -67,6 +68,7 @@ export function describeStoreSuite(name: string, openStore: OpenStoreUnderTest):
     statsSuite(context);
     userSuite(context);
     programSuite(context);
+    leadershipSuite(context);
   });
 }
 
