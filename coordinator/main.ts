@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import { createApp } from "./app.js";
-import { joinCluster, leaderGauge } from "./cluster/index.js";
+import { joinCluster } from "./cluster/index.js";
 import { type CoordinatorConfigInput, parseCoordinatorConfig } from "./config.js";
 import { createMetrics } from "./metrics/index.js";
 import { startRetention } from "./retention.js";
@@ -50,8 +50,12 @@ export async function startCoordinator(
   });
   const { notifier, leadership } = cluster;
   // One registry for the routes and the sweeper, with the process's own metrics.
-  const metrics = createMetrics({ store, notifier, processMetrics: true });
-  leaderGauge(metrics.registry, leadership);
+  const metrics = createMetrics({
+    store,
+    notifier,
+    processMetrics: true,
+    isLeader: leadership.isLeader,
+  });
   let server: HttpServer;
   let tokens: Tokens;
   try {

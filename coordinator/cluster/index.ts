@@ -8,7 +8,7 @@ import { ClusterNotifier } from "./clusterNotifier.js";
 import { electLeader, type Leadership, soleLeader } from "./leader.js";
 import { openPgWakeChannel } from "./pgChannel.js";
 
-export { type Leadership, leaderGauge } from "./leader.js";
+export type { Leadership } from "./leader.js";
 
 /** What a coordinator shares with the others on its store: wake-ups and one maintenance leader. */
 export interface Cluster {

@@ -1,6 +1,5 @@
 import { performance } from "node:perf_hooks";
 import type { Logger } from "pino";
-import { Gauge, type Registry } from "prom-client";
 import type { Store } from "../store/index.js";
 
 /** The named lease of the maintenance leader (sweeper, retention) in the `leaders` table. */
@@ -124,16 +123,4 @@ export function electLeader(options: ElectionOptions): Leadership {
       }
     },
   };
-}
-
-/** `labrun_maintenance_leader`: 1 while this coordinator leads maintenance, else 0. */
-export function leaderGauge(registry: Registry, leadership: Leadership): void {
-  new Gauge({
-    name: "labrun_maintenance_leader",
-    help: "1 while this coordinator is the maintenance leader (it alone expires leases and prunes), else 0.",
-    registers: [registry],
-    collect() {
-      this.set(leadership.isLeader() ? 1 : 0);
-    },
-  });
 }

@@ -164,7 +164,7 @@ export async function simulatedAgent(on: PgCoordinator, name: string) {
 }
 
 /** What a simulated agent reports for a job that returned `result`. */
-export const succeeded = (result: unknown): Outcome => ({
+export const succeeded = (result: Extract<Outcome, { ok: true }>["result"]): Outcome => ({
   ok: true,
   result,
   logs: "",
