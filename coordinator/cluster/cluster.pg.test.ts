@@ -78,6 +78,25 @@ describe("ClusterNotifier on PostgreSQL", () => {
     expect(await own).toBeLessThan(5_000);
   });
 
+  it("listens again by itself after its connection is cut, and wakes its waiters then (they may have missed wakes)", async () => {
+    const a = await notifierOn("a");
+    const b = await notifierOn("b");
+    const waiting = timed(b.waitForJob("j_missed", 20_000));
+    const admin = postgres(pg.url(), { max: 1, onnotice: () => {} });
+    cleanups.push(() => admin.end({ timeout: 5 }));
+    // Every wake connection of this database: both notifiers' LISTEN and NOTIFY connections.
+    const cut = await admin.unsafe(
+      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+       WHERE application_name = 'labrun-coordinator-wake' AND datname = current_database()`,
+    );
+    expect(cut.length).toBeGreaterThanOrEqual(2);
+    expect(await waiting).toBeLessThan(10_000);
+    // And wakes flow again, over the new connections.
+    const work = timed(b.waitForWork(20_000));
+    a.workAvailable(1);
+    expect(await work).toBeLessThan(5_000);
+  });
+
   it("skips its own messages, and never sends on what it applied", async () => {
     const a = await notifierOn("a");
     const b = await notifierOn("b");

@@ -71,11 +71,21 @@ export function electLeader(options: ElectionOptions): Leadership {
   const renew = async () => {
     const sent = clock();
     let held: boolean;
+    let waited: NodeJS.Timeout | undefined;
     try {
-      held = await store.holdLeadership(MAINTENANCE, holder, ttlMs);
+      // A renewal that hangs (a half-open connection) is given up after a TTL, so
+      // the next one is tried; if it lands later, it only renewed this holder's row.
+      held = await Promise.race([
+        store.holdLeadership(MAINTENANCE, holder, ttlMs),
+        new Promise<never>((_, reject) => {
+          waited = setTimeout(() => reject(new Error("no answer within the lease TTL")), ttlMs);
+        }),
+      ]);
     } catch (error) {
       stepDown("the database did not answer the renewal", error);
       return;
+    } finally {
+      clearTimeout(waited);
     }
     if (stopped) return;
     // Late answers count from when they were sent: the row's deadline is later.
@@ -110,10 +120,8 @@ export function electLeader(options: ElectionOptions): Leadership {
     async stop() {
       stopped = true;
       clearTimeout(timer);
-      // A renewal that hangs (the database is gone) does not hold the stop up for long.
-      let waited: NodeJS.Timeout | undefined;
-      await Promise.race([inFlight, new Promise((done) => (waited = setTimeout(done, ttlMs)))]);
-      clearTimeout(waited);
+      // A renewal in flight ends within a TTL (see renew).
+      await inFlight;
       const was = leading;
       stepDown("the coordinator is stopping");
       if (was) {
