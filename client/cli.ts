@@ -71,6 +71,7 @@ Usage:
                      [--default-timeout|memory|cpus|pids|tmpfs|log-bytes|result-bytes V]
                      (the lab's default limits; also on up)
                      [--fair-share-half-life 1h] [--default-max-running N] [--default-max-queued N]
+                     [--sweep 500ms (how often expired leases are looked for, and waiting agents polled)]
   labrun agent --server URL --token JOIN_TOKEN [--slots N] [--name NAME] [--runtime R]
                [--warm N (containers booted ahead; 0 = off; default: slots)] [--grace 60s]
                [--max-timeout|memory|cpus|pids|tmpfs|log-bytes|result-bytes V] (largest job it takes)

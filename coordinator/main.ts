@@ -1,8 +1,8 @@
 import type { Logger } from "pino";
 import { createApp } from "./app.js";
+import { joinCluster } from "./cluster/index.js";
 import { type CoordinatorConfigInput, parseCoordinatorConfig } from "./config.js";
 import { createMetrics } from "./metrics/index.js";
-import { Notifier } from "./notifier.js";
 import { startRetention } from "./retention.js";
 import { type HttpServer, listen } from "./server.js";
 import { describeStore, openStoreFrom } from "./store/open.js";
@@ -38,9 +38,24 @@ export async function startCoordinator(
   const config = parseCoordinatorConfig(input);
   // A postgres:// URL (several coordinators may share it), else SQLite in the data dir.
   const store = await openStoreFrom(config.store ?? config.dataDir, config);
-  const notifier = new Notifier();
+  // PostgreSQL: wakes reach the other coordinators, one of them leads maintenance.
+  const cluster = await joinCluster(
+    config.store ?? config.dataDir,
+    store,
+    config.leaseTtlMs,
+    logger,
+  ).catch(async (error: unknown) => {
+    await store.close();
+    throw error;
+  });
+  const { notifier, leadership } = cluster;
   // One registry for the routes and the sweeper, with the process's own metrics.
-  const metrics = createMetrics({ store, notifier, processMetrics: true });
+  const metrics = createMetrics({
+    store,
+    notifier,
+    processMetrics: true,
+    isLeader: leadership.isLeader,
+  });
   let server: HttpServer;
   let tokens: Tokens;
   try {
@@ -59,6 +74,7 @@ export async function startCoordinator(
       logger.error({ err: error }, "HTTP server error"),
     );
   } catch (error) {
+    await cluster.close();
     await store.close();
     throw error;
   }
@@ -70,8 +86,15 @@ export async function startCoordinator(
     Date.now,
     metrics,
     config.leaseTtlMs,
+    leadership.isLeader,
   );
-  const stopRetention = startRetention(store, logger, config.retentionMs);
+  const stopRetention = startRetention(
+    store,
+    logger,
+    config.retentionMs,
+    Date.now,
+    leadership.isLeader,
+  );
   const url = `http://${reachableHost(config.host)}:${server.port}`;
   logger.info(
     { url, dataDir: config.dataDir, store: describeStore(config.store ?? config.dataDir) },
@@ -90,6 +113,7 @@ export async function startCoordinator(
         notifier.close();
         await server.close();
         await stopped;
+        await cluster.close();
         await store.close();
         logger.info("coordinator stopped");
       })();

@@ -77,6 +77,26 @@ export class Notifier {
     for (const id of batches) this.batchProgress(id);
   }
 
+  /**
+   * Every lease waiter retries now: a poll (the sweeper's, while jobs sit
+   * queued), not news of work. Unlike workAvailable, a coordinator that
+   * publishes its wakes to others (cluster/clusterNotifier.ts) keeps this one
+   * to itself.
+   */
+  retryLeases(): void {
+    for (const wake of [...this.#leaseWaiters]) wake();
+  }
+
+  /**
+   * Every waiter, lease and job or batch reader alike, asks the store again:
+   * for when wakes may have been missed (a cluster's LISTEN connection came
+   * back) or were too many to name. Kept to this process, as retryLeases.
+   */
+  wakeAll(): void {
+    this.retryLeases();
+    for (const waiters of [...this.#jobWaiters.values()]) for (const wake of [...waiters]) wake();
+  }
+
   /** Resolves on the next batchProgress(id), after `ms`, on abort, or on close. */
   waitForBatch(id: string, ms: number, signal?: AbortSignal): Promise<void> {
     return this.waitForJob(id, ms, signal);
@@ -117,8 +137,7 @@ export class Notifier {
   /** Releases every waiter and makes later waits return at once (shutdown). */
   close(): void {
     this.#closed = true;
-    this.workAvailable();
-    for (const waiters of [...this.#jobWaiters.values()]) for (const wake of [...waiters]) wake();
+    this.wakeAll();
   }
 
   #wait(waiters: Set<Wake>, ms: number, signal?: AbortSignal, also?: Set<Wake>): Promise<void> {

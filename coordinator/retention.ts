@@ -8,7 +8,9 @@ const EVERY_MS = 60_000;
  * minute, a batch per event-loop turn so requests are served in between.
  * Returns stop(), which resolves once a prune in flight has stopped; the
  * timer never keeps the process alive on its own. A minute's prune that comes
- * while the previous one still runs is skipped.
+ * while the previous one still runs is skipped. With several coordinators on
+ * one database only the maintenance leader prunes (`isLeader`, asked before
+ * each batch; default: this one).
  *
  * @example
  * const stop = startRetention(store, logger, 7 * 86_400_000);
@@ -18,13 +20,14 @@ export function startRetention(
   logger: Logger,
   retentionMs: number,
   clock: () => number = Date.now,
+  isLeader: () => boolean = () => true,
 ): () => Promise<void> {
   let stopped = false;
   const prune = async () => {
     let deleted = 0;
     try {
       for (;;) {
-        if (stopped) break;
+        if (stopped || !isLeader()) break;
         const batch = await store.pruneFinished(clock() - retentionMs);
         deleted += batch;
         if (batch === 0) break;

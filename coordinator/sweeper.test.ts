@@ -133,3 +133,89 @@ describe("startLeaseSweeper", () => {
     expect(errors).toHaveLength(1);
   });
 });
+
+describe("startLeaseSweeper with several coordinators (isLeader)", () => {
+  it("while another leads, expires nothing but still wakes its own lease waiters while jobs sit queued", async () => {
+    vi.useFakeTimers();
+    const { store, id } = await leasedJob();
+    await store.enqueue({ source: "y", filename: "main.js" }, T0);
+    const notifier = new Notifier();
+    const time = { now: T0 + 5_000 };
+    const log = pino({ level: "silent" });
+    const stop = startLeaseSweeper(
+      store,
+      notifier,
+      log,
+      500,
+      () => time.now,
+      undefined,
+      1_000,
+      () => false,
+    );
+    cleanups.push(stop);
+    let woken = false;
+    void notifier.waitForWork(60_000).then(() => {
+      woken = true;
+    });
+    await vi.advanceTimersByTimeAsync(500);
+    expect((await store.getJob(id)).state).toBe("leased");
+    expect(woken).toBe(true);
+  });
+
+  it("taking over after answering for longer than the TTL, it extends nothing: the dead leader's expired lease is requeued at once", async () => {
+    vi.useFakeTimers();
+    const { store, id } = await leasedJob();
+    const time = { now: T0 };
+    const leader = { now: false };
+    const log = pino({ level: "silent" });
+    const stop = startLeaseSweeper(
+      store,
+      new Notifier(),
+      log,
+      500,
+      () => time.now,
+      undefined,
+      1_000,
+      () => leader.now,
+    );
+    cleanups.push(stop);
+    // Ticks every 500 ms as a follower while the lease (deadline T0 + 1 s) runs out.
+    for (let i = 0; i < 6; i++) {
+      time.now += 500;
+      await vi.advanceTimersByTimeAsync(500);
+    }
+    expect((await store.getJob(id)).state).toBe("leased");
+    leader.now = true;
+    time.now += 500;
+    await vi.advanceTimersByTimeAsync(500);
+    expect((await store.getJob(id)).state).toBe("queued");
+  });
+
+  it("becoming the leader right after its start, it gives leases a full TTL from that start first", async () => {
+    vi.useFakeTimers();
+    const { store, id } = await leasedJob();
+    // Started 5 s after the lease's deadline (a whole cluster restarted); elected 500 ms later.
+    const time = { now: T0 + 5_000 };
+    const leader = { now: false };
+    const log = pino({ level: "silent" });
+    const stop = startLeaseSweeper(
+      store,
+      new Notifier(),
+      log,
+      500,
+      () => time.now,
+      undefined,
+      1_000,
+      () => leader.now,
+    );
+    cleanups.push(stop);
+    leader.now = true;
+    time.now += 500;
+    await vi.advanceTimersByTimeAsync(500);
+    expect((await store.getJob(id)).state).toBe("leased");
+    // Not renewed within a TTL of the start: now it goes back to the queue.
+    time.now += 501;
+    await vi.advanceTimersByTimeAsync(500);
+    expect((await store.getJob(id)).state).toBe("queued");
+  });
+});

@@ -16,6 +16,7 @@ const labDefaults = limitFlags("default-");
 const ServerArgs = {
   "lease-ttl": durationFlag("lease-ttl", "10s").optional(),
   retention: durationFlag("retention", "7d").optional(),
+  sweep: durationFlag("sweep", "500ms, 2s").optional(),
   "max-input": parsedFlag(parseBytes, "--max-input: use e.g. 1m, 4m").optional(),
   "fair-share-half-life": durationFlag("fair-share-half-life", "1h, 30m").optional(),
   "default-max-running": z.coerce.number().int().min(0).max(10_000_000).optional(),
@@ -35,6 +36,7 @@ const SERVER_OPTIONS = {
   "data-dir": { type: "string" },
   "lease-ttl": { type: "string" },
   retention: { type: "string" },
+  sweep: { type: "string" },
   "max-input": { type: "string" },
   "fair-share-half-life": { type: "string" },
   "default-max-running": { type: "string" },
@@ -48,6 +50,7 @@ const coordinatorSettings = (
   args: {
     "lease-ttl"?: number;
     retention?: number;
+    sweep?: number;
     "max-input"?: number;
     "fair-share-half-life"?: number;
     "default-max-running"?: number;
@@ -74,6 +77,7 @@ const coordinatorSettings = (
       }
     : {}),
   ...(args.retention !== undefined ? { retentionMs: args.retention } : {}),
+  ...(args.sweep !== undefined ? { sweepMs: args.sweep } : {}),
 });
 
 /**

@@ -34,6 +34,11 @@ export interface MetricsOptions {
    * turns this on. Tests leave it off: they need no process-wide observers.
    */
   processMetrics?: boolean;
+  /**
+   * Whether this coordinator is the maintenance leader now (cluster/leader.ts):
+   * exported as `labrun_maintenance_leader` when given.
+   */
+  isLeader?: () => boolean;
 }
 
 /** The coordinator's Prometheus metrics: what routes and the sweeper record, and the scrape. */
@@ -145,6 +150,18 @@ export function createMetrics(options: MetricsOptions): CoordinatorMetrics {
         const { lease, jobs } = notifier.waiting;
         this.set({ kind: "lease" }, lease);
         this.set({ kind: "job" }, jobs);
+      },
+    });
+  }
+
+  const { isLeader } = options;
+  if (isLeader) {
+    new Gauge({
+      name: "labrun_maintenance_leader",
+      help: "1 while this coordinator is the maintenance leader (it alone expires leases and prunes finished jobs), else 0.",
+      registers,
+      collect() {
+        this.set(isLeader() ? 1 : 0);
       },
     });
   }

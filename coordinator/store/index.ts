@@ -22,6 +22,7 @@ import { prepareGetBatch } from "./getBatch.js";
 import { prepareGetJob } from "./getJob.js";
 import { prepareHeartbeat } from "./heartbeat.js";
 import type { Store, StoreSettings } from "./interfaces.js";
+import { prepareLeadership } from "./leadership.js";
 import { prepareLease } from "./lease.js";
 import { prepareListJobs } from "./listJobs.js";
 import { prepareListNodes } from "./listNodes.js";
@@ -94,6 +95,7 @@ function openSyncStore(dataDir: string, settings: StoreSettings): SyncStore {
     ...prepareUsers(context, settleBatches),
     ...prepareAudit(context),
     claimTokens: prepareClaimTokens(context),
+    ...prepareLeadership(context),
     enqueue: prepareEnqueue(context, getJob),
     getJob: readJob,
     listJobs: prepareListJobs(context),

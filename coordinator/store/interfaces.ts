@@ -162,6 +162,16 @@ export interface Store {
   /** The audit log, newest first. */
   listAudit(options: ListAuditOptions): Promise<AuditPage>;
 
+  /**
+   * Takes or renews the named lease `name` (the maintenance leader's) for
+   * `holder`, until `ttlMs` from now by the database's own clock: taken when
+   * nobody holds it, its holder let it expire, or `holder` holds it already.
+   * True when `holder` holds it now; of holders racing for it, one wins.
+   */
+  holdLeadership(name: string, holder: string, ttlMs: number): Promise<boolean>;
+  /** Gives up `name` if `holder` holds it (a clean stop), so another may take it at once. */
+  releaseLeadership(name: string, holder: string): Promise<void>;
+
   /** Whether any job is queued (cheap: one index probe). */
   hasQueued(): Promise<boolean>;
   /** Every registered agent, `lost` when silent for longer than the lease TTL. */

@@ -203,6 +203,17 @@ const MIGRATIONS: readonly string[] = [
     agent TEXT NOT NULL
   );
   `,
+  // 11: named leases held for a while by one coordinator (the maintenance
+  // leader, leadership.ts): who holds it and until when (epoch ms, by the
+  // database's own clock). One coordinator per SQLite file, so it always
+  // holds it; the table is there so both stores keep the same verbs.
+  `
+  CREATE TABLE leaders (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
+  );
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -22,6 +22,7 @@ import { prepareClaimTokens } from "./fixedTokens.js";
 import { prepareGetBatch } from "./getBatch.js";
 import { prepareGetJob } from "./getJob.js";
 import { prepareHeartbeat } from "./heartbeat.js";
+import { prepareLeadership } from "./leadership.js";
 import { prepareHasQueued, prepareLease } from "./lease.js";
 import { prepareListJobs } from "./listJobs.js";
 import { prepareListNodes } from "./listNodes.js";
@@ -78,6 +79,7 @@ export async function openPostgresStore(
     ...prepareUsers(context),
     ...prepareAudit(context),
     claimTokens: prepareClaimTokens(context),
+    ...prepareLeadership(context),
     enqueue: prepareEnqueue(context),
     getJob: readJob,
     listJobs: prepareListJobs(context),

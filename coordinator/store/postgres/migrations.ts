@@ -226,6 +226,16 @@ const MIGRATIONS: readonly string[] = [
   `,
   // 3: the users' count and charge triggers once per statement (statementTriggers.ts).
   STATEMENT_TRIGGERS_MIGRATION,
+  // 4: named leases held for a while by one coordinator: the maintenance
+  // leader (leadership.ts), elected by the database's own clock, so the
+  // coordinators' clocks never decide who leads.
+  `
+  CREATE TABLE leaders (
+    name text PRIMARY KEY,
+    holder text NOT NULL,
+    expires_at timestamptz NOT NULL
+  );
+  `,
 ];
 
 export const PG_SCHEMA_VERSION = MIGRATIONS.length;

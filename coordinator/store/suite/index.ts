@@ -3,6 +3,7 @@ import type { Store, StoreSettings } from "../interfaces.js";
 import { batchSuite } from "./batches.js";
 import { TTL } from "./fixtures.js";
 import { jobSuite } from "./jobs.js";
+import { leadershipSuite } from "./leadership.js";
 import { programSuite } from "./programs.js";
 import { statsSuite } from "./stats.js";
 import { tokenSuite } from "./tokens.js";
@@ -69,6 +70,7 @@ export function describeStoreSuite(name: string, openStore: OpenStoreUnderTest):
     userSuite(context);
     programSuite(context);
     tokenSuite(context);
+    leadershipSuite(context);
   });
 }
 
