@@ -13,7 +13,15 @@
  * as if there were none). Without a usable cache folder (read-only home) or
  * with NODE_DISABLE_COMPILE_CACHE set, the bundle just compiles each time.
  */
-import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import {
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { createRequire } from "node:module";
 import { homedir } from "node:os";
 import { basename, dirname, join } from "node:path";
@@ -43,7 +51,9 @@ export function loadCachedBundle(file: string): Record<string, unknown> {
   if (cacheFile !== null && (cachedData === undefined || script.cachedDataRejected)) {
     // Written as the process exits, when V8 has compiled what this command
     // ran: the next run gets those functions too, not only the top level.
-    process.once("exit", () => writeCache(cacheFile, () => script.createCachedData()));
+    process.once("exit", () =>
+      writeCache(cacheFile, basename(file), () => script.createCachedData()),
+    );
   }
   const module = { exports: {} as Record<string, unknown> };
   const wrapper = script.runInThisContext() as (...args: unknown[]) => void;
@@ -74,15 +84,23 @@ function readIfThere(file: string): Buffer | undefined {
 
 /**
  * Writes the cache next to its final name and renames it into place, so a
- * command running at the same time reads a whole file or none. Any failure
- * (no home, a full disk) only means the next run compiles again.
+ * command running at the same time reads a whole file or none, then removes
+ * the bundle's caches of earlier builds. Any failure (no home, a full disk)
+ * only means the next run compiles again.
  */
-function writeCache(file: string, data: () => Buffer): void {
+function writeCache(file: string, bundle: string, data: () => Buffer): void {
   try {
-    mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+    const folder = dirname(file);
+    mkdirSync(folder, { recursive: true, mode: 0o700 });
     const partial = `${file}.${process.pid}.tmp`;
     writeFileSync(partial, data(), { mode: 0o600 });
     renameSync(partial, file);
+    for (const name of readdirSync(folder)) {
+      const other = join(folder, name);
+      if (name.startsWith(`${bundle}-`) && name.endsWith(".v8cache") && other !== file) {
+        rmSync(other, { force: true });
+      }
+    }
   } catch {
     // Run uncached next time as well.
   }
