@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import type { AgentConfigInput } from "../agent/config.js";
 import { durationFlag, memoryFlag } from "./args.js";
 import { limitFlags } from "./limit-flags.js";

@@ -1,28 +1,37 @@
-import { z } from "zod";
-import type { HttpAnswer } from "../protocol/http-client.js";
-import {
-  type AddUserRequest,
-  API_PREFIX,
-  AuditPage,
+import * as z from "zod";
+import { API_PREFIX } from "../protocol/addresses.js";
+import type { NodeInfo } from "../protocol/admin.js";
+import type {
   Batch,
   BatchPage,
+  ListBatchesQuery,
+  RetryBatchResponse,
+} from "../protocol/batches.js";
+import type { HttpAnswer } from "../protocol/http-client.js";
+import {
   isTerminal,
   Job,
   JobPage,
-  type ListAuditQuery,
-  type ListBatchesQuery,
   type ListJobsQuery,
-  NodeInfo,
-  NodeList,
-  RemoveUserResponse,
-  RetryBatchResponse,
   type SubmitJobRequest,
   SubmitJobResponse,
+} from "../protocol/jobs.js";
+import { FailoverHttp, splitServers } from "../protocol/servers.js";
+import {
+  type AddUserRequest,
+  AuditPage,
+  type ListAuditQuery,
+  RemoveUserResponse,
   type UserInfo,
   UserList,
   UserToken,
-} from "../protocol/index.js";
-import { FailoverHttp, splitServers } from "../protocol/servers.js";
+} from "../protocol/users.js";
+
+// The batch and node shapes are built on first use: `labrun submit`, `status`
+// and `jobs` never need them, and a CLI process runs one command. (The job
+// and user shapes are built anyway: jobs.ts imports users.ts.)
+const batchShapes = () => import("../protocol/batches.js");
+const nodeShapes = () => import("../protocol/admin.js");
 
 /** The coordinator answered with an error body (`{error:{code,message}}`). */
 export class LabrunApiError extends Error {
@@ -113,35 +122,39 @@ export class LabrunClient {
     return this.call("POST", `/jobs/${encodeURIComponent(id)}/cancel`, Job);
   }
 
-  getBatch(id: string): Promise<Batch> {
-    return this.call("GET", `/batches/${encodeURIComponent(id)}`, Batch);
+  async getBatch(id: string): Promise<Batch> {
+    return this.call("GET", `/batches/${encodeURIComponent(id)}`, (await batchShapes()).Batch);
   }
 
-  listBatches(query: ListBatchesQuery = {}): Promise<BatchPage> {
-    return this.call("GET", `/batches${queryString(query)}`, BatchPage);
+  async listBatches(query: ListBatchesQuery = {}): Promise<BatchPage> {
+    return this.call("GET", `/batches${queryString(query)}`, (await batchShapes()).BatchPage);
   }
 
   /** Queued items are cancelled at once, running ones are stopped by their agents. */
-  cancelBatch(id: string): Promise<Batch> {
+  async cancelBatch(id: string): Promise<Batch> {
+    const { Batch } = await batchShapes();
     return this.call("POST", `/batches/${encodeURIComponent(id)}/cancel`, Batch);
   }
 
   /** Queues the batch's failed items again. */
-  retryBatch(id: string): Promise<RetryBatchResponse> {
+  async retryBatch(id: string): Promise<RetryBatchResponse> {
+    const { RetryBatchResponse } = await batchShapes();
     return this.call("POST", `/batches/${encodeURIComponent(id)}/retry`, RetryBatchResponse);
   }
 
   /** Needs the admin token. */
   async nodes(): Promise<NodeInfo[]> {
-    return (await this.call("GET", "/admin/nodes", NodeList)).nodes;
+    return (await this.call("GET", "/admin/nodes", (await nodeShapes()).NodeList)).nodes;
   }
 
   /** A draining node takes no new jobs and finishes the ones it has (admin token). */
-  drain(nodeId: string): Promise<NodeInfo> {
+  async drain(nodeId: string): Promise<NodeInfo> {
+    const { NodeInfo } = await nodeShapes();
     return this.call("POST", `/admin/nodes/${encodeURIComponent(nodeId)}/drain`, NodeInfo);
   }
 
-  resume(nodeId: string): Promise<NodeInfo> {
+  async resume(nodeId: string): Promise<NodeInfo> {
+    const { NodeInfo } = await nodeShapes();
     return this.call("POST", `/admin/nodes/${encodeURIComponent(nodeId)}/resume`, NodeInfo);
   }
 

@@ -1,5 +1,5 @@
 import { type ParseArgsConfig, parseArgs } from "node:util";
-import { z } from "zod";
+import * as z from "zod";
 import { serverListText } from "../protocol/servers.js";
 import { UsageError } from "./errors.js";
 import { parseDuration, parseMemoryMb } from "./units.js";

@@ -10,9 +10,11 @@ type Command = (argv: string[]) => Promise<number>;
 
 // Loaded on demand: `submit` must not pay for dockerode, SQLite and Hono,
 // which only `up`, `coordinator`, `agent` and `image` need (~0.4 s of start-up).
-// The build bundles this file with the job and node commands into one file
-// (scripts/bundle-cli.mjs); serve, install, image and doctor stay outside it
-// and load from dist/ next to it, so their errors are recognised by name.
+// The build bundles this file alone, and each group of job, batch, node and
+// user commands into a file of its own that runs through V8's code cache
+// (scripts/bundle-cli.mjs, client/code-cache.ts); serve, install, image and
+// doctor stay outside and load from dist/ next to it, so errors are
+// recognised by name.
 const jobCommand = (name: "submit" | "status" | "wait" | "cancel" | "logs" | "jobs") =>
   (async (argv) => (await import("./commands/jobs.js"))[name](argv)) satisfies Command;
 const serveCommand = (name: "up" | "coordinator" | "agent") =>

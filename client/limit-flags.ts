@@ -1,5 +1,5 @@
 import type { z } from "zod";
-import { JobLimitsInput, type LimitName } from "../protocol/index.js";
+import { JobLimitsInput, type LimitName } from "../protocol/limits.js";
 import { parsedFlag } from "./args.js";
 import { UsageError } from "./errors.js";
 import { parseBytes, parseDuration, parseMemoryMb } from "./units.js";

@@ -1,4 +1,4 @@
-import { isTerminal, type Job } from "../protocol/index.js";
+import { isTerminal, type Job } from "../protocol/jobs.js";
 import type { LabrunClient } from "./api.js";
 
 const FRAMES = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];

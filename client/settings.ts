@@ -1,8 +1,8 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
-import { z } from "zod";
-import { DEFAULT_HOST, DEFAULT_PORT } from "../protocol/index.js";
+import * as z from "zod";
+import { DEFAULT_HOST, DEFAULT_PORT } from "../protocol/addresses.js";
 import { serverFlag } from "./args.js";
 import { UsageError } from "./errors.js";
 

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { AgentCapacity } from "./agents.js";
 import { MaxLimits } from "./limits.js";
 import { Runtime } from "./runtimes.js";

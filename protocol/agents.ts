@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { JsonValue, Outcome } from "./jobs.js";
 import { JobLimits, MaxLimits } from "./limits.js";
 import { ProgramEntry, ProgramFiles } from "./programs.js";

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { JsonValue, OutcomeError, PROGRAM_FIELDS, programAgrees, RunStats } from "./jobs.js";
 import { JobLimits } from "./limits.js";
 import { Runtime } from "./runtimes.js";

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 
 /** Codes a finished job's outcome can carry (DESIGN.md §3). */
 export const OUTCOME_ERROR_CODES = [

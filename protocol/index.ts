@@ -14,6 +14,7 @@
  * - drain: a node state in which it takes no new leases but finishes its jobs.
  */
 
+export * from "./addresses.js";
 export * from "./admin.js";
 export * from "./agents.js";
 export * from "./batches.js";
@@ -24,9 +25,3 @@ export * from "./limits.js";
 export * from "./programs.js";
 export * from "./runtimes.js";
 export * from "./users.js";
-
-/** Path prefix of every versioned route. */
-export const API_PREFIX = "/v1";
-/** Default coordinator address (DESIGN.md §3). */
-export const DEFAULT_PORT = 7878;
-export const DEFAULT_HOST = "127.0.0.1";

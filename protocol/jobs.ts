@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { BAD_PROGRAM_FORMAT_MESSAGE, OutcomeErrorCode } from "./errors.js";
 import { JobLimits, JobLimitsInput } from "./limits.js";
 import {

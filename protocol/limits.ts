@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 
 /**
  * Users (DESIGN.md §8): each person has a token of their own, sees only

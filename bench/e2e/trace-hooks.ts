@@ -35,7 +35,15 @@ export function installTraceHooks(events: TraceEvent[]): void {
       const [req, res] = args as [http.IncomingMessage, http.ServerResponse];
       const what = `${req.method} ${req.url}`;
       record("server.request", what);
-      res.once("finish", () => record("server.finish", what));
+      // When the handler answers (its `end` call), not the response's
+      // "finish" event: on a busy machine that event can come after the
+      // other process has already read the answer.
+      const end = res.end;
+      res.end = function (this: http.ServerResponse, ...endArgs: unknown[]) {
+        record("server.finish", what);
+        res.end = end;
+        return Reflect.apply(end, this, endArgs);
+      } as typeof end;
     }
     return Reflect.apply(serverEmit, this, [event, ...args]);
   } as typeof serverEmit;

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { LabrunApiError, LabrunClient } from "../api.js";
 import { CONNECTION_OPTIONS, parseCommand, serverFlag } from "../args.js";
 import { EXIT } from "../errors.js";

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { connectDocker } from "../../agent/docker.js";
 import { buildRunnerImage, pruneRunnerImages } from "../../agent/sandbox/image.js";
 import { parseCommand } from "../args.js";

@@ -3,7 +3,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync }
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { z } from "zod";
+import * as z from "zod";
 import { AGENT_TUNING, agentTuning } from "../agent-flags.js";
 import { AGENT_JOIN, parseCommand } from "../args.js";
 import { EXIT } from "../errors.js";

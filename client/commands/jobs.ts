@@ -1,18 +1,12 @@
-import { z } from "zod";
-import {
-  type Job,
-  JobId,
-  JobState,
-  Runtime,
-  type SubmitJobRequest,
-  UserName,
-} from "../../protocol/index.js";
+import * as z from "zod";
+import { type Job, JobId, JobState, type SubmitJobRequest } from "../../protocol/jobs.js";
+import { Runtime } from "../../protocol/runtimes.js";
+import { UserName } from "../../protocol/users.js";
 import { LabrunClient } from "../api.js";
 import { CONNECTION_OPTIONS, parseCommand, serverFlag } from "../args.js";
 import { EXIT, UsageError } from "../errors.js";
 import { jobLine, jobsTable } from "../format.js";
 import { limitFlags } from "../limit-flags.js";
-import { readProgram, readText } from "../program.js";
 import { waitWithProgress } from "../progress.js";
 import { resolveConnection } from "../settings.js";
 
@@ -59,7 +53,10 @@ export async function submit(argv: string[]): Promise<number> {
     submitArgs(jobLimits),
   );
   const limits = jobLimits.limits(args);
-  const input = parseInput(args.input, args["input-file"]);
+  // Loaded by the one command that reads a program (it builds the program
+  // shapes of the whole protocol); `status` and `jobs` never load it.
+  const { readProgram, readText } = await import("../program.js");
+  const input = parseInput(args.input, args["input-file"], readText);
   // .py runs as python, anything else as node, unless --runtime says otherwise;
   // an entry with imports is bundled here, before anything is sent.
   const { fields, runtime } = await readProgram(args.positionals[0], args);
@@ -104,7 +101,11 @@ function printOutcome(job: Job, json: boolean): number {
   return EXIT.jobFailed;
 }
 
-function parseInput(inline: string | undefined, file: string | undefined) {
+function parseInput(
+  inline: string | undefined,
+  file: string | undefined,
+  readText: (path: string, what: string) => string,
+) {
   const text = inline ?? (file === undefined ? undefined : readText(file, "input"));
   if (text === undefined) return null;
   try {

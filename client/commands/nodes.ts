@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import type { NodeInfo } from "../../protocol/index.js";
 import { LabrunClient } from "../api.js";
 import { CONNECTION_OPTIONS, parseCommand, serverFlag } from "../args.js";

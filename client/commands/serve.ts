@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { DEFAULT_HOST, DEFAULT_PORT } from "../../protocol/index.js";
 import { AGENT_TUNING, agentTuning, Grace, Warm } from "../agent-flags.js";
 import { AGENT_JOIN, durationFlag, parseCommand, parsedFlag } from "../args.js";

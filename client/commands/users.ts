@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { UserName } from "../../protocol/index.js";
 import { LabrunClient } from "../api.js";
 import { CONNECTION_OPTIONS, parseCommand } from "../args.js";

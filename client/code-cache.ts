@@ -1,0 +1,107 @@
+/**
+ * Runs one of the CLI's CommonJS command bundles (scripts/bundle-cli.mjs)
+ * with V8's code cache: the code V8 compiled for a bundle on one run is kept
+ * in the user's cache folder and handed back to V8 on the next, so a command
+ * does not parse and compile ~0.5 MB of zod and labrun again on every run.
+ * Node 22+ offers this for modules (`module.enableCompileCache`); Node 20 does
+ * not, but has always taken cached data for a `vm.Script`, which this uses on
+ * every Node version alike.
+ *
+ * A cache file is named by the bundle, its size and mtime and the Node
+ * version, so a rebuilt bundle or another Node never gets a stale one (V8
+ * also rejects cached data that does not fit, and the bundle then compiles
+ * as if there were none). Without a usable cache folder (read-only home) or
+ * with NODE_DISABLE_COMPILE_CACHE set, the bundle just compiles each time.
+ */
+import {
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
+import { createRequire } from "node:module";
+import { homedir } from "node:os";
+import { basename, dirname, join } from "node:path";
+import { Script } from "node:vm";
+
+/** The folder of the cache files: `$XDG_CACHE_HOME/labrun/code-cache` (~/.cache by default). */
+export function codeCacheDir(env = process.env): string {
+  return join(env.XDG_CACHE_HOME || join(homedir(), ".cache"), "labrun", "code-cache");
+}
+
+/**
+ * Evaluates the CommonJS bundle at `file` (an absolute path) and returns its
+ * `module.exports`. Each bundle is evaluated at most once per process.
+ */
+export function loadCachedBundle(file: string): Record<string, unknown> {
+  const loaded = evaluated.get(file);
+  if (loaded) return loaded;
+  const source = readFileSync(file, "utf8");
+  const cacheFile = process.env.NODE_DISABLE_COMPILE_CACHE ? null : cacheFileOf(file);
+  const cachedData = cacheFile === null ? undefined : readIfThere(cacheFile);
+  // Node's own CommonJS wrapper, on the source's first line so that a stack's
+  // line numbers are the bundle's.
+  const script = new Script(
+    `(function (exports, require, module, __filename, __dirname) {${source}\n})`,
+    { filename: file, ...(cachedData ? { cachedData } : {}) },
+  );
+  if (cacheFile !== null && (cachedData === undefined || script.cachedDataRejected)) {
+    // Written as the process exits, when V8 has compiled what this command
+    // ran: the next run gets those functions too, not only the top level.
+    process.once("exit", () =>
+      writeCache(cacheFile, basename(file), () => script.createCachedData()),
+    );
+  }
+  const module = { exports: {} as Record<string, unknown> };
+  const wrapper = script.runInThisContext() as (...args: unknown[]) => void;
+  wrapper(module.exports, createRequire(file), module, file, dirname(file));
+  evaluated.set(file, module.exports);
+  return module.exports;
+}
+
+const evaluated = new Map<string, Record<string, unknown>>();
+
+function cacheFileOf(file: string): string | null {
+  try {
+    const { size, mtimeMs } = statSync(file);
+    const key = `${basename(file)}-${size}-${Math.trunc(mtimeMs)}-${process.version}`;
+    return join(codeCacheDir(), `${key}.v8cache`);
+  } catch {
+    return null;
+  }
+}
+
+function readIfThere(file: string): Buffer | undefined {
+  try {
+    return readFileSync(file);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Writes the cache next to its final name and renames it into place, so a
+ * command running at the same time reads a whole file or none, then removes
+ * the bundle's caches of earlier builds. Any failure (no home, a full disk)
+ * only means the next run compiles again.
+ */
+function writeCache(file: string, bundle: string, data: () => Buffer): void {
+  try {
+    const folder = dirname(file);
+    mkdirSync(folder, { recursive: true, mode: 0o700 });
+    const partial = `${file}.${process.pid}.tmp`;
+    writeFileSync(partial, data(), { mode: 0o600 });
+    renameSync(partial, file);
+    for (const name of readdirSync(folder)) {
+      const other = join(folder, name);
+      if (name.startsWith(`${bundle}-`) && name.endsWith(".v8cache") && other !== file) {
+        rmSync(other, { force: true });
+      }
+    }
+  } catch {
+    // Run uncached next time as well.
+  }
+}
