@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join, relative, resolve, sep } from "node:path";
 import type { BuildFailure, Message, Metafile, Plugin } from "esbuild";
-import { MAX_PROGRAM_BYTES, pathProblem } from "../protocol/index.js";
+import { MAX_PROGRAM_BYTES, pathProblem } from "../protocol/programs.js";
 import { cachedBundle, keepBundle } from "./bundle-cache.js";
 import { UsageError } from "./errors.js";
 import type { ProgramFields } from "./program.js";

@@ -1,14 +1,11 @@
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { isBuiltin } from "node:module";
 import { basename, dirname, join, resolve } from "node:path";
-import {
-  MAX_PROGRAM_BYTES,
-  MAX_PROGRAM_FILES,
-  type ProgramFile,
-  ProgramFilename,
-  type Runtime,
-  runtimeOfFilename,
-} from "../protocol/index.js";
+// The modules themselves, not protocol/index.js: `labrun submit` then builds
+// only the shapes it uses (CLI start-up, issue 13).
+import { ProgramFilename } from "../protocol/jobs.js";
+import { MAX_PROGRAM_BYTES, MAX_PROGRAM_FILES, type ProgramFile } from "../protocol/programs.js";
+import { type Runtime, runtimeOfFilename } from "../protocol/runtimes.js";
 import { UsageError } from "./errors.js";
 
 /** A job's or batch's program fields, as `labrun submit` and `labrun map` send them. */
