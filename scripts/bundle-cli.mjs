@@ -72,6 +72,13 @@ await build({
   // dynamic import becomes a require (esbuild's package is CommonJS).
   external: ["esbuild"],
   supported: { "dynamic-import": false },
+  // A CommonJS bundle has no import.meta: code that finds a file or a package
+  // from its own place (client/bundle.ts loads esbuild with createRequire)
+  // gets the group bundle's own URL, as the dispatch bundle below does.
+  define: { "import.meta.url": "__labrunCliUrl" },
+  banner: {
+    js: 'var __labrunCliUrl = require("node:url").pathToFileURL(__filename).href;',
+  },
   plugins: [
     zodEnglishOnly,
     {
