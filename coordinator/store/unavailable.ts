@@ -1,3 +1,5 @@
+import { isConnectionError } from "../../protocol/servers.js";
+
 /**
  * Why a store call may fail when the database is away rather than wrong:
  * its server is down, restarting or out of connections, or the socket to
@@ -5,15 +7,6 @@
  * agents then try another coordinator, or again), not 500 INTERNAL.
  */
 const UNREACHABLE = new Set([
-  // Node's, for a socket that never connected or broke.
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "EPIPE",
-  "ETIMEDOUT",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "ENOTFOUND",
-  "EAI_AGAIN",
   // postgres.js's, for a connection it lost or could not open in time.
   "CONNECTION_CLOSED",
   "CONNECTION_ENDED",
@@ -26,9 +19,13 @@ const UNREACHABLE = new Set([
   "53300",
 ]);
 
-/** The database did not answer (see UNREACHABLE); true also for SQLSTATE class 08, connection exception. */
+/**
+ * The database did not answer: Node's codes for a socket that never
+ * connected or broke (the clients' own list, isConnectionError), those of
+ * UNREACHABLE, and SQLSTATE class 08, connection exception.
+ */
 export function isStoreUnavailable(error: unknown): boolean {
   const { code } = (error ?? {}) as { code?: unknown };
   if (typeof code !== "string") return false;
-  return UNREACHABLE.has(code) || /^08[0-9A-Z]{3}$/.test(code);
+  return isConnectionError(error) || UNREACHABLE.has(code) || /^08[0-9A-Z]{3}$/.test(code);
 }
