@@ -2,8 +2,6 @@ import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { connectDocker } from "../../../agent/docker.js";
-import { AGENT_LABEL } from "../../../agent/sandbox/options.js";
 import { freePort } from "../../../bench/e2e/processes.js";
 import { LabrunClient } from "../../../client/api.js";
 import { runPrefix } from "../../helpers/run-id.js";
@@ -12,6 +10,7 @@ import {
   killGroup,
   type LabrunProcess,
   OUTPUT_DIR,
+  removeAgentContainers,
   spawnLabrun,
   stopProcess,
   tail,
@@ -184,21 +183,7 @@ export class PgCluster {
     );
   }
 
-  private async removeContainers(): Promise<void> {
-    const docker = await connectDocker();
-    for (const { name } of this.agents.values()) {
-      const list = await docker.listContainers({
-        all: true,
-        filters: { label: [`${AGENT_LABEL}=${name}`] },
-      });
-      await Promise.all(
-        list.map((container) =>
-          docker
-            .getContainer(container.Id)
-            .remove({ force: true })
-            .catch(() => {}),
-        ),
-      );
-    }
+  private removeContainers(): Promise<void> {
+    return removeAgentContainers([...this.agents.values()].map(({ name }) => name));
   }
 }

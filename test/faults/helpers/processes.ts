@@ -231,22 +231,8 @@ export class ProcessCluster {
     rmSync(this.dataDir, { recursive: true, force: true });
   }
 
-  private async removeContainers(): Promise<void> {
-    const docker = await connectDocker();
-    for (const name of this.agentNames) {
-      const list = await docker.listContainers({
-        all: true,
-        filters: { label: [`${AGENT_LABEL}=${name}`] },
-      });
-      await Promise.all(
-        list.map((container) =>
-          docker
-            .getContainer(container.Id)
-            .remove({ force: true })
-            .catch(() => {}),
-        ),
-      );
-    }
+  private removeContainers(): Promise<void> {
+    return removeAgentContainers(this.agentNames);
   }
 }
 
@@ -377,4 +363,23 @@ export function logEntries(file: string, msg: RegExp): Array<Record<string, unkn
     }
   }
   return entries;
+}
+
+/** Force-removes every container labelled as run by one of the agents `names` (a test's leftovers). */
+export async function removeAgentContainers(names: Iterable<string>): Promise<void> {
+  const docker = await connectDocker();
+  for (const name of names) {
+    const list = await docker.listContainers({
+      all: true,
+      filters: { label: [`${AGENT_LABEL}=${name}`] },
+    });
+    await Promise.all(
+      list.map((container) =>
+        docker
+          .getContainer(container.Id)
+          .remove({ force: true })
+          .catch(() => {}),
+      ),
+    );
+  }
 }
