@@ -20,6 +20,12 @@ export interface StoreContext {
  *   every commit for that rarer case and cost most of the queue's throughput.
  * - busy_timeout: a second process on the same file (`sqlite3` for a look)
  *   makes writers wait instead of failing at once.
+ * - `temp_store = MEMORY`: a statement that fires a trigger (the users'
+ *   counts on every job insert and state change) keeps a statement journal,
+ *   so it can be undone alone; on disk that journal was a file in /var/tmp
+ *   written for every such statement, ~40 µs per job row, 4× the row's own
+ *   cost (bench/batch-capacity: 3,700 → 11,000+ items/s). In memory it is a
+ *   few pages per statement.
  */
 export function openDatabase(dataDir: string): Database.Database {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
@@ -28,6 +34,7 @@ export function openDatabase(dataDir: string): Database.Database {
     db.pragma("journal_mode = WAL");
     db.pragma("synchronous = NORMAL");
     db.pragma("busy_timeout = 5000");
+    db.pragma("temp_store = MEMORY");
     migrate(db);
     return db;
   } catch (error) {

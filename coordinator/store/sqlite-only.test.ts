@@ -3,6 +3,7 @@ import Database from "better-sqlite3";
 import { describe, expect, it } from "vitest";
 import { DEFAULT_LIMITS } from "../../protocol/index.js";
 import { onCleanup, openTestStore, tempDir } from "../test-support/store-fixtures.js";
+import { openDatabase } from "./database.js";
 import { LEASE_SQL } from "./lease.js";
 import { SCHEMA_VERSION } from "./migrations.js";
 import { STATS_SQL } from "./stats.js";
@@ -32,6 +33,14 @@ describe("the SQLite file", () => {
     onCleanup(() => db.close());
     expect(db.pragma("journal_mode", { simple: true })).toBe("wal");
     expect(db.pragma("user_version", { simple: true })).toBe(SCHEMA_VERSION);
+  });
+
+  // A trigger-firing statement's journal in a /var/tmp file cost ~40 µs per
+  // job row (the batch bookkeeping bench fell from 11,879 to 3,686 items/s).
+  it("keeps statement journals in memory, not in temp files", () => {
+    const db = openDatabase(tempDir());
+    onCleanup(() => db.close());
+    expect(db.pragma("temp_store", { simple: true })).toBe(2); // MEMORY
   });
 
   it("refuses a database from a newer labrun", async () => {
