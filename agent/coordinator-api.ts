@@ -93,10 +93,15 @@ export class CoordinatorApi {
     return answer.cancel;
   }
 
-  async postResult(leaseId: string, outcome: Outcome): Promise<boolean> {
-    const answer = await this.post(
+  /** One result; `json` is `{leaseId, outcome}` when the caller has serialised it already. */
+  async postResult(
+    leaseId: string,
+    outcome: Outcome,
+    json = JSON.stringify({ leaseId, outcome }),
+  ): Promise<boolean> {
+    const answer = await this.send(
       `/agents/${this.agentId}/results`,
-      { leaseId, outcome },
+      json,
       ResultResponse,
       this.agentToken,
     );

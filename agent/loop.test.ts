@@ -101,7 +101,11 @@ describe("AgentLoop", () => {
     expect(api.postResult).toHaveBeenLastCalledWith(
       "l1",
       expect.objectContaining({ ok: true, result: 1 }),
+      expect.any(String),
     );
+    // The body goes as it was serialised when the result was sized.
+    const [, outcome, json] = api.postResult.mock.lastCall as [string, Outcome, string];
+    expect(JSON.parse(json)).toEqual({ leaseId: "l1", outcome });
   });
 
   it("drops a result the coordinator refuses as stale (409) without retrying", async () => {
@@ -139,7 +143,11 @@ describe("AgentLoop", () => {
         ok: false,
         error: expect.objectContaining({ code: "SANDBOX_ERROR" }),
       }),
+      expect.any(String),
     );
+    // The body is the replacement's, not the refused outcome's.
+    const [, outcome, json] = api.postResult.mock.lastCall as [string, Outcome, string];
+    expect(JSON.parse(json)).toEqual({ leaseId: "l1", outcome });
   });
 
   it("on stop, lets jobs finish within the grace period, then stops the rest unreported", async () => {

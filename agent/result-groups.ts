@@ -8,8 +8,11 @@ import { CoordinatorError } from "./coordinator-api.js";
 
 /** The two result routes, as CoordinatorApi calls them. */
 export interface ResultRoutes {
-  /** `POST /results`: one result; rejects with the coordinator's refusal. */
-  postResult(leaseId: string, outcome: Outcome): Promise<boolean>;
+  /**
+   * `POST /results`: one result; rejects with the coordinator's refusal.
+   * `json`, when given, is `{leaseId, outcome}` already serialised (the body).
+   */
+  postResult(leaseId: string, outcome: Outcome, json?: string): Promise<boolean>;
   /** `POST /results/group`: each entry the JSON text of one `{leaseId, outcome}`. */
   postResultGroup(results: readonly string[]): Promise<ResultGroupResponse["results"]>;
 }
@@ -114,12 +117,16 @@ export class ResultGroups {
     return this.#pending.splice(0, Math.max(1, count));
   }
 
-  /** Each through the single route, side by side, as before groups existed. */
+  /**
+   * Each through the single route, side by side, as before groups existed;
+   * the body is the text serialised when the result was sized, not a second
+   * JSON.stringify of its outcome (up to a job's whole log) on the job's path.
+   */
   async #sendAlone(results: Pending[]): Promise<void> {
     await Promise.all(
       results.map((pending) =>
         this.routes
-          .postResult(pending.leaseId, pending.outcome)
+          .postResult(pending.leaseId, pending.outcome, pending.json)
           .then(pending.resolve, pending.reject),
       ),
     );

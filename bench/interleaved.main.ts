@@ -5,6 +5,8 @@
  * their ratios to `node -e 1`, for working on start-up. BENCH_SAMPLES rounds
  * (default 30). Prints the load average beside them: other work on the
  * machine weighs on every row alike, but not on the ratios' noise.
+ * BENCH_COMPARE_BIN=path/to/other/bin/labrun.js adds that build's submit,
+ * status and jobs to the same rounds (before/after side by side).
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
@@ -22,7 +24,7 @@ const cluster = await launchCluster({ slots: 4, warm: 4 });
 let rows: Awaited<ReturnType<typeof interleavedLatency>>;
 try {
   await sleep(3_000); // the pool fills
-  rows = await interleavedLatency(cluster, rounds, workDir);
+  rows = await interleavedLatency(cluster, rounds, workDir, process.env.BENCH_COMPARE_BIN);
 } finally {
   await cluster.stop();
   rmSync(workDir, { recursive: true, force: true });
@@ -32,7 +34,8 @@ process.stdout.write(
   `${rounds} rounds; load average ${loadAtStart.join(" ")} at the start, ${load().join(" ")} at the end\n`,
 );
 for (const [name, row] of Object.entries(rows)) {
+  if (row === undefined) continue;
   process.stdout.write(
-    `${name.padEnd(15)} p50 ${String(row.p50).padStart(8)} ms  p95 ${String(row.p95).padStart(8)} ms  ÷ node -e 1 ${round(row.p50 / base, 3)}\n`,
+    `${name.padEnd(17)} p50 ${String(row.p50).padStart(8)} ms  p95 ${String(row.p95).padStart(8)} ms  ÷ node -e 1 ${round(row.p50 / base, 3)}\n`,
   );
 }

@@ -10,8 +10,12 @@
  * A cache file is named by the bundle, its size and mtime and the Node
  * version, so a rebuilt bundle or another Node never gets a stale one (V8
  * also rejects cached data that does not fit, and the bundle then compiles
- * as if there were none). Without a usable cache folder (read-only home) or
- * with NODE_DISABLE_COMPILE_CACHE set, the bundle just compiles each time.
+ * as if there were none), and by the command that ran: V8 keeps the code of
+ * the functions a run compiled, so `status` run from the cache `submit`
+ * wrote would compile its own functions (the HTTP answer's parsing, the
+ * output) again on every run. Each command of a bundle gets the cache of its
+ * own runs. Without a usable cache folder (read-only home) or with
+ * NODE_DISABLE_COMPILE_CACHE set, the bundle just compiles each time.
  */
 import {
   mkdirSync,
@@ -35,25 +39,25 @@ export function codeCacheDir(env = process.env): string {
 /**
  * Evaluates the CommonJS bundle at `file` (an absolute path) and returns its
  * `module.exports`. Each bundle is evaluated at most once per process.
+ * `command` (the CLI's command word, `status`) picks the cache of that
+ * command's runs; a word that is not a plain lower-case name shares one.
  */
-export function loadCachedBundle(file: string): Record<string, unknown> {
+export function loadCachedBundle(file: string, command = ""): Record<string, unknown> {
   const loaded = evaluated.get(file);
   if (loaded) return loaded;
   const source = readFileSync(file, "utf8");
-  const cacheFile = process.env.NODE_DISABLE_COMPILE_CACHE ? null : cacheFileOf(file);
-  const cachedData = cacheFile === null ? undefined : readIfThere(cacheFile);
+  const cache = process.env.NODE_DISABLE_COMPILE_CACHE ? null : cacheOf(file, command);
+  const cachedData = cache === null ? undefined : readIfThere(cache.file);
   // Node's own CommonJS wrapper, on the source's first line so that a stack's
   // line numbers are the bundle's.
   const script = new Script(
     `(function (exports, require, module, __filename, __dirname) {${source}\n})`,
     { filename: file, ...(cachedData ? { cachedData } : {}) },
   );
-  if (cacheFile !== null && (cachedData === undefined || script.cachedDataRejected)) {
+  if (cache !== null && (cachedData === undefined || script.cachedDataRejected)) {
     // Written as the process exits, when V8 has compiled what this command
     // ran: the next run gets those functions too, not only the top level.
-    process.once("exit", () =>
-      writeCache(cacheFile, basename(file), () => script.createCachedData()),
-    );
+    process.once("exit", () => writeCache(cache, () => script.createCachedData()));
   }
   const module = { exports: {} as Record<string, unknown> };
   const wrapper = script.runInThisContext() as (...args: unknown[]) => void;
@@ -64,11 +68,25 @@ export function loadCachedBundle(file: string): Record<string, unknown> {
 
 const evaluated = new Map<string, Record<string, unknown>>();
 
-function cacheFileOf(file: string): string | null {
+/** Plain command words only: the name goes into a file name. */
+const COMMAND_WORD = /^[a-z]{1,32}$/;
+
+interface CacheFile {
+  /** `…/jobs.cjs-SIZE-MTIME-vNODE-COMMAND.v8cache` */
+  file: string;
+  /** `jobs.cjs-`: what every cache file of the bundle's builds starts with. */
+  bundle: string;
+  /** `jobs.cjs-SIZE-MTIME-vNODE-`: what every cache file of this build starts with. */
+  build: string;
+}
+
+function cacheOf(file: string, command: string): CacheFile | null {
   try {
     const { size, mtimeMs } = statSync(file);
-    const key = `${basename(file)}-${size}-${Math.trunc(mtimeMs)}-${process.version}`;
-    return join(codeCacheDir(), `${key}.v8cache`);
+    const bundle = `${basename(file)}-`;
+    const build = `${bundle}${size}-${Math.trunc(mtimeMs)}-${process.version}-`;
+    const variant = COMMAND_WORD.test(command) ? command : "any";
+    return { file: join(codeCacheDir(), `${build}${variant}.v8cache`), bundle, build };
   } catch {
     return null;
   }
@@ -85,10 +103,11 @@ function readIfThere(file: string): Buffer | undefined {
 /**
  * Writes the cache next to its final name and renames it into place, so a
  * command running at the same time reads a whole file or none, then removes
- * the bundle's caches of earlier builds. Any failure (no home, a full disk)
- * only means the next run compiles again.
+ * the bundle's caches of earlier builds (every command's; this build's other
+ * commands keep theirs). Any failure (no home, a full disk) only means the
+ * next run compiles again.
  */
-function writeCache(file: string, bundle: string, data: () => Buffer): void {
+function writeCache({ file, bundle, build }: CacheFile, data: () => Buffer): void {
   try {
     const folder = dirname(file);
     mkdirSync(folder, { recursive: true, mode: 0o700 });
@@ -96,9 +115,8 @@ function writeCache(file: string, bundle: string, data: () => Buffer): void {
     writeFileSync(partial, data(), { mode: 0o600 });
     renameSync(partial, file);
     for (const name of readdirSync(folder)) {
-      const other = join(folder, name);
-      if (name.startsWith(`${bundle}-`) && name.endsWith(".v8cache") && other !== file) {
-        rmSync(other, { force: true });
+      if (name.startsWith(bundle) && name.endsWith(".v8cache") && !name.startsWith(build)) {
+        rmSync(join(folder, name), { force: true });
       }
     }
   } catch {

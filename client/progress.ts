@@ -1,3 +1,4 @@
+import { isatty } from "node:tty";
 import { isTerminal, type Job } from "../protocol/jobs.js";
 import type { LabrunClient } from "./api.js";
 
@@ -5,17 +6,21 @@ const FRAMES = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "
 
 /**
  * Waits for a job like `client.wait`, showing a one-line spinner with its
- * state and elapsed time on stderr — only when stderr is a terminal (piped
- * output and scripts see nothing). The line is erased before returning.
+ * state and elapsed time on stderr (or `stream`) — only when it is a terminal
+ * (piped output and scripts see nothing). The line is erased before returning.
  *
  * @example
- * const job = await waitWithProgress(client, id, process.stderr);
+ * const job = await waitWithProgress(client, id);
  */
 export async function waitWithProgress(
   client: LabrunClient,
   id: string,
-  stream: NodeJS.WriteStream = process.stderr,
+  given?: NodeJS.WriteStream,
 ): Promise<Job> {
+  // Asked of fd 2 before touching process.stderr: making that stream (a pipe's
+  // socket, a file's writer) is work a piped `labrun submit` need not do.
+  if (given === undefined && !isatty(2)) return client.wait(id);
+  const stream = given ?? process.stderr;
   if (!stream.isTTY) return client.wait(id);
   const started = Date.now();
   let state = "queued";

@@ -166,7 +166,8 @@ await build({
           contents: [
             'import { join } from "node:path";',
             'import { loadCachedBundle } from "./client/code-cache.ts";',
-            `const bundle = loadCachedBundle(join(__dirname, "cli-commands", "${group}.cjs"));`,
+            // The command word picks the code cache of that command's runs.
+            `const bundle = loadCachedBundle(join(__dirname, "cli-commands", "${group}.cjs"), process.argv[2]);`,
             ...exported[group].map((name) => `export const ${name} = bundle.${name};`),
           ].join("\n"),
           resolveDir: root.pathname,

@@ -1,12 +1,21 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { labrun } from "./helpers/cli.js";
 
 // The built CLI keeps V8's code of its command bundles in the user's cache
 // folder (client/code-cache.ts). A command must behave the same whether the
-// cache is missing, present, damaged or turned off. No coordinator: a
+// cache is missing, present, damaged or turned off; each command keeps the
+// cache of its own runs. No coordinator: a
 // `status` against a closed port loads the job commands' bundle and exits 3.
 const folders: string[] = [];
 afterAll(() => {
@@ -19,8 +28,12 @@ function cacheHome(): string {
   return folder;
 }
 
-const unreachable = (home: string, extra: Record<string, string> = {}) =>
-  labrun(["status", "j_abc"], {
+const unreachable = (
+  home: string,
+  extra: Record<string, string> = {},
+  args = ["status", "j_abc"],
+) =>
+  labrun(args, {
     XDG_CACHE_HOME: home,
     LABRUN_SERVER: "http://127.0.0.1:9",
     LABRUN_TOKEN: "t",
@@ -46,7 +59,7 @@ describe("the CLI's code cache", () => {
     const files = cacheFiles(home);
     expect(files).toHaveLength(1);
     const [file] = files as [string];
-    expect(file).toMatch(/jobs\.cjs-\d+-\d+-v\d+\.\d+\.\d+\.v8cache$/);
+    expect(file).toMatch(/jobs\.cjs-\d+-\d+-v\d+\.\d+\.\d+-status\.v8cache$/);
     expect(statSync(file).mode & 0o777).toBe(0o600);
     const written = readFileSync(file);
     const writtenAt = statSync(file).mtimeMs;
@@ -63,6 +76,41 @@ describe("the CLI's code cache", () => {
     expect(third).toEqual(first);
     expect(readFileSync(file).toString()).not.toBe("not V8's code cache");
     expect(cacheFiles(home)).toHaveLength(1);
+  });
+
+  it("is kept per command, and an earlier build's files go when this build writes one", async () => {
+    const home = cacheHome();
+    const folder = join(home, "labrun", "code-cache");
+    mkdirSync(folder, { recursive: true });
+    // An earlier build's caches, one per command and one of before commands had their own.
+    const stale = ["jobs.cjs-1-1-v20.0.0-status.v8cache", "jobs.cjs-1-1-v20.0.0.v8cache"];
+    for (const name of stale) writeFileSync(join(folder, name), "old");
+    writeFileSync(join(folder, "nodes.cjs-1-1-v20.0.0-nodes.v8cache"), "another bundle's");
+
+    const status = await unreachable(home);
+    expect(status.code).toBe(3);
+    const names = () => cacheFiles(home).map((file) => basename(file));
+    expect(names().filter((name) => stale.includes(name))).toEqual([]);
+    expect(names()).toContain("nodes.cjs-1-1-v20.0.0-nodes.v8cache");
+    const statusFile = cacheFiles(home).find((file) => file.endsWith("-status.v8cache"));
+    expect(statusFile).toBeDefined();
+    const statusCache = readFileSync(statusFile as string);
+
+    // Another command of the same bundle: a cache of its own; status's stays as it was.
+    const jobs = await unreachable(home, {}, ["jobs"]);
+    expect(jobs.code).toBe(3);
+    expect(jobs.stderr).toContain("cannot reach the labrun coordinator");
+    expect(
+      names()
+        .filter((name) => name.startsWith("jobs.cjs-"))
+        .sort(),
+    ).toEqual(
+      [
+        basename(statusFile as string).replace("-status.", "-jobs."),
+        basename(statusFile as string),
+      ].sort(),
+    );
+    expect(readFileSync(statusFile as string).equals(statusCache)).toBe(true);
   });
 
   it("is neither read nor written with NODE_DISABLE_COMPILE_CACHE", async () => {

@@ -64,6 +64,10 @@ export interface InterleavedLatency {
   cliVersion: Distribution;
   cliStatus: Distribution;
   cliJobs: Distribution;
+  /** With another build's bin (`compareBin`): its submit, status and jobs, in the same rounds. */
+  compareCliSubmit?: Distribution;
+  compareCliStatus?: Distribution;
+  compareCliJobs?: Distribution;
 }
 
 /**
@@ -71,31 +75,45 @@ export interface InterleavedLatency {
  * `labrun status ID` and `labrun jobs`, interleaved: each round runs one of
  * each, so a noisy neighbour (other test runs on this machine) weighs on all
  * of them alike and the ratios compare like with like. Each row starts
- * PAUSE_MS after the one before, as in every latency row.
+ * PAUSE_MS after the one before, as in every latency row. With `compareBin`
+ * (another build's bin/labrun.js), that build's submit, status and jobs run
+ * in the same rounds, with a code cache folder of their own (each build
+ * removes the other's cache files).
  */
 export async function interleavedLatency(
   cluster: ClusterProcesses,
   count: number,
   workDir: string,
+  compareBin?: string,
 ): Promise<InterleavedLatency> {
   const program = join(workDir, "trivial.js");
   writeFileSync(program, `${TRIVIAL_SOURCE}\n`);
   const client = new LabrunClient({ server: cluster.url, token: cluster.tokens.client });
   const { id: someJob } = await client.submit({ source: TRIVIAL_SOURCE });
   await client.wait(someJob);
-  const cli = (args: string[], expect?: string) => async () => {
-    const out = await runCli(cluster, args);
-    if (expect !== undefined && out.trim() !== expect) {
-      throw new Error(`labrun ${args.join(" ")} printed ${out.trim().slice(0, 200)}`);
-    }
-  };
-  const rows = {
+  const compareEnv = { XDG_CACHE_HOME: join(workDir, "compare-cache") };
+  const cli =
+    (args: string[], expect?: string, bin = BIN, env: NodeJS.ProcessEnv = {}) =>
+    async () => {
+      const out = await runCli(cluster, args, bin, env);
+      if (expect !== undefined && out.trim() !== expect) {
+        throw new Error(`labrun ${args.join(" ")} printed ${out.trim().slice(0, 200)}`);
+      }
+    };
+  const rows: Record<string, () => Promise<void>> = {
     nodeE: () => runCommand(process.execPath, ["-e", "1"]).then(() => {}),
     labrunWarmHttp: () => httpJob(client),
     labrunWarmCli: cli(["submit", program], "1"),
     cliVersion: cli(["--version"]),
     cliStatus: cli(["status", someJob]),
     cliJobs: cli(["jobs"]),
+    ...(compareBin
+      ? {
+          compareCliSubmit: cli(["submit", program], "1", compareBin, compareEnv),
+          compareCliStatus: cli(["status", someJob], undefined, compareBin, compareEnv),
+          compareCliJobs: cli(["jobs"], undefined, compareBin, compareEnv),
+        }
+      : {}),
   };
   const times = Object.fromEntries(Object.keys(rows).map((name) => [name, [] as number[]]));
   for (let round = 0; round <= count; round++) {
