@@ -9,10 +9,10 @@ import {
   type ApiErrorCode,
   JsonValue,
 } from "../../protocol/index.js";
-import { limitBody } from "../bodyLimits.js";
 import { requestValidationError } from "../errors.js";
 import { type JsonBodyOptions, readJsonBody } from "../jsonBody.js";
 import type { AuthEnv, Role, RouteDeps } from "../routeTypes.js";
+import { limitBodyBySize } from "./bodySize.js";
 
 /**
  * How a coordinator route is declared: once, with `createRoute` from
@@ -109,7 +109,7 @@ export function guard(
 ) {
   const middleware: MiddlewareHandler<AuthEnv>[] = [];
   if (roles.length > 0) middleware.push(auth(...roles));
-  if (maxBodyBytes !== undefined) middleware.push(limitBody(maxBodyBytes));
+  if (maxBodyBytes !== undefined) middleware.push(limitBodyBySize(maxBodyBytes));
   if (json) middleware.push(readJsonBody(json));
   return {
     security: roles.map((role) => ({ [SECURITY_SCHEMES[role].name]: [] })),
