@@ -11,6 +11,7 @@
  */
 import { Agent, request } from "node:http";
 import { performance } from "node:perf_hooks";
+import { LabrunClient } from "../client/api.js";
 import type {
   LeaseResponse,
   RegisterAgentRequest,
@@ -52,6 +53,13 @@ export interface SingleJobResult {
    * moves far less than the latencies do.
    */
   cpuMsPerJob: number;
+  /**
+   * The same submit, alternately by labrun's own client (LabrunClient, as
+   * `labrun submit` and bench/e2e/breakdown.ts send it) and by the bench's
+   * bare node:http client, with no agent leasing: what of the submit hop is
+   * the client's and not the coordinator's.
+   */
+  submitByClientMs: { labrunClient: Distribution; bareHttp: Distribution };
   /** The submit's round trip plus result sent → client answered: the coordinator's share without the agent's. */
   totalMs: Distribution;
 }
@@ -105,8 +113,23 @@ export async function singleJobShare(options: SingleJobOptions = {}): Promise<Si
   const { tokens } = coordinator.started;
   const jobs = options.jobs ?? 100;
   const warmup = options.warmup ?? 20;
-  const hops = { submit: [], submitToLease: [], result: [], resultToClient: [], total: [] } as {
-    [hop in "submit" | "submitToLease" | "result" | "resultToClient" | "total"]: number[];
+  const hops = {
+    submit: [],
+    submitToLease: [],
+    result: [],
+    resultToClient: [],
+    total: [],
+    labrunClient: [],
+    bareHttp: [],
+  } as {
+    [hop in
+      | "submit"
+      | "submitToLease"
+      | "result"
+      | "resultToClient"
+      | "total"
+      | "labrunClient"
+      | "bareHttp"]: number[];
   };
   let cpuAtStart = 0;
   let cpuSeconds = 0;
@@ -163,6 +186,18 @@ export async function singleJobShare(options: SingleJobOptions = {}): Promise<Si
       hops.total.push(answered - sent + (done.at - resultSent));
     }
     cpuSeconds = processCpuSeconds(coordinator.started.pid) - cpuAtStart;
+    const client = new LabrunClient({ server: coordinator.started.url, token: tokens.client });
+    for (let i = 0; i < warmup + jobs; i++) {
+      const byClient = performance.now();
+      await client.submit({ source: "exports.main = () => 1" });
+      const bare = performance.now();
+      check("bare submit", (await http.post("/jobs", tokens.client, SUBMIT_BODY)).status, 201);
+      if (i >= warmup) {
+        hops.labrunClient.push(bare - byClient);
+        hops.bareHttp.push(performance.now() - bare);
+      }
+      await sleep(options.pauseMs ?? 30);
+    }
     if (options.cpuProfile) {
       await coordinator.command({ profile: "stop", path: options.cpuProfile });
     }
@@ -179,5 +214,9 @@ export async function singleJobShare(options: SingleJobOptions = {}): Promise<Si
     resultMs: distribution(hops.result),
     resultToClientMs: distribution(hops.resultToClient),
     totalMs: distribution(hops.total),
+    submitByClientMs: {
+      labrunClient: distribution(hops.labrunClient),
+      bareHttp: distribution(hops.bareHttp),
+    },
   };
 }
