@@ -8,6 +8,12 @@
  * (and its store) differs. Rounds alternate which build goes first, so a
  * noisy neighbour on the machine weighs on both alike.
  *
+ * BENCH_COMPARE_THIS_DIST=/path/to/a/dist puts a third build in this
+ * build's place (its coordinator and its CLI; the simulated agents and the
+ * client stay this build's), so two arbitrary builds can be compared, e.g. a
+ * commit against its parent; the main module also takes several other dists
+ * and compares this build (or the one named) with each in turn.
+ *
  * Rows:
  * - coordinator capacity, phase 1 (jobs/s with ~1,000 queued): the
  *   simulated agents' protocol (lease, result, heartbeat) is unchanged since
@@ -20,6 +26,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { throughputQueued1k } from "./coordinator-capacity.js";
+import { singleJobShare } from "./coordinator-capacity-single.js";
 import { interleavedHttp } from "./e2e/latency.js";
 import { type ClusterProcesses, launchCluster } from "./e2e/processes.js";
 import { runConfiguration } from "./postgres-bookkeeping.js";
@@ -32,6 +39,13 @@ export interface CompareOptions {
   durationMs?: number;
   /** Warm HTTP jobs per build (default 20; 0 leaves the latency row out). */
   latencySamples?: number;
+  /**
+   * A build's dist/ that runs in this build's place (default: this build);
+   * the load generators stay this build's.
+   */
+  thisDist?: string;
+  /** The capacity rows (default true); false runs only the single-job row (BENCH_COMPARE_CAPACITY=0). */
+  capacity?: boolean;
 }
 
 /** One row measured on both builds: each round's figure, the medians, and this ÷ other. */
@@ -47,8 +61,25 @@ export interface ComparedRow {
 
 export interface CompareResult {
   otherDist: string;
+  /** The build measured as "this build", when not this one (CompareOptions.thisDist). */
+  thisDist?: string;
   loadAverage: { atStart: number; atEnd: number };
-  coordinatorJobsPerSecond: ComparedRow;
+  /** null when the capacity rows were left out (CompareOptions.capacity). */
+  coordinatorJobsPerSecond: ComparedRow | null;
+  /**
+   * The coordinator's CPU per job in the same rounds (its cores ÷ jobs/s):
+   * on a machine others share, its own work per job moves far less than
+   * its throughput, which falls with the CPU left to it.
+   */
+  coordinatorCpuMsPerJob: ComparedRow | null;
+  /** The coordinator's share of a warm single job, p50 per round (bench/coordinator-capacity-single.ts). */
+  singleJob: {
+    /** The coordinator's CPU per job (lower is better): the steadiest figure on a shared machine. */
+    cpuMsPerJob: ComparedRow;
+    submitP50Ms: ComparedRow;
+    resultP50Ms: ComparedRow;
+    totalP50Ms: ComparedRow;
+  };
   /** null when the other build has no batch routes. */
   batchItemsPerSecond: ComparedRow | null;
   /** p50 of the warm single job over HTTP (ms), or null when left out. */
@@ -79,22 +110,28 @@ function compared(unit: string, thisBuild: number[], otherBuild: number[]): Comp
 }
 
 /** `rounds` rounds of `measure` on each build, alternating which goes first. */
-async function interleaved(
+async function interleaved<T>(
   rounds: number,
-  measure: (dist: string | undefined) => Promise<number>,
+  measure: (dist: string | undefined) => Promise<T>,
   otherDist: string,
-): Promise<{ thisBuild: number[]; otherBuild: number[] }> {
-  const thisBuild: number[] = [];
-  const otherBuild: number[] = [];
+  thisDist?: string,
+): Promise<{ thisBuild: T[]; otherBuild: T[] }> {
+  const thisBuild: T[] = [];
+  const otherBuild: T[] = [];
   for (let round = 0; round < rounds; round++) {
-    const order = round % 2 === 0 ? [undefined, otherDist] : [otherDist, undefined];
-    for (const dist of order) {
-      const value = await measure(dist);
-      (dist === undefined ? thisBuild : otherBuild).push(value);
+    const order = round % 2 === 0 ? ["this", "other"] : ["other", "this"];
+    for (const which of order) {
+      const value = await measure(which === "this" ? thisDist : otherDist);
+      (which === "this" ? thisBuild : otherBuild).push(value);
     }
   }
   return { thisBuild, otherBuild };
 }
+
+/** A row left out: no rounds on either build. */
+const skipped = async <T>(
+  ..._args: Parameters<typeof interleaved<T>>
+): Promise<{ thisBuild: T[]; otherBuild: T[] }> => ({ thisBuild: [], otherBuild: [] });
 
 /**
  * Runs the side-by-side rows against the build in `otherDist` (its dist/
@@ -111,21 +148,44 @@ export async function compareBuilds(
 ): Promise<CompareResult> {
   const began = performance.now();
   const atStart = round(loadAverage(), 1);
-  if (!existsSync(join(otherDist, "bench", "coordinator", "serve.js"))) {
-    throw new Error(`${otherDist} has no bench/coordinator/serve.js: not a built labrun dist/`);
+  const { thisDist } = options;
+  for (const dist of thisDist ? [otherDist, thisDist] : [otherDist]) {
+    if (!existsSync(join(dist, "bench", "coordinator", "serve.js"))) {
+      throw new Error(`${dist} has no bench/coordinator/serve.js: not a built labrun dist/`);
+    }
   }
   const rounds = options.rounds ?? 3;
   const durationMs = options.durationMs ?? 5_000;
 
-  const capacity = await interleaved(
+  const withCapacity = options.capacity ?? true;
+  const capacity = await (withCapacity ? interleaved : skipped)(
     rounds,
-    async (dist) =>
-      (await throughputQueued1k({ ...(dist ? { dist } : {}), durationMs })).jobsPerSecond,
+    async (dist) => {
+      const { jobsPerSecond, cpu } = await throughputQueued1k({
+        ...(dist ? { dist } : {}),
+        durationMs,
+      });
+      return {
+        jobsPerSecond,
+        cpuMsPerJob: round((cpu.coordinatorCores * 1000) / jobsPerSecond, 3),
+      };
+    },
     otherDist,
+    thisDist,
+  );
+  const single = await interleaved(
+    rounds,
+    (dist) => singleJobShare(dist ? { dist } : {}),
+    otherDist,
+    thisDist,
   );
 
   // Batches came after ee031be: an older build without them has no such row.
-  const hasBatches = existsSync(join(otherDist, "coordinator", "routes", "batches.js"));
+  const hasBatches =
+    withCapacity &&
+    [otherDist, ...(thisDist ? [thisDist] : [])].every((dist) =>
+      existsSync(join(dist, "coordinator", "routes", "batches.js")),
+    );
   const batches = hasBatches
     ? await interleaved(
         rounds,
@@ -138,6 +198,7 @@ export async function compareBuilds(
             )
           ).itemsPerSecond,
         otherDist,
+        thisDist,
       )
     : null;
 
@@ -146,7 +207,11 @@ export async function compareBuilds(
   if (samples > 0) {
     const clusters: ClusterProcesses[] = [];
     try {
-      const thisBuild = await launchCluster({ slots: 1, warm: 1 });
+      const thisBuild = await launchCluster({
+        slots: 1,
+        warm: 1,
+        ...(thisDist ? { dist: thisDist } : {}),
+      });
       clusters.push(thisBuild);
       const otherBuild = await launchCluster({ slots: 1, warm: 1, dist: otherDist });
       clusters.push(otherBuild);
@@ -158,8 +223,44 @@ export async function compareBuilds(
   }
   return {
     otherDist,
+    ...(thisDist ? { thisDist } : {}),
     loadAverage: { atStart, atEnd: round(loadAverage(), 1) },
-    coordinatorJobsPerSecond: compared("jobs/s", capacity.thisBuild, capacity.otherBuild),
+    coordinatorJobsPerSecond: withCapacity
+      ? compared(
+          "jobs/s",
+          capacity.thisBuild.map((r) => r.jobsPerSecond),
+          capacity.otherBuild.map((r) => r.jobsPerSecond),
+        )
+      : null,
+    coordinatorCpuMsPerJob: withCapacity
+      ? compared(
+          "ms",
+          capacity.thisBuild.map((r) => r.cpuMsPerJob),
+          capacity.otherBuild.map((r) => r.cpuMsPerJob),
+        )
+      : null,
+    singleJob: {
+      cpuMsPerJob: compared(
+        "ms",
+        single.thisBuild.map((r) => r.cpuMsPerJob),
+        single.otherBuild.map((r) => r.cpuMsPerJob),
+      ),
+      submitP50Ms: compared(
+        "ms",
+        single.thisBuild.map((r) => r.submitMs.p50),
+        single.otherBuild.map((r) => r.submitMs.p50),
+      ),
+      resultP50Ms: compared(
+        "ms",
+        single.thisBuild.map((r) => r.resultMs.p50),
+        single.otherBuild.map((r) => r.resultMs.p50),
+      ),
+      totalP50Ms: compared(
+        "ms",
+        single.thisBuild.map((r) => r.totalMs.p50),
+        single.otherBuild.map((r) => r.totalMs.p50),
+      ),
+    },
     batchItemsPerSecond: batches
       ? compared("items/s", batches.thisBuild, batches.otherBuild)
       : null,

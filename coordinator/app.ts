@@ -34,20 +34,17 @@ export function createApp(options: CreateAppOptions) {
   };
   const app = newRouteApp();
 
-  app.use("*", requestMetrics(deps.metrics));
-  app.use("*", async (c, next) => {
-    const started = performance.now();
-    await next();
-    logger.debug(
-      {
-        method: c.req.method,
-        path: c.req.path,
-        status: c.res.status,
-        ms: Math.round(performance.now() - started),
-      },
-      "request",
-    );
-  });
+  app.use(
+    "*",
+    requestMetrics(deps.metrics, (c, ms) => {
+      // At the production level (info) a request costs no log record.
+      if (!logger.isLevelEnabled("debug")) return;
+      logger.debug(
+        { method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(ms) },
+        "request",
+      );
+    }),
+  );
 
   for (const routes of [
     healthRoutes,

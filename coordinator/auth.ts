@@ -1,30 +1,54 @@
+import { createHash, timingSafeEqual } from "node:crypto";
 import type { Context, MiddlewareHandler } from "hono";
 import { DEFAULT_USER } from "../protocol/index.js";
 import { ApiError } from "./errors.js";
 import type { AuthEnv, Caller, Role } from "./routeTypes.js";
 import type { AgentIdentity, Store } from "./store/index.js";
-import { hashToken, sameToken, type Tokens, USER_TOKEN_PREFIX } from "./tokens.js";
+import { type Tokens, USER_TOKEN_PREFIX } from "./tokens.js";
 
 /** RFC 6750 `Bearer <b64token>`. */
 const BEARER = /^Bearer +([A-Za-z0-9._~+/-]+=*) *$/i;
 
-/** Resolves a bearer token to its caller; undefined when no token matches. */
+/** sha256 of a token: what the fixed tokens are compared by, and (as hex) what the store keeps. */
+const sha256 = (token: string) => createHash("sha256").update(token).digest();
+
+/** The fixed tokens' digests, computed once per app rather than on every request. */
+export interface FixedTokenDigests {
+  admin: Buffer;
+  client: Buffer;
+  agent: Buffer;
+}
+
+/** Digests `tokens` for identify(). */
+export const fixedTokenDigests = (tokens: Tokens): FixedTokenDigests => ({
+  admin: sha256(tokens.admin),
+  client: sha256(tokens.client),
+  agent: sha256(tokens.agent),
+});
+
+/**
+ * Resolves a bearer token to its caller; undefined when no token matches.
+ * The token is hashed once: its digest is compared with the fixed tokens'
+ * (sameToken's comparison, tokens.ts) and, as hex, is hashToken's key of
+ * the users' and agents' tokens in the store.
+ */
 export async function identify(
   token: string,
-  tokens: Tokens,
+  fixed: FixedTokenDigests,
   store: Store,
 ): Promise<Caller | undefined> {
+  const digest = sha256(token);
   // All three fixed tokens are compared, each in constant time, so the answer
   // time does not tell which one (if any) was close.
-  const isAdmin = sameToken(token, tokens.admin);
-  const isClient = sameToken(token, tokens.client);
-  const isJoin = sameToken(token, tokens.agent);
+  const isAdmin = timingSafeEqual(digest, fixed.admin);
+  const isClient = timingSafeEqual(digest, fixed.client);
+  const isJoin = timingSafeEqual(digest, fixed.agent);
   if (isAdmin) return { role: "admin" };
   if (isClient) return { role: "client", user: DEFAULT_USER };
   if (isJoin) return { role: "join" };
   // Users' and agents' tokens are found by their hash; the database never
   // holds the secret. A user's token says so by its prefix (not a secret).
-  const hash = hashToken(token);
+  const hash = digest.toString("hex");
   if (token.startsWith(USER_TOKEN_PREFIX)) {
     const user = await store.userByTokenHash(hash);
     return user ? { role: "client", user: user.name } : undefined;
@@ -54,6 +78,7 @@ const WHO: Record<Role, string> = {
  * createRoute({ …, middleware: [auth("admin")] }); // or guard(auth, ADMIN) in routes/declare.ts
  */
 export function bearerAuth(tokens: Tokens, store: Store) {
+  const fixed = fixedTokenDigests(tokens);
   return (...allowed: Role[]): MiddlewareHandler<AuthEnv> =>
     async (c, next) => {
       const header = c.req.header("authorization");
@@ -64,7 +89,7 @@ export function bearerAuth(tokens: Tokens, store: Store) {
       if (token === undefined) {
         throw new ApiError("UNAUTHORIZED", "the Authorization header must be: Bearer <token>");
       }
-      const caller = await identify(token, tokens, store);
+      const caller = await identify(token, fixed, store);
       if (!caller) throw new ApiError("UNAUTHORIZED", "the token is not valid here");
       if (!allows(allowed, caller.role)) {
         throw new ApiError(

@@ -1,4 +1,4 @@
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import { matchedRoutes } from "hono/route";
 import { type CoordinatorMetrics, UNMATCHED_ROUTE } from "./registry.js";
 
@@ -20,15 +20,22 @@ function routeLabel(routes: ReturnType<typeof matchedRoutes>): string {
  * by method, route pattern and status. Errors are answered by the app's
  * onError before this sees the response, so their status counts too.
  *
+ * `answered` is told each request's time too (the app's debug log), so
+ * the two share one step of the chain.
+ *
  * @example
  * app.use("*", requestMetrics(metrics));
  */
-export function requestMetrics(metrics: CoordinatorMetrics): MiddlewareHandler {
+export function requestMetrics(
+  metrics: CoordinatorMetrics,
+  answered?: (c: Context, ms: number) => void,
+): MiddlewareHandler {
   return async (c, next) => {
     const started = performance.now();
     await next();
     const method = KNOWN_METHODS.has(c.req.method) ? c.req.method : "OTHER";
-    const seconds = (performance.now() - started) / 1000;
-    metrics.requestAnswered(method, routeLabel(matchedRoutes(c)), c.res.status, seconds);
+    const ms = performance.now() - started;
+    metrics.requestAnswered(method, routeLabel(matchedRoutes(c)), c.res.status, ms / 1000);
+    answered?.(c, ms);
   };
 }
