@@ -5,23 +5,42 @@ import { configDefaults, defineConfig } from "vitest/config";
 // dashboard in headless chromium, which `npm test` installs with
 // scripts/ensure-chromium.sh; without it the suite fails, unless
 // LABRUN_SKIP_BROWSER=1 says to skip it), then the fault suite: real
-// `labrun` processes killed and restarted, one file at a time after the
-// others, since it asserts recovery times. `faults-docker` restarts dockerd
-// and runs only with FAULTS_DOCKER_RESTART=1 (see test/faults/README.md).
+// `labrun` processes killed and restarted, after the others. `faults` holds
+// the scenarios that assert only what happened to the jobs (none lost, none
+// run twice): two files at a time, as each starts its own processes, agent
+// names, data dirs, ports and databases (pg-restart's PostgreSQL server is its
+// own). `faults-timed` holds those that assert recovery times (lease TTL,
+// leader takeover, failover before a TTL): one file at a time, after
+// `faults`, with nothing else of the run beside them. `faults-docker` restarts
+// dockerd and runs only with FAULTS_DOCKER_RESTART=1 (see test/faults/README.md).
+//
+// Vitest's default is one worker fewer than the CPUs, which is one file at a
+// time on a 2-core machine; the Docker-backed files mostly wait (containers,
+// HTTP long-polls, sleeps in the jobs), so two run at once. Projects of one
+// `sequence.groupOrder` must share maxWorkers.
+const WORKERS = 2;
 const dockerBacked = {
   environment: "node",
   globalSetup: ["test/global-setup.ts"],
   testTimeout: 60_000,
   hookTimeout: 120_000,
+  maxWorkers: WORKERS,
 } as const;
 const faultProject = {
   environment: "node",
   globalSetup: ["test/global-setup.ts", "test/faults/report-setup.ts"],
   testTimeout: 1_200_000,
   hookTimeout: 120_000,
-  fileParallelism: false,
-  maxWorkers: 1,
 } as const;
+const serialFaults = { ...faultProject, fileParallelism: false, maxWorkers: 1 } as const;
+/** Fault files that assert recovery times: run alone (`faults-timed`). */
+const TIMED_FAULTS = [
+  "test/faults/agent-crash.test.ts",
+  "test/faults/coordinator-outage.test.ts",
+  "test/faults/leader.test.ts",
+  "test/faults/pg-coordinator-sigstop.test.ts",
+];
+const DOCKER_FAULTS = "test/faults/docker-restart.test.ts";
 
 export default defineConfig({
   test: {
@@ -31,6 +50,7 @@ export default defineConfig({
           name: "unit",
           include: ["{protocol,coordinator,agent,client,runner-image}/**/*.test.ts"],
           environment: "node",
+          maxWorkers: WORKERS,
         },
       },
       {
@@ -56,17 +76,27 @@ export default defineConfig({
           globalSetup: [...faultProject.globalSetup],
           name: "faults",
           include: ["test/faults/**/*.test.ts"],
-          exclude: [...configDefaults.exclude, "test/faults/docker-restart.test.ts"],
+          exclude: [...configDefaults.exclude, ...TIMED_FAULTS, DOCKER_FAULTS],
+          maxWorkers: WORKERS,
           sequence: { groupOrder: 1 },
         },
       },
       {
         test: {
-          ...faultProject,
-          globalSetup: [...faultProject.globalSetup],
-          name: "faults-docker",
-          include: ["test/faults/docker-restart.test.ts"],
+          ...serialFaults,
+          globalSetup: [...serialFaults.globalSetup],
+          name: "faults-timed",
+          include: TIMED_FAULTS,
           sequence: { groupOrder: 2 },
+        },
+      },
+      {
+        test: {
+          ...serialFaults,
+          globalSetup: [...serialFaults.globalSetup],
+          name: "faults-docker",
+          include: [DOCKER_FAULTS],
+          sequence: { groupOrder: 3 },
         },
       },
     ],
