@@ -8,15 +8,17 @@ import { configDefaults, defineConfig } from "vitest/config";
 // `labrun` processes killed and restarted, after the others. `faults` holds
 // the scenarios that assert only what happened to the jobs (none lost, none
 // run twice): two files at a time, as each starts its own processes, agent
-// names, data dirs, ports and databases (pg-restart's PostgreSQL server is its
-// own). `faults-timed` holds those that assert recovery times (lease TTL,
-// leader takeover, failover before a TTL): one file at a time, after
-// `faults`, with nothing else of the run beside them. `faults-docker` restarts
-// dockerd and runs only with FAULTS_DOCKER_RESTART=1 (see test/faults/README.md).
+// names, data dirs, ports and databases (pg-restart's PostgreSQL server is
+// its own). `faults-timed` holds those that assert how long something took
+// (a re-run within the lease TTL, a leader's takeover, heartbeats failing
+// over before a TTL, an agent's exit after SIGTERM): one file at a time,
+// after `faults`, with nothing else of the run beside them. `faults-docker`
+// restarts dockerd and runs only with FAULTS_DOCKER_RESTART=1 (see
+// test/faults/README.md).
 //
-// Vitest's default is one worker fewer than the CPUs, which is one file at a
-// time on a 2-core machine; the Docker-backed files mostly wait (containers,
-// HTTP long-polls, sleeps in the jobs), so two run at once. Projects of one
+// Vitest's default is one worker fewer than the CPUs: one file at a time on a
+// 2-core machine. The Docker-backed files mostly wait (containers, HTTP
+// long-polls, the jobs' own sleeps), so two run at once. Projects of one
 // `sequence.groupOrder` must share maxWorkers.
 const WORKERS = 2;
 const dockerBacked = {
@@ -36,6 +38,7 @@ const serialFaults = { ...faultProject, fileParallelism: false, maxWorkers: 1 } 
 /** Fault files that assert recovery times: run alone (`faults-timed`). */
 const TIMED_FAULTS = [
   "test/faults/agent-crash.test.ts",
+  "test/faults/agent-sigterm.test.ts",
   "test/faults/coordinator-outage.test.ts",
   "test/faults/leader.test.ts",
   "test/faults/pg-coordinator-sigstop.test.ts",

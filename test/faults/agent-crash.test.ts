@@ -2,7 +2,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Job } from "../../protocol/index.js";
 import { jobsNow, listAll, SLEEPER, submitMany, tally } from "./helpers/jobs.js";
-import { ProcessCluster, tail, waitFor } from "./helpers/processes.js";
+import { LEASE_TTL_MS, ProcessCluster, tail, waitFor } from "./helpers/processes.js";
 import { recordScenario, tallyFigures } from "./helpers/report.js";
 
 // Scenario 2: kill -9 an agent while it runs jobs. Its leases expire and the
@@ -10,18 +10,12 @@ import { recordScenario, tallyFigures } from "./helpers/report.js";
 // same name, nothing of its earlier run is left in Docker.
 const SLOTS = 2;
 const JOB_MS = 3_000;
-/**
- * `--lease-ttl 4s` (heartbeats stay at 1 s, four to a TTL): the lost jobs
- * wait out a TTL before they run again, so a short one keeps the suite
- * short; the bound below scales with it.
- */
-const LEASE_TTL_MS = 4_000;
 /** Lease TTL + 2 s: the bound for a lost job to be running again elsewhere. */
 const RERUN_BOUND_MS = LEASE_TTL_MS + 2_000;
 
 let cluster: ProcessCluster;
 beforeAll(async () => {
-  cluster = await ProcessCluster.start("2", ["--lease-ttl", `${LEASE_TTL_MS / 1000}s`]);
+  cluster = await ProcessCluster.start("2");
   await cluster.startAgent("victim", { slots: SLOTS });
   await cluster.startAgent("survivor", { slots: SLOTS });
 });

@@ -24,6 +24,9 @@ export const CLI = fileURLToPath(new URL("../../../dist/client/cli.js", import.m
 /** Where the fault suite keeps its logs and report (git-ignored). */
 export const OUTPUT_DIR = fileURLToPath(new URL("../../../test-output/", import.meta.url));
 
+/** The coordinator's lease TTL: `labrun coordinator` has no flag for it, so the default. */
+export const LEASE_TTL_MS = 10_000;
+
 /** One spawned labrun process (its own process group, so the whole group can be killed). */
 export interface LabrunProcess {
   readonly child: ChildProcess;
@@ -78,8 +81,6 @@ export class ProcessCluster {
   private constructor(
     scenario: string,
     readonly port: number,
-    /** More `labrun coordinator` flags for every start, e.g. `["--lease-ttl", "4s"]`. */
-    private readonly coordinatorArgs: readonly string[],
   ) {
     this.prefix = `${runPrefix()}f${scenario}-${randomBytes(3).toString("hex")}`;
     this.dataDir = mkdtempSync(join(tmpdir(), `labrun-faults-${scenario}-`));
@@ -88,13 +89,10 @@ export class ProcessCluster {
     this.url = `http://127.0.0.1:${port}`;
   }
 
-  /** A coordinator on a free loopback port, started (with `coordinatorArgs` more) and ready. */
-  static async start(
-    scenario: string,
-    coordinatorArgs: readonly string[] = [],
-  ): Promise<ProcessCluster> {
+  /** A coordinator on a free loopback port, started and ready. */
+  static async start(scenario: string): Promise<ProcessCluster> {
     if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` first`);
-    const cluster = new ProcessCluster(scenario, await freePort(), coordinatorArgs);
+    const cluster = new ProcessCluster(scenario, await freePort());
     try {
       await cluster.startCoordinator();
     } catch (error) {
@@ -118,7 +116,6 @@ export class ProcessCluster {
         String(this.port),
         "--data-dir",
         this.dataDir,
-        ...this.coordinatorArgs,
       ],
       join(this.logDir, "coordinator.log"),
       "info",
