@@ -1,3 +1,4 @@
+import { statSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { describe, expect, it } from "vitest";
@@ -41,6 +42,33 @@ describe("the SQLite file", () => {
     const db = openDatabase(tempDir());
     onCleanup(() => db.close());
     expect(db.pragma("temp_store", { simple: true })).toBe(2); // MEMORY
+  });
+
+  // A commit that took the WAL past 1,000 pages copied them into the file and
+  // fsynced it (5–15 ms) inside the verb: a lease's p99 (checkpointer.ts).
+  it("checkpoints the WAL beside the verbs, not in their commits", async () => {
+    const dataDir = tempDir();
+    const store = openTestStore(dataDir);
+    onCleanup(() => store.close());
+    const file = join(dataDir, "labrun.db");
+    const inputs = Array.from({ length: 20_000 }, (_, index) => `{"seed":${index}}`);
+    await store.enqueueBatch(
+      {
+        spec: {
+          source: "exports.main = (n) => n",
+          filename: "main.js",
+          retries: 0,
+          isolate: false,
+        },
+        inputs,
+      },
+      DEFAULT_LIMITS,
+      T0,
+    );
+    // Thousands of pages are in the WAL, none yet in the file (the schema's few may be)...
+    expect(statSync(file).size).toBeLessThan(1_000_000);
+    // ...until the checkpointer's connection copies them, soon after.
+    await expect.poll(() => statSync(file).size, { timeout: 5_000 }).toBeGreaterThan(4_000_000);
   });
 
   it("refuses a database from a newer labrun", async () => {
