@@ -122,6 +122,18 @@ describe("query plans", () => {
     expect(plan(LEASE_SQL.items, "b", 4)).not.toMatch(/TEMP B-TREE/);
   });
 
+  it("finds a job by its lease and an agent's jobs through the partial indexes that hold only leased jobs", () => {
+    const dataDir = tempDir();
+    openTestStore(dataDir);
+    const plan = planner(dataDir);
+    expect(plan("SELECT id, state FROM jobs WHERE lease_id = ?", "l")).toMatch(
+      /USING INDEX jobs_by_lease \(lease_id=\?\)/,
+    );
+    expect(
+      plan("SELECT COUNT(*) FROM jobs WHERE agent_id = ? AND state IN ('leased', 'running')", "a"),
+    ).toMatch(/USING COVERING INDEX jobs_by_agent \(agent_id=\? AND state=\?\)/);
+  });
+
   it("answers stats from indexes, never reading job rows (programs can be 1 MiB each)", () => {
     const dataDir = tempDir();
     openTestStore(dataDir);
