@@ -4,6 +4,7 @@ import Database from "better-sqlite3";
 import { describe, expect, it } from "vitest";
 import { DEFAULT_LIMITS } from "../../protocol/index.js";
 import { onCleanup, openTestStore, tempDir } from "../test-support/store-fixtures.js";
+import { COMPLETE_SQL } from "./complete.js";
 import { openDatabase } from "./database.js";
 import { LEASE_SQL } from "./lease.js";
 import { SCHEMA_VERSION } from "./migrations.js";
@@ -132,6 +133,27 @@ describe("query plans", () => {
     expect(
       plan("SELECT COUNT(*) FROM jobs WHERE agent_id = ? AND state IN ('leased', 'running')", "a"),
     ).toMatch(/USING COVERING INDEX jobs_by_agent \(agent_id=\? AND state=\?\)/);
+  });
+
+  it("marks a lease's jobs, and reads and ends a result group's, by seq and lease id, never by a scan", () => {
+    const dataDir = tempDir();
+    openTestStore(dataDir);
+    const plan = planner(dataDir);
+    const mark = { dealt: "[]", agentId: "a", node: "n", deadline: 1, now: 1 };
+    expect(plan(LEASE_SQL.mark, mark)).toMatch(
+      /SEARCH jobs USING INTEGER PRIMARY KEY \(rowid=\?\)/,
+    );
+    expect(plan(COMPLETE_SQL.byLeases, "[]")).toMatch(
+      /SEARCH jobs USING INDEX jobs_by_lease \(lease_id=\?\)/,
+    );
+    expect(plan(COMPLETE_SQL.finishMany, { done: "[]", now: 1 })).toMatch(
+      /SEARCH jobs USING INTEGER PRIMARY KEY \(rowid=\?\)/,
+    );
+    for (const sql of [LEASE_SQL.mark, COMPLETE_SQL.byLeases, COMPLETE_SQL.finishMany]) {
+      expect(plan(sql, sql === COMPLETE_SQL.byLeases ? "[]" : { ...mark, done: "[]" })).not.toMatch(
+        /SCAN jobs/,
+      );
+    }
   });
 
   it("answers stats from indexes, never reading job rows (programs can be 1 MiB each)", () => {
