@@ -86,8 +86,6 @@ export function startCheckpointer(
       boundFrames,
     },
   });
-  // The checkpointer never keeps the process alive on its own.
-  worker.unref();
   db.pragma("wal_autocheckpoint = 0");
   const checkpointInline = () => {
     if (db.open) db.pragma(`wal_autocheckpoint = ${AUTOCHECKPOINT_PAGES}`);
@@ -103,6 +101,9 @@ export function startCheckpointer(
   worker.on("exit", () => {
     if (!stopped) checkpointInline();
   });
+  // The checkpointer never keeps the process alive on its own. After the
+  // listeners: a "message" listener refs the worker's port again.
+  worker.unref();
   return {
     stop() {
       stopped = true;

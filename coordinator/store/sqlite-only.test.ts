@@ -1,5 +1,7 @@
+import { execFileSync } from "node:child_process";
 import { statSync } from "node:fs";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
 import { describe, expect, it } from "vitest";
 import { DEFAULT_LIMITS } from "../../protocol/index.js";
@@ -70,6 +72,16 @@ describe("the SQLite file", () => {
     expect(statSync(file).size).toBeLessThan(1_000_000);
     // ...until the checkpointer's connection copies them, soon after.
     await expect.poll(() => statSync(file).size, { timeout: 5_000 }).toBeGreaterThan(4_000_000);
+  });
+
+  // Its worker's "message" listener kept every process with a store open alive.
+  it("never keeps a process alive: one that leaves its store open still exits", () => {
+    const store = fileURLToPath(new URL("../../dist/coordinator/store/index.js", import.meta.url));
+    const script = `const { openStore } = await import(${JSON.stringify(store)});
+      openStore(${JSON.stringify(tempDir())}, { leaseTtlMs: 1000, maxAttempts: 2 });`;
+    expect(() =>
+      execFileSync(process.execPath, ["--input-type=module", "-e", script], { timeout: 10_000 }),
+    ).not.toThrow();
   });
 
   it("refuses a database from a newer labrun", async () => {
