@@ -26,6 +26,8 @@ export interface StoreContext {
  *   written for every such statement, ~40 µs per job row, 4× the row's own
  *   cost (bench/batch-capacity: 3,700 → 11,000+ items/s). In memory it is a
  *   few pages per statement.
+ * - WAL checkpoints run beside the verbs, on a worker thread's connection
+ *   (checkpointer.ts, started by the store), not inside their commits.
  */
 export function openDatabase(dataDir: string): Database.Database {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });

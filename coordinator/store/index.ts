@@ -10,6 +10,7 @@ import { prepareBatchItemEnds } from "./batchItemEnds.js";
 import { prepareBatchResults } from "./batchResults.js";
 import { prepareCancel } from "./cancel.js";
 import { prepareCancelBatch } from "./cancelBatch.js";
+import { startCheckpointer } from "./checkpointer.js";
 import { prepareComplete } from "./complete.js";
 import { openDatabase, type StoreContext } from "./database.js";
 import { prepareEnqueue } from "./enqueue.js";
@@ -79,6 +80,7 @@ export function asynchronous(sync: SyncStore): Store {
 /** The SQLite store's verbs, synchronous (openStore wraps them). */
 function openSyncStore(dataDir: string, settings: StoreSettings): SyncStore {
   const db = openDatabase(dataDir);
+  const checkpointer = startCheckpointer(db);
   const context: StoreContext = { db, settings: { ...settings } };
   installUsageCharge(db, halfLifeOf(settings), settings.leaseTtlMs);
   const { getJob, readJob } = prepareGetJob(context);
@@ -123,6 +125,9 @@ function openSyncStore(dataDir: string, settings: StoreSettings): SyncStore {
     listNodes,
     stats: prepareStats(context),
     ping: () => void ping.get(),
-    close: () => db.close(),
+    close: () => {
+      checkpointer.stop();
+      db.close();
+    },
   };
 }

@@ -32,6 +32,11 @@ export const LEASE_SQL = {
   // A batch's queued items, oldest first, from jobs_by_batch_state alone.
   items: `SELECT seq, id, input, attempts FROM jobs INDEXED BY jobs_by_batch_state
      WHERE batch_id = ? AND state = 'queued' ORDER BY seq LIMIT ?`,
+  // The dealt jobs, by seq (the rowid), from a JSON array of [seq, leaseId].
+  mark: `UPDATE jobs SET state = 'leased', agent_id = @agentId, node = @node,
+       lease_id = dealt.value ->> 1, lease_expires_at = @deadline, leased_at = @now,
+       started_at = NULL, attempts = attempts + 1
+     FROM json_each(@dealt) AS dealt WHERE jobs.seq = dealt.value ->> 0`,
 };
 
 export function prepareLease({ db, settings }: StoreContext, hasQueued: () => boolean) {
@@ -74,11 +79,10 @@ export function prepareLease({ db, settings }: StoreContext, hasQueued: () => bo
     )
     .pluck();
   const queuedItems = db.prepare<[string, number], ItemRow>(LEASE_SQL.items);
-  const markLeased = db.prepare(
-    `UPDATE jobs SET state = 'leased', agent_id = @agentId, node = @node, lease_id = @leaseId,
-       lease_expires_at = @deadline, leased_at = @now, started_at = NULL, attempts = attempts + 1
-     WHERE seq = @seq`,
-  );
+  // The whole deal in one statement, [seq, leaseId] pairs as JSON: one
+  // statement (and one statement journal for the users' triggers) per lease
+  // instead of one per job.
+  const markLeased = db.prepare(LEASE_SQL.mark);
   const seen = db.prepare("UPDATE agents SET last_heartbeat_at = ? WHERE id = ?");
   const roundRobin = new RoundRobin();
 
@@ -145,20 +149,18 @@ export function prepareLease({ db, settings }: StoreContext, hasQueued: () => bo
         roundRobin,
       );
       const candidates = left ? withinCapacity(dealt, left) : dealt;
+      if (candidates.length === 0) return [];
       const leaseIds = newLeaseIds(candidates.length);
-      const limitsOf = new Map<string, JobLimits>();
-      return candidates.map((candidate, position) => {
-        const leaseId = leaseIds[position] ?? "";
-        markLeased.run({
-          seq: candidate.row.seq,
-          agentId,
-          node: self.name,
-          leaseId,
-          deadline: now + settings.leaseTtlMs,
-          now,
-        });
-        return leasedJob(candidate, leaseId, limitsOf);
+      markLeased.run({
+        dealt: JSON.stringify(
+          candidates.map((candidate, position) => [candidate.row.seq, leaseIds[position]]),
+        ),
+        agentId,
+        node: self.name,
+        deadline: now + settings.leaseTtlMs,
+        now,
       });
+      return leasedJobs(candidates, leaseIds);
     },
   );
   // Nothing queued: answer without a write transaction. Long-polls ask again
@@ -237,6 +239,30 @@ export interface Candidate {
   program: Program;
 }
 
+/** A leased job's spec without its input: what all the items of one batch share. */
+type SpecBase = Omit<LeasedJob["spec"], "input">;
+
+/** The spec of `program`'s jobs, but for the input. */
+function specBase(program: Program, limits: JobLimits): SpecBase {
+  return {
+    ...leasedProgram(program),
+    filename: program.filename,
+    runtime: program.runtime,
+    limits,
+    // Batch items only: a single job's spec stays as it was.
+    ...(program.batchId === undefined
+      ? {}
+      : { batchId: program.batchId, isolate: program.isolate === true }),
+  };
+}
+
+const leasedOf = (row: ItemRow, leaseId: string, base: SpecBase): LeasedJob => ({
+  id: row.id,
+  leaseId,
+  attempt: row.attempts + 1,
+  spec: { ...base, input: JSON.parse(row.input) as LeasedJob["spec"]["input"] },
+});
+
 /**
  * What the agent is handed for one dealt job. `limitsOf` caches parsed limits
  * texts for one lease: a batch's items share one, parsed once.
@@ -251,22 +277,24 @@ export function leasedJob(
     limits = storedLimits(program.limits);
     limitsOf.set(program.limits, limits);
   }
-  return {
-    id: row.id,
-    leaseId,
-    attempt: row.attempts + 1,
-    spec: {
-      ...leasedProgram(program),
-      filename: program.filename,
-      runtime: program.runtime,
-      input: JSON.parse(row.input) as LeasedJob["spec"]["input"],
-      limits,
-      // Batch items only: a single job's spec stays as it was.
-      ...(program.batchId === undefined
-        ? {}
-        : { batchId: program.batchId, isolate: program.isolate === true }),
-    },
-  };
+  return leasedOf(row, leaseId, specBase(program, limits));
+}
+
+/**
+ * What the agent is handed for the dealt jobs, `leaseIds` in the same order.
+ * Each program's part of the spec (its files and limits parsed) is built
+ * once, shared by its jobs: a batch's items differ only in their input.
+ */
+export function leasedJobs(candidates: readonly Candidate[], leaseIds: readonly string[]) {
+  const bases = new Map<Program, SpecBase>();
+  return candidates.map(({ row, program }, position) => {
+    let base = bases.get(program);
+    if (!base) {
+      base = specBase(program, storedLimits(program.limits));
+      bases.set(program, base);
+    }
+    return leasedOf(row, leaseIds[position] ?? "", base);
+  });
 }
 
 export interface BatchStreamRow {

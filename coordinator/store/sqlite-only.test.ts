@@ -1,8 +1,12 @@
+import { execFileSync } from "node:child_process";
+import { statSync } from "node:fs";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
 import { describe, expect, it } from "vitest";
 import { DEFAULT_LIMITS } from "../../protocol/index.js";
 import { onCleanup, openTestStore, tempDir } from "../test-support/store-fixtures.js";
+import { COMPLETE_SQL } from "./complete.js";
 import { openDatabase } from "./database.js";
 import { LEASE_SQL } from "./lease.js";
 import { SCHEMA_VERSION } from "./migrations.js";
@@ -41,6 +45,43 @@ describe("the SQLite file", () => {
     const db = openDatabase(tempDir());
     onCleanup(() => db.close());
     expect(db.pragma("temp_store", { simple: true })).toBe(2); // MEMORY
+  });
+
+  // A commit that took the WAL past 1,000 pages copied them into the file and
+  // fsynced it (5–15 ms) inside the verb: a lease's p99 (checkpointer.ts).
+  it("checkpoints the WAL beside the verbs, not in their commits", async () => {
+    const dataDir = tempDir();
+    const store = openTestStore(dataDir);
+    onCleanup(() => store.close());
+    const file = join(dataDir, "labrun.db");
+    const inputs = Array.from({ length: 20_000 }, (_, index) => `{"seed":${index}}`);
+    await store.enqueueBatch(
+      {
+        spec: {
+          source: "exports.main = (n) => n",
+          filename: "main.js",
+          retries: 0,
+          isolate: false,
+        },
+        inputs,
+      },
+      DEFAULT_LIMITS,
+      T0,
+    );
+    // Thousands of pages are in the WAL, none yet in the file (the schema's few may be)...
+    expect(statSync(file).size).toBeLessThan(1_000_000);
+    // ...until the checkpointer's connection copies them, soon after.
+    await expect.poll(() => statSync(file).size, { timeout: 5_000 }).toBeGreaterThan(4_000_000);
+  });
+
+  // Its worker's "message" listener kept every process with a store open alive.
+  it("never keeps a process alive: one that leaves its store open still exits", () => {
+    const store = fileURLToPath(new URL("../../dist/coordinator/store/index.js", import.meta.url));
+    const script = `const { openStore } = await import(${JSON.stringify(store)});
+      openStore(${JSON.stringify(tempDir())}, { leaseTtlMs: 1000, maxAttempts: 2 });`;
+    expect(() =>
+      execFileSync(process.execPath, ["--input-type=module", "-e", script], { timeout: 10_000 }),
+    ).not.toThrow();
   });
 
   it("refuses a database from a newer labrun", async () => {
@@ -92,6 +133,39 @@ describe("query plans", () => {
     expect(plan(LEASE_SQL.singles, fits)).not.toMatch(/TEMP B-TREE/);
     expect(plan(LEASE_SQL.items, "b", 4)).toMatch(/USING INDEX jobs_by_batch_state/);
     expect(plan(LEASE_SQL.items, "b", 4)).not.toMatch(/TEMP B-TREE/);
+  });
+
+  it("finds a job by its lease and an agent's jobs through the partial indexes that hold only leased jobs", () => {
+    const dataDir = tempDir();
+    openTestStore(dataDir);
+    const plan = planner(dataDir);
+    expect(plan("SELECT id, state FROM jobs WHERE lease_id = ?", "l")).toMatch(
+      /USING INDEX jobs_by_lease \(lease_id=\?\)/,
+    );
+    expect(
+      plan("SELECT COUNT(*) FROM jobs WHERE agent_id = ? AND state IN ('leased', 'running')", "a"),
+    ).toMatch(/USING COVERING INDEX jobs_by_agent \(agent_id=\? AND state=\?\)/);
+  });
+
+  it("marks a lease's jobs, and reads and ends a result group's, by seq and lease id, never by a scan", () => {
+    const dataDir = tempDir();
+    openTestStore(dataDir);
+    const plan = planner(dataDir);
+    const mark = { dealt: "[]", agentId: "a", node: "n", deadline: 1, now: 1 };
+    expect(plan(LEASE_SQL.mark, mark)).toMatch(
+      /SEARCH jobs USING INTEGER PRIMARY KEY \(rowid=\?\)/,
+    );
+    expect(plan(COMPLETE_SQL.byLeases, "[]")).toMatch(
+      /SEARCH jobs USING INDEX jobs_by_lease \(lease_id=\?\)/,
+    );
+    expect(plan(COMPLETE_SQL.finishMany, { done: "[]", now: 1 })).toMatch(
+      /SEARCH jobs USING INTEGER PRIMARY KEY \(rowid=\?\)/,
+    );
+    for (const sql of [LEASE_SQL.mark, COMPLETE_SQL.byLeases, COMPLETE_SQL.finishMany]) {
+      expect(plan(sql, sql === COMPLETE_SQL.byLeases ? "[]" : { ...mark, done: "[]" })).not.toMatch(
+        /SCAN jobs/,
+      );
+    }
   });
 
   it("answers stats from indexes, never reading job rows (programs can be 1 MiB each)", () => {

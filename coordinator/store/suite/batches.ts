@@ -382,6 +382,42 @@ export function batchSuite({ open }: SuiteContext): void {
       ).toEqual([true, "STALE_LEASE", true, false]);
       expect((await store.getBatch(id)).state).toBe("succeeded");
     });
+
+    it("ends, runs again and keeps each result of one group as `complete` would, outcomes exactly as sent", async () => {
+      const store = await open();
+      const agent = await store.registerAgent(agentSpec(), "h", T0);
+      const { id } = await enqueue(store, 3);
+      const [a, b, c] = await store.lease(agent.id, 3, T0);
+      const odd = result({ text: 'quote " backslash \\ é 𝄞 \u2028', n: 0.1 + 0.2 });
+      const answers = await store.completeMany(
+        agent.id,
+        [
+          { leaseId: a?.leaseId ?? "", outcome: odd },
+          { leaseId: b?.leaseId ?? "", outcome: failure("SANDBOX_ERROR") },
+          { leaseId: c?.leaseId ?? "", outcome: failure("RUNTIME_ERROR") },
+          { leaseId: b?.leaseId ?? "", outcome: failure("SANDBOX_ERROR") },
+        ],
+        T0 + 1,
+      );
+      expect(
+        answers.map((answer) =>
+          "refused" in answer ? answer.refused.code : [answer.value.state, answer.changed],
+        ),
+      ).toEqual([
+        ["succeeded", true],
+        ["queued", true],
+        ["failed", true],
+        ["queued", false],
+      ]);
+      expect((await store.getJob(a?.id ?? "")).outcome).toEqual(odd);
+      expect((await store.getJob(c?.id ?? "")).outcome).toEqual(failure("RUNTIME_ERROR"));
+      expect((await store.getJob(b?.id ?? "")).state).toBe("queued");
+      expect((await store.getBatch(id)).counts).toMatchObject({
+        queued: 1,
+        succeeded: 1,
+        failed: 1,
+      });
+    });
   });
 
   describe("the batch page's reads", () => {

@@ -1,0 +1,113 @@
+import { createRequire } from "node:module";
+import { Worker } from "node:worker_threads";
+import type Database from "better-sqlite3";
+
+/** How often the checkpointer copies the WAL into the database file. */
+export const CHECKPOINT_INTERVAL_MS = 200;
+
+/**
+ * WAL frames (pages) past which the coordinator's own connection checkpoints
+ * too: 16 × SQLite's default autocheckpoint (1,000), ~64 MB of 4 KiB pages.
+ */
+export const WAL_BOUND_FRAMES = 16_000;
+
+/** SQLite's default `wal_autocheckpoint`, put back if the checkpointer dies. */
+const AUTOCHECKPOINT_PAGES = 1_000;
+
+// The worker's code, as text (`eval`): vitest runs the store from its .ts
+// sources, where a worker file of its own would have no .js to load.
+const WORKER = `
+const { parentPort, workerData } = require("node:worker_threads");
+const Database = require(workerData.driver);
+const db = new Database(workerData.file, { fileMustExist: true });
+db.pragma("busy_timeout = 1000");
+db.pragma("synchronous = NORMAL");
+let timer;
+function tick() {
+  const [row] = db.pragma("wal_checkpoint(PASSIVE)");
+  if (row.log >= workerData.boundFrames) parentPort.postMessage(row);
+  timer = setTimeout(tick, workerData.intervalMs);
+}
+parentPort.on("message", () => {
+  clearTimeout(timer);
+  db.close();
+  parentPort.close();
+});
+timer = setTimeout(tick, workerData.intervalMs);
+`;
+
+/** What a checkpoint reports (SQLite's `PRAGMA wal_checkpoint` row). */
+interface CheckpointRow {
+  busy: number;
+  log: number;
+  checkpointed: number;
+}
+
+export interface Checkpointer {
+  /** Stops the worker; its connection closes (the last one to close removes the WAL). */
+  stop(): void;
+}
+
+/**
+ * Moves WAL checkpoints off the request path. SQLite checkpoints inside the
+ * commit that takes the WAL past 1,000 pages: that commit copies the pages
+ * into the database file and fsyncs the WAL and the file, 5–15 ms on this
+ * machine's disk (strace), on whatever verb happened to commit then (a
+ * lease's p99). Here a worker thread's own connection runs a PASSIVE
+ * checkpoint every `intervalMs`, beside the coordinator's writes (WAL lets a
+ * checkpoint run while a writer appends), and the coordinator's connection
+ * no longer checkpoints in its commits. Durability is unchanged: commits
+ * still go to the WAL with synchronous NORMAL, and a checkpoint still syncs
+ * the WAL before it copies and the file after.
+ *
+ * Under writes that never pause, a checkpoint never catches up with the
+ * writer, and SQLite starts the WAL over only once all of it is copied: past
+ * `boundFrames` the coordinator's connection checkpoints the rest itself
+ * (the frames the worker has not copied yet, then its next write starts the
+ * WAL over), so the WAL stays bounded. If the worker fails, the connection
+ * checkpoints in its commits again, as SQLite does by default.
+ *
+ * @example
+ * const checkpointer = startCheckpointer(db);
+ * // … on close:
+ * checkpointer.stop();
+ * db.close();
+ */
+export function startCheckpointer(
+  db: Database.Database,
+  { intervalMs = CHECKPOINT_INTERVAL_MS, boundFrames = WAL_BOUND_FRAMES } = {},
+): Checkpointer {
+  const worker = new Worker(WORKER, {
+    eval: true,
+    workerData: {
+      driver: createRequire(import.meta.url).resolve("better-sqlite3"),
+      file: db.name,
+      intervalMs,
+      boundFrames,
+    },
+  });
+  db.pragma("wal_autocheckpoint = 0");
+  const checkpointInline = () => {
+    if (db.open) db.pragma(`wal_autocheckpoint = ${AUTOCHECKPOINT_PAGES}`);
+  };
+  worker.on("message", (row: CheckpointRow) => {
+    // Between requests (an event of the loop), never inside a verb's transaction.
+    if (db.open && !db.inTransaction && row.log >= boundFrames) {
+      db.pragma("wal_checkpoint(PASSIVE)");
+    }
+  });
+  worker.on("error", checkpointInline);
+  let stopped = false;
+  worker.on("exit", () => {
+    if (!stopped) checkpointInline();
+  });
+  // The checkpointer never keeps the process alive on its own. After the
+  // listeners: a "message" listener refs the worker's port again.
+  worker.unref();
+  return {
+    stop() {
+      stopped = true;
+      worker.postMessage("stop");
+    },
+  };
+}
