@@ -170,31 +170,21 @@ function thrownFailure(thrown, program) {
 // --- the steps of a run -------------------------------------------------------
 
 /**
- * Reads fd 0 until `done(length)` holds or the input ends: the chunks so
- * far, their total length, and where the first newline is (-1: none yet).
+ * Reads from fd 0 into `buffer` at `offset`, as many bytes as one read
+ * gives (at most `length`): 0 once the input has ended.
  */
-function readInput(chunks, state, done) {
-  const buffer = Buffer.allocUnsafe(256 * 1024);
-  while (!done(state)) {
-    let n;
+function readSome(buffer, offset, length) {
+  for (;;) {
     try {
-      n = fs.readSync(0, buffer, 0, buffer.length, null);
+      return fs.readSync(0, buffer, offset, length, null);
     } catch (error) {
       if (error?.code === "EAGAIN") {
         apply(atomicsWait, Atomics, [sleepCell, 0, 0, 1]);
         continue;
       }
-      if (error?.code === "EOF") return;
+      if (error?.code === "EOF") return 0;
       throw error;
     }
-    if (n === 0) return;
-    const chunk = Buffer.from(buffer.subarray(0, n));
-    if (state.lineEnd === -1) {
-      const at = chunk.indexOf(0x0a);
-      if (at !== -1) state.lineEnd = state.length + at;
-    }
-    chunks.push(chunk);
-    state.length += n;
   }
 }
 
@@ -204,24 +194,43 @@ function readInput(chunks, state, done) {
  * its bytes arrive: Docker takes several ms to pass on the close of stdin.
  * A program of several files follows the line as raw bytes, each file's
  * `bytes` in turn (its contents never go through JSON: no escaping, no
- * parsing of megabytes); `payloadBytes` says how many after the line.
+ * parsing of megabytes). Returns the line's text and the bytes read past it
+ * (`rest`, the payload's start).
  */
 function readRequestText() {
   const chunks = [];
-  const state = { length: 0, lineEnd: -1 };
-  readInput(chunks, state, () => state.lineEnd !== -1);
-  const all = Buffer.concat(chunks);
-  const end = state.lineEnd === -1 ? all.length : state.lineEnd;
-  return { text: all.toString("utf8", 0, end), state, chunks: [all] };
+  let length = 0;
+  let lineEnd = -1;
+  const buffer = Buffer.allocUnsafe(64 * 1024);
+  while (lineEnd === -1) {
+    const n = readSome(buffer, 0, buffer.length);
+    if (n === 0) break;
+    const chunk = Buffer.from(buffer.subarray(0, n));
+    const at = chunk.indexOf(0x0a);
+    if (at !== -1) lineEnd = length + at;
+    chunks.push(chunk);
+    length += n;
+  }
+  const all = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
+  const end = lineEnd === -1 ? all.length : lineEnd;
+  return { text: all.toString("utf8", 0, end), rest: all.subarray(end + 1) };
 }
 
-/** The raw bytes after the request line: all `wanted` of them, or null when the input ended first. */
+/**
+ * The `wanted` raw bytes after the request line, read straight into one
+ * buffer of that size (the bytes read with the line copied in first): a
+ * bundle's megabytes are copied once, not per chunk and again to join
+ * them. Null when the input ends first.
+ */
 function readPayload(read, wanted) {
-  const { state, chunks } = read;
-  const have = () => state.length - state.lineEnd - 1;
-  readInput(chunks, state, () => have() >= wanted);
-  if (have() < wanted) return null;
-  return Buffer.concat(chunks).subarray(state.lineEnd + 1, state.lineEnd + 1 + wanted);
+  const payload = Buffer.allocUnsafe(wanted);
+  let have = read.rest.copy(payload, 0, 0, Math.min(read.rest.length, wanted));
+  while (have < wanted) {
+    const n = readSome(payload, have, wanted - have);
+    if (n === 0) return null;
+    have += n;
+  }
+  return payload;
 }
 
 /** Reads and validates the request; a request without a usable nonce cannot be answered. */
