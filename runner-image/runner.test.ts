@@ -50,6 +50,8 @@ interface RunOptions {
   files?: Array<{ path: string; content: string }>;
   /** Bytes left off the end of what is sent. */
   cut?: number;
+  /** The runner's TMPDIR, when the test must not share SCRATCH with the runners beside it. */
+  tmpDir?: string;
 }
 
 /** The request line, and for `files` their bytes after it (RunnerRequest in protocol/jobs.ts). */
@@ -77,7 +79,7 @@ function runRunner(source: string, options: RunOptions = {}): Promise<Run> {
   return new Promise<Run>((resolve, reject) => {
     const child = spawn(process.execPath, [RUNNER], {
       stdio: ["pipe", "pipe", "pipe"],
-      env: { ...process.env, TMPDIR: SCRATCH },
+      env: { ...process.env, TMPDIR: options.tmpDir ?? SCRATCH },
     });
     const stdout: Buffer[] = [];
     const stderr: Buffer[] = [];
@@ -453,6 +455,18 @@ describe.concurrent("runner.js: the program cannot forge or break the envelope",
     const run = await runRunner(source);
     expect(run.envelope).toEqual({ ok: true, result: "done" });
     expect(run.ms).toBeLessThan(5000);
+  });
+
+  // The runner rehearses a job on programs of its own before the job's arrives.
+  it("leaves nothing of its rehearsal where the program looks: no folder, no cached module", async () => {
+    const source = `
+      const fs = require("fs"), os = require("os");
+      exports.main = () => ({
+        folders: fs.readdirSync(os.tmpdir()).filter((name) => name.startsWith("labrun-rehearsal-")),
+        cached: Object.keys(require.cache).filter((id) => id.includes("labrun-rehearsal-")),
+      });`;
+    const run = await runRunner(source, { tmpDir: mkdtempSync(join(SCRATCH, "alone-")) });
+    expect(run.envelope).toEqual({ ok: true, result: { folders: [], cached: [] } });
   });
 
   it("keeps the nonce out of the program's reach", async () => {

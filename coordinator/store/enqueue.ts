@@ -14,7 +14,11 @@ export function prepareEnqueue(context: StoreContext, getJob: (id: string) => Jo
   const { db, settings } = context;
   const insert = db.prepare(
     `INSERT INTO jobs (id, state, source, files, filename, runtime, input, limits, labels, max_attempts, created_at, owner)
-     VALUES (@id, 'queued', @source, @files, @filename, @runtime, @input, @limits, @labels, @maxAttempts, @now, @owner)`,
+     VALUES (@id, 'queued', '', NULL, @filename, @runtime, @input, @limits, @labels, @maxAttempts, @now, @owner)`,
+  );
+  // The program in its own row (migration 13): the job's later UPDATEs never rewrite it.
+  const insertProgram = db.prepare(
+    "INSERT INTO job_programs (seq, source, files) VALUES (@seq, @source, @files)",
   );
   const checkQueuedQuota = prepareQueuedQuota(context);
 
@@ -27,9 +31,8 @@ export function prepareEnqueue(context: StoreContext, getJob: (id: string) => Jo
       const program = resolveProgram(programName(request));
       if ("problem" in program) throw new ApiError("VALIDATION_ERROR", program.problem);
       checkQueuedQuota(owner, 1);
-      insert.run({
+      const { lastInsertRowid } = insert.run({
         id,
-        ...storedProgram(request),
         filename: program.filename,
         runtime: program.runtime,
         input: JSON.stringify(request.input ?? null),
@@ -39,6 +42,7 @@ export function prepareEnqueue(context: StoreContext, getJob: (id: string) => Jo
         now,
         owner,
       });
+      insertProgram.run({ seq: lastInsertRowid, ...storedProgram(request) });
       return getJob(id);
     },
   );

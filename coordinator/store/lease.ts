@@ -20,7 +20,11 @@ export const LEASE_SQL = {
   // A job stored before a limit existed runs with its default.
   // Jobs in a runtime the agent does not offer wait for one that does.
   // One user's at a time (fair share picks whose), through jobs_owner_singles_queued.
-  singles: `SELECT seq, id, source, files, filename, runtime, input, limits, attempts
+  // The program from job_programs (migration 13), read for the rows taken only.
+  singles: `SELECT seq, id,
+       COALESCE((SELECT p.source FROM job_programs p WHERE p.seq = jobs.seq), source) AS source,
+       COALESCE((SELECT p.files FROM job_programs p WHERE p.seq = jobs.seq), files) AS files,
+       filename, runtime, input, limits, attempts
      FROM jobs INDEXED BY jobs_owner_singles_queued
      WHERE owner = @owner AND state = 'queued' AND batch_id IS NULL
        AND runtime IN (SELECT value FROM json_each(@runtimes))

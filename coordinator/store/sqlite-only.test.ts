@@ -113,6 +113,48 @@ describe("the SQLite file", () => {
     const [leased] = await store.lease(agent.id, 1, T0);
     expect(leased?.spec.limits).toEqual(old);
   });
+
+  // SQLite rewrites a whole row on UPDATE: a program kept in the jobs row was
+  // written again at every change of state (migration 13).
+  it("keeps a single job's program out of its jobs row, and prunes it with the job", async () => {
+    const dataDir = tempDir();
+    const store = openTestStore(dataDir);
+    const files = [{ path: "main.mjs", content: "export const main = () => 1;" }];
+    const { id } = await store.enqueue({ files, entry: "main.mjs" }, T0);
+    const db = new Database(join(dataDir, "labrun.db"));
+    onCleanup(() => db.close());
+    const row = db.prepare("SELECT seq, source, files FROM jobs WHERE id = ?").get(id) as {
+      seq: number;
+      source: string;
+      files: string | null;
+    };
+    expect({ source: row.source, files: row.files }).toEqual({ source: "", files: null });
+    const programs = db.prepare("SELECT COUNT(*) FROM job_programs WHERE seq = ?").pluck();
+    expect(programs.get(row.seq)).toBe(1);
+    const agent = await store.registerAgent(agentSpec(), "hash", T0);
+    const [leased] = await store.lease(agent.id, 1, T0);
+    expect(leased?.spec.files).toEqual(files);
+    const outcome = { ok: true as const, result: 1, logs: "", stats: { durationMs: 1 } };
+    await store.complete(agent.id, leased?.leaseId ?? "", outcome, T0 + 1);
+    while ((await store.pruneFinished(T0 + 2)) > 0);
+    expect(programs.get(row.seq)).toBe(0);
+  });
+
+  it("moves the programs of jobs stored before migration 13 out of their rows", async () => {
+    const dataDir = tempDir();
+    await openTestStore(dataDir).close();
+    const db = new Database(join(dataDir, "labrun.db"));
+    onCleanup(() => db.close());
+    // A job as an older labrun stored it: its program in the jobs row, no job_programs row.
+    db.exec(`DROP TRIGGER job_programs_delete; DROP TABLE job_programs; PRAGMA user_version = 12;
+      INSERT INTO jobs (id, state, source, filename, runtime, input, limits, labels, max_attempts, created_at, owner)
+      VALUES ('j_old', 'queued', 'exports.main = () => 7', 'main.js', 'node', 'null', '{}', '{}', 3, ${T0}, 'default')`);
+    const store = openTestStore(dataDir);
+    expect(db.prepare("SELECT source FROM jobs WHERE id = 'j_old'").pluck().get()).toBe("");
+    const agent = await store.registerAgent(agentSpec(), "hash", T0);
+    const [leased] = await store.lease(agent.id, 1, T0);
+    expect(leased?.spec.source).toBe("exports.main = () => 7");
+  });
 });
 
 describe("query plans", () => {
