@@ -154,12 +154,10 @@ describe("several coordinators on one database", () => {
       const [one, two] = await twoCoordinators();
       await one.addUser({ name: "alice", maxQueued: 3 }, "h-alice", T0);
       const submits = Array.from({ length: 12 }, (_, i) =>
-        (i % 2 === 0 ? one : two)
-          .enqueue({ source: "x", filename: "main.js" }, T0, "alice")
-          .then(
-            () => "queued",
-            (error: { code?: string }) => error.code ?? "threw",
-          ),
+        (i % 2 === 0 ? one : two).enqueue({ source: "x", filename: "main.js" }, T0, "alice").then(
+          () => "queued",
+          (error: { code?: string }) => error.code ?? "threw",
+        ),
       );
       const answers = await Promise.all(submits);
       expect(answers.filter((answer) => answer === "queued")).toHaveLength(3);
