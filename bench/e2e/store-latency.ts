@@ -9,6 +9,8 @@ import { type ClusterProcesses, launchCluster } from "./processes.js";
 export interface StoreLatency {
   sqlite: Distribution;
   postgres: Distribution;
+  /** With `otherDist`: PostgreSQL on that build (its own database), in the same rounds. */
+  postgresOther?: Distribution;
   /** PostgreSQL's p50 ÷ SQLite's. */
   p50Ratio: number;
   /** PostgreSQL's p50 within 2× SQLite's. */
@@ -19,7 +21,9 @@ export interface StoreLatency {
  * Two clusters side by side (`labrun coordinator` + one agent with a warm
  * pool each, real Docker), one on SQLite and one on a fresh PostgreSQL
  * database of the server of `serverUrl`; `samples` warm jobs over HTTP on
- * each, interleaved round by round.
+ * each, interleaved round by round. With `otherDist` (another build's
+ * dist/, BENCH_COMPARE_DIST), a third cluster of that build on PostgreSQL
+ * joins the rounds: a before/after at the same load.
  *
  * @example
  * const latency = await warmLatencyByStore(30, ensureDevPostgres());
@@ -27,16 +31,25 @@ export interface StoreLatency {
 export async function warmLatencyByStore(
   samples: number,
   serverUrl: string,
+  otherDist?: string,
 ): Promise<StoreLatency> {
   const database = await freshDatabase(serverUrl, "labrun_bench_latency");
+  const other = otherDist ? await freshDatabase(serverUrl, "labrun_bench_latency_other") : null;
   const clusters: ClusterProcesses[] = [];
   try {
     const sqlite = await launchCluster({ slots: 1, warm: 1 });
     clusters.push(sqlite);
     const postgres = await launchCluster({ slots: 1, warm: 1, store: database.url });
     clusters.push(postgres);
+    const compared = other
+      ? await launchCluster({ slots: 1, warm: 1, store: other.url, dist: otherDist })
+      : undefined;
+    if (compared) clusters.push(compared);
     await sleep(3_000); // the pools fill
-    const measured = await interleavedHttp({ sqlite, postgres }, samples);
+    const measured: { sqlite: Distribution; postgres: Distribution; postgresOther?: Distribution } =
+      compared
+        ? await interleavedHttp({ sqlite, postgres, postgresOther: compared }, samples)
+        : await interleavedHttp({ sqlite, postgres }, samples);
     const p50Ratio = round(measured.postgres.p50 / measured.sqlite.p50, 2);
     return {
       ...measured,
@@ -46,5 +59,6 @@ export async function warmLatencyByStore(
   } finally {
     await Promise.all(clusters.map((cluster) => cluster.stop()));
     await database.drop();
+    await other?.drop();
   }
 }

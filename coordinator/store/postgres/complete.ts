@@ -51,7 +51,8 @@ async function applyResults(
   agentId: string,
   results: readonly { leaseId: string; outcome: Outcome }[],
   now: number,
-): Promise<CompletedResult[]> {
+  readBack?: GetJob,
+): Promise<{ answers: CompletedResult[]; jobs: (Job | undefined)[] }> {
   const leaseIds = [...new Set(results.map((result) => result.leaseId))];
   // The agent's row first, sent ahead of the rest on the transaction's
   // connection: a lease locks the agent, then the users, and so must this
@@ -137,9 +138,16 @@ async function applyResults(
     tx,
     answers.map((answer) => ("value" in answer && answer.changed ? answer.value.batchId : null)),
   );
+  // With `readBack`, each answered job as it now is, sent behind the writes
+  // (so it sees them) in the same round trip rather than one after the commit's.
+  const jobs = Promise.all(
+    answers.map((answer) =>
+      readBack && "value" in answer ? readBack(answer.value.id, tx) : undefined,
+    ),
+  );
   await writes;
   await settleProbed(tx, probes, now);
-  return answers;
+  return { answers, jobs: await jobs };
 }
 
 export function prepareComplete({ sql }: PgContext, getJob: GetJob) {
@@ -151,10 +159,14 @@ export function prepareComplete({ sql }: PgContext, getJob: GetJob) {
     now: number,
   ): Promise<Changed<Job>> =>
     writeTransaction(sql, async (tx) => {
-      const [answer] = await applyResults(tx, agentId, [{ leaseId, outcome }], now);
+      const {
+        answers: [answer],
+        jobs: [job],
+      } = await applyResults(tx, agentId, [{ leaseId, outcome }], now, getJob);
       if (!answer) throw staleLease(leaseId);
       if ("refused" in answer) throw answer.refused;
-      return { value: await getJob(answer.value.id, tx), changed: answer.changed };
+      if (!job) throw new Error(`job of lease ${leaseId} read back as nothing`);
+      return { value: job, changed: answer.changed };
     });
 
   /**
@@ -167,7 +179,7 @@ export function prepareComplete({ sql }: PgContext, getJob: GetJob) {
     results: readonly { leaseId: string; outcome: Outcome }[],
     now: number,
   ): Promise<CompletedResult[]> =>
-    writeTransaction(sql, (tx) => applyResults(tx, agentId, results, now));
+    writeTransaction(sql, async (tx) => (await applyResults(tx, agentId, results, now)).answers);
 
   return { complete, completeMany };
 }

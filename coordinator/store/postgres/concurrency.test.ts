@@ -147,6 +147,26 @@ describe("several coordinators on one database", () => {
       expect((await one.getJob(id)).outcome).toMatchObject({ ok: true, result: "fresh" });
     },
   );
+  it(
+    "queues no more than a user's max-queued when submits on two coordinators race (one-statement enqueue)",
+    SLOW,
+    async () => {
+      const [one, two] = await twoCoordinators();
+      await one.addUser({ name: "alice", maxQueued: 3 }, "h-alice", T0);
+      const submits = Array.from({ length: 12 }, (_, i) =>
+        (i % 2 === 0 ? one : two).enqueue({ source: "x", filename: "main.js" }, T0, "alice").then(
+          () => "queued",
+          (error: { code?: string }) => error.code ?? "threw",
+        ),
+      );
+      const answers = await Promise.all(submits);
+      expect(answers.filter((answer) => answer === "queued")).toHaveLength(3);
+      expect(answers.filter((answer) => answer === "QUOTA_EXCEEDED")).toHaveLength(9);
+      const alice = (await two.listUsers(T0)).find((user) => user.name === "alice");
+      expect(alice?.queued).toBe(3);
+      expect((await one.stats(T0)).jobs.queued).toBe(3);
+    },
+  );
 });
 
 describe("schema and pool", () => {

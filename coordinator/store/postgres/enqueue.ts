@@ -7,13 +7,27 @@ import {
 } from "../../../protocol/index.js";
 import { ApiError } from "../../errors.js";
 import { JOB_COLUMNS, type JobRow, newId, programName, storedProgram, toJob } from "../rows.js";
-import { type PgContext, query, writeTransaction } from "./database.js";
+import { type PgContext, query } from "./database.js";
 import { checkQueuedQuota } from "./users.js";
 
-// One round trip: the row as inserted is the answer.
-const INSERT = `INSERT INTO jobs (id, state, source, files, filename, runtime, input, limits, labels,
+/**
+ * The submit in one statement, so one round trip and its commit: the
+ * owner's row is locked (two submits of one user take turns, and the
+ * second, under READ COMMITTED, sees the first's count once it waits) and
+ * the job is inserted only while the max-queued quota (coordinator/store/
+ * users.ts, with $12 the default) lets one more in. A user with no row has
+ * no quota, as checkQuota has it. No row answered: the quota refused.
+ */
+const INSERT = `WITH quota AS (
+    SELECT queued, max_queued FROM users WHERE name = $11 FOR UPDATE
+  )
+  INSERT INTO jobs (id, state, source, files, filename, runtime, input, limits, labels,
     max_attempts, created_at, owner)
-  VALUES ($1, 'queued', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+  SELECT $1, 'queued', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11
+  WHERE NOT EXISTS (
+    SELECT 1 FROM quota
+    WHERE COALESCE(max_queued, $12::int) IS NOT NULL AND queued + 1 > COALESCE(max_queued, $12::int)
+  )
   RETURNING ${JOB_COLUMNS}`;
 
 export function prepareEnqueue({ sql, settings }: PgContext) {
@@ -26,24 +40,30 @@ export function prepareEnqueue({ sql, settings }: PgContext) {
     const program = resolveProgram(programName(request));
     if ("problem" in program) throw new ApiError("VALIDATION_ERROR", program.problem);
     const { source, files } = storedProgram(request);
-    // One transaction: the quota is read (its row locked) and the job queued with no submit between.
-    const [row] = await writeTransaction(sql, async (tx) => {
-      await checkQueuedQuota(tx, settings, owner, 1);
-      return query<JobRow>(tx, INSERT, [
-        newId("j"),
-        source,
-        files,
-        program.filename,
-        program.runtime,
-        JSON.stringify(request.input ?? null),
-        JSON.stringify({ ...DEFAULT_LIMITS, ...request.limits }),
-        JSON.stringify(request.labels ?? {}),
-        settings.maxAttempts,
-        now,
-        owner,
-      ]);
-    });
-    if (!row) throw new Error("INSERT … RETURNING answered no row");
-    return toJob(row);
+    const params = [
+      newId("j"),
+      source,
+      files,
+      program.filename,
+      program.runtime,
+      JSON.stringify(request.input ?? null),
+      JSON.stringify({ ...DEFAULT_LIMITS, ...request.limits }),
+      JSON.stringify(request.labels ?? {}),
+      settings.maxAttempts,
+      now,
+      owner,
+      settings.defaultMaxQueued ?? null,
+    ];
+    for (let attempt = 1; ; attempt++) {
+      const [row] = await query<JobRow>(sql, INSERT, params);
+      if (row) return toJob(row);
+      // Refused: say why, with the counts as they are now. A quota that lets
+      // the job in by now (a job of theirs was leased or ended meanwhile) is
+      // asked again, a few times.
+      await checkQueuedQuota(sql, settings, owner, 1);
+      if (attempt >= 3) {
+        throw new ApiError("QUOTA_EXCEEDED", `user ${owner} is at their max-queued quota`);
+      }
+    }
   };
 }
