@@ -268,23 +268,6 @@ const leasedOf = (row: ItemRow, leaseId: string, base: SpecBase): LeasedJob => (
 });
 
 /**
- * What the agent is handed for one dealt job. `limitsOf` caches parsed limits
- * texts for one lease: a batch's items share one, parsed once.
- */
-export function leasedJob(
-  { row, program }: Candidate,
-  leaseId: string,
-  limitsOf: Map<string, JobLimits>,
-): LeasedJob {
-  let limits = limitsOf.get(program.limits);
-  if (!limits) {
-    limits = storedLimits(program.limits);
-    limitsOf.set(program.limits, limits);
-  }
-  return leasedOf(row, leaseId, specBase(program, limits));
-}
-
-/**
  * What the agent is handed for the dealt jobs, `leaseIds` in the same order.
  * Each program's part of the spec (its files and limits parsed) is built
  * once, shared by its jobs: a batch's items differ only in their input.

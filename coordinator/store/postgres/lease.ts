@@ -1,6 +1,5 @@
 import {
   DEFAULT_LIMITS,
-  type JobLimits,
   type LeasedJob,
   LIMIT_NAMES,
   type MaxLimits,
@@ -12,7 +11,7 @@ import {
   capacityLeft,
   FairDeal,
   type ItemRow,
-  leasedJob,
+  leasedJobs,
   type Program,
   type QueuedRow,
   RoundRobin,
@@ -211,10 +210,7 @@ export function prepareLease({ sql, settings }: PgContext, hasQueued: () => Prom
           program.files = stored?.files ?? null;
         }
       }
-      const limitsOf = new Map<string, JobLimits>();
-      return candidates.map((candidate, position) =>
-        leasedJob(candidate, leaseIds[position] ?? "", limitsOf),
-      );
+      return leasedJobs(candidates, leaseIds);
     });
 
   // Nothing queued: answer without a transaction (long-polls ask on every wake-up).
