@@ -61,11 +61,7 @@ describe("kill -9 of one of two coordinators on PostgreSQL under load", () => {
       // Recorded as null; the tally says what is missing.
     }
     // A graceful stop flushes the agent's log before the starts are counted.
-    const agent = cluster.agents.get("x");
-    if (agent) {
-      process.kill(-agent.pid, "SIGTERM");
-      await agent.exited;
-    }
+    const agent = await cluster.stopAgent("x");
     const counts = await tallyAnswered(observer, answered, agent ? [agent.logFile] : []);
     const gaps = finishGaps(counts.jobs, killedAt);
     recordScenario({

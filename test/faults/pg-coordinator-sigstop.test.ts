@@ -67,11 +67,8 @@ describe("SIGSTOP of the agent's coordinator for longer than the lease TTL", () 
     }
     // Past a TTL after A is back: a lease A wrongly expired would have run again by now.
     await sleep(Math.max(0, resumedAt + LEASE_TTL_MS + 2_000 - Date.now()));
-    const agent = cluster.agents.get("x");
-    if (agent) {
-      process.kill(-agent.pid, "SIGTERM");
-      await agent.exited;
-    }
+    // A graceful stop flushes the agent's log before the starts are counted.
+    const agent = await cluster.stopAgent("x");
     const counts = await tallyAnswered(observer, answered, agent ? [agent.logFile] : []);
     const gaps = finishGaps(counts.jobs, stoppedAt);
     // When the agent took new work again: its lease long-poll was with A.

@@ -150,11 +150,8 @@ describe("PostgreSQL restarted and stopped for a while mid-run", () => {
     } catch {
       // Recorded as null; the tally says what is missing.
     }
-    const agent = cluster.agents.get("x");
-    if (agent) {
-      process.kill(-agent.pid, "SIGTERM");
-      await agent.exited;
-    }
+    // A graceful stop flushes the agent's log before the starts are counted.
+    const agent = await cluster.stopAgent("x");
     const counts = await tallyAnswered(observer, submitter.answered, agent ? [agent.logFile] : []);
     const refusals = submitter.answers.filter((answer) => answer.status !== 201);
     const byKind = (answers: SubmitAnswer[]) =>

@@ -139,6 +139,20 @@ export class PgCluster {
   }
 
   /**
+   * Stops the agent `suffix` with SIGTERM and waits for it to exit, so its
+   * log is flushed before the tests count job starts from it. Undefined
+   * when there is no such agent.
+   */
+  async stopAgent(suffix: string): Promise<PgAgent | undefined> {
+    const agent = this.agents.get(suffix);
+    if (agent) {
+      process.kill(-agent.pid, "SIGTERM");
+      await agent.exited;
+    }
+    return agent;
+  }
+
+  /**
    * Stops everything, even after a failure: agents (SIGTERM, then SIGKILL),
    * coordinators (SIGCONT first, in case one is stopped), every container of
    * the agents, the data dirs.
