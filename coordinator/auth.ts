@@ -1,16 +1,13 @@
-import { createHash, timingSafeEqual } from "node:crypto";
+import { timingSafeEqual } from "node:crypto";
 import type { Context, MiddlewareHandler } from "hono";
 import { DEFAULT_USER } from "../protocol/index.js";
 import { ApiError } from "./errors.js";
 import type { AuthEnv, Caller, Role } from "./routeTypes.js";
 import type { AgentIdentity, Store } from "./store/index.js";
-import { type Tokens, USER_TOKEN_PREFIX } from "./tokens.js";
+import { type Tokens, tokenDigest, USER_TOKEN_PREFIX } from "./tokens.js";
 
 /** RFC 6750 `Bearer <b64token>`. */
 const BEARER = /^Bearer +([A-Za-z0-9._~+/-]+=*) *$/i;
-
-/** sha256 of a token: what the fixed tokens are compared by, and (as hex) what the store keeps. */
-const sha256 = (token: string) => createHash("sha256").update(token).digest();
 
 /** The fixed tokens' digests, computed once per app rather than on every request. */
 export interface FixedTokenDigests {
@@ -21,9 +18,9 @@ export interface FixedTokenDigests {
 
 /** Digests `tokens` for identify(). */
 export const fixedTokenDigests = (tokens: Tokens): FixedTokenDigests => ({
-  admin: sha256(tokens.admin),
-  client: sha256(tokens.client),
-  agent: sha256(tokens.agent),
+  admin: tokenDigest(tokens.admin),
+  client: tokenDigest(tokens.client),
+  agent: tokenDigest(tokens.agent),
 });
 
 /**
@@ -37,7 +34,7 @@ export async function identify(
   fixed: FixedTokenDigests,
   store: Store,
 ): Promise<Caller | undefined> {
-  const digest = sha256(token);
+  const digest = tokenDigest(token);
   // All three fixed tokens are compared, each in constant time, so the answer
   // time does not tell which one (if any) was close.
   const isAdmin = timingSafeEqual(digest, fixed.admin);

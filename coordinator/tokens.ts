@@ -22,16 +22,18 @@ export const newToken = (prefix: string) => `${prefix}_${randomBytes(32).toStrin
 /** What every user's token starts with (tokens of `labrun users add`). */
 export const USER_TOKEN_PREFIX = "lru_";
 
+/** sha256 of a token: what fixed tokens are compared by (auth.ts digests each request's once). */
+export const tokenDigest = (token: string) => createHash("sha256").update(token).digest();
+
 /** Per-agent and per-user tokens are stored only as this hash (hex sha256). */
-export const hashToken = (token: string) => createHash("sha256").update(token).digest("hex");
+export const hashToken = (token: string) => tokenDigest(token).toString("hex");
 
 /**
  * Compares two secrets in constant time. Comparing sha256 digests makes the
  * inputs the same length, so not even the length of the secret leaks.
  */
 export function sameToken(a: string, b: string): boolean {
-  const digest = (text: string) => createHash("sha256").update(text).digest();
-  return timingSafeEqual(digest(a), digest(b));
+  return timingSafeEqual(tokenDigest(a), tokenDigest(b));
 }
 
 /**
