@@ -44,8 +44,12 @@ interface CheckpointRow {
 }
 
 export interface Checkpointer {
-  /** Stops the worker; its connection closes (the last one to close removes the WAL). */
-  stop(): void;
+  /**
+   * Stops the worker; its connection closes (the last one to close removes
+   * the WAL). Settles once the thread has exited, so nothing of it writes in
+   * the data folder after that (a caller may then delete the folder).
+   */
+  stop(): Promise<void>;
 }
 
 /**
@@ -70,8 +74,9 @@ export interface Checkpointer {
  * @example
  * const checkpointer = startCheckpointer(db);
  * // … on close:
- * checkpointer.stop();
+ * const stopped = checkpointer.stop();
  * db.close();
+ * await stopped;
  */
 export function startCheckpointer(
   db: Database.Database,
@@ -98,8 +103,11 @@ export function startCheckpointer(
   });
   worker.on("error", checkpointInline);
   let stopped = false;
-  worker.on("exit", () => {
-    if (!stopped) checkpointInline();
+  const exited = new Promise<void>((resolve) => {
+    worker.on("exit", () => {
+      if (!stopped) checkpointInline();
+      resolve();
+    });
   });
   // The checkpointer never keeps the process alive on its own. After the
   // listeners: a "message" listener refs the worker's port again.
@@ -108,6 +116,7 @@ export function startCheckpointer(
     stop() {
       stopped = true;
       worker.postMessage("stop");
+      return exited;
     },
   };
 }

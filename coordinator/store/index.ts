@@ -126,8 +126,9 @@ function openSyncStore(dataDir: string, settings: StoreSettings): SyncStore {
     stats: prepareStats(context),
     ping: () => void ping.get(),
     close: () => {
-      checkpointer.stop();
+      const stopped = checkpointer.stop();
       db.close();
+      return stopped;
     },
   };
 }

@@ -1,6 +1,7 @@
 import { execFileSync } from "node:child_process";
-import { statSync } from "node:fs";
+import { readdirSync, statSync, watch } from "node:fs";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
 import { describe, expect, it } from "vitest";
@@ -82,6 +83,20 @@ describe("the SQLite file", () => {
     expect(() =>
       execFileSync(process.execPath, ["--input-type=module", "-e", script], { timeout: 10_000 }),
     ).not.toThrow();
+  });
+
+  // close() used to return before the checkpointer's thread had closed its
+  // connection: that thread then wrote the WAL and -shm files into a folder
+  // its caller was deleting (ENOTEMPTY in rmSync, seen under load).
+  it("has closed every connection of its own once close() settles", async () => {
+    const dataDir = tempDir();
+    await openTestStore(dataDir).close();
+    const touched: string[] = [];
+    const watcher = watch(dataDir, (_event, name) => touched.push(String(name)));
+    onCleanup(() => watcher.close());
+    await sleep(1_000); // a thread that had not yet started would have opened the file by now
+    expect(touched).toEqual([]);
+    expect(readdirSync(dataDir)).toEqual(["labrun.db"]);
   });
 
   it("refuses a database from a newer labrun", async () => {
