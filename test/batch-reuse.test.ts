@@ -213,7 +213,7 @@ describe("containers reused within a batch", () => {
     expect(values.map((value) => value.seen)).toEqual([0, 0, 0]);
     expect(values.map((value) => value.polluted)).toEqual(["a", "b", "c"]);
     // Its leftover timer was cut off (it threw in no later item), and the host stayed.
-    expect(new Set(values.map((value) => value.pid)).size).toBe(1);
+    expect(new Set(values.map((value) => value.pid)).size, JSON.stringify(results)).toBe(1);
   });
 
   it("gives a timeout, out-of-memory or oversized item its own code and runs its neighbours", async () => {
@@ -281,7 +281,7 @@ describe("containers reused within a batch", () => {
     expect(results.map(codeOf)).toEqual(["ok", "ok", "ok"]);
     const values = results.map((item) => item.result as { pid: number; max: number });
     expect(values.map((value) => value.max)).toEqual([10, 77, 77]);
-    expect(new Set(values.map((value) => value.pid)).size).toBe(1);
+    expect(new Set(values.map((value) => value.pid)).size, JSON.stringify(results)).toBe(1);
   });
 
   it("gives an item no way to a nonce: not the framer's memory or stdin, not its own process", async () => {
