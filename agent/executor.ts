@@ -56,6 +56,14 @@ export const outputCaps = (limits: JobLimits): OutputCaps => ({
 });
 
 /**
+ * How long a node runner whose result is out waits for its container to be
+ * removed: longer than the sandbox takes to remove a used one (it waits until
+ * no job is on its hot path, at most ~0.1 s), so the container's teardown
+ * never runs while the result is still on its way (runner.js).
+ */
+const RUNNER_LINGER_MS = 1_000;
+
+/**
  * Runs one job and turns whatever happened into an outcome. Stages, as in
  * Piston's job.js: prime (limits, request, nonce) → execute (container) →
  * judge (the error code is decided where its cause is known: the agent's own
@@ -89,6 +97,7 @@ export async function executeJob(
       : { files: files.map(({ path, content }) => ({ path, bytes: Buffer.byteLength(content) })) }),
     input: job.spec.input ?? null,
     nonce,
+    ...(job.spec.runtime === "python" ? {} : { lingerMs: RUNNER_LINGER_MS }),
     ...(reuseKey === undefined ? {} : { reuse: true }),
   };
   const started = performance.now();

@@ -241,6 +241,12 @@ export const RunnerRequest = z.object({
   input: JsonValue.nullable(),
   /** Frames the result envelope on stdout; the program never sees it. */
   nonce: z.string().regex(/^[A-Za-z0-9]{16,128}$/),
+  /**
+   * The node runner, its result out, waits this long for the agent to remove
+   * its container instead of exiting at once (runner.js, lingerUntilRemoved);
+   * absent (a plain `docker run` of the image), it exits at once.
+   */
+  lingerMs: z.number().int().min(0).max(10_000).optional(),
 });
 export type RunnerRequest = z.infer<typeof RunnerRequest>;
 

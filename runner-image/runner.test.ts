@@ -26,6 +26,8 @@ interface Run {
   stderr: string;
   exitCode: number | null;
   ms: number;
+  /** When stdout first held the whole frame (ms from the start), or null. */
+  framedMs: number | null;
   nonce: string;
 }
 
@@ -52,6 +54,8 @@ interface RunOptions {
   cut?: number;
   /** The runner's TMPDIR, when the test must not share SCRATCH with the runners beside it. */
   tmpDir?: string;
+  /** The request's lingerMs (the agent's), omitted when undefined. */
+  lingerMs?: number;
 }
 
 /** The request line, and for `files` their bytes after it (RunnerRequest in protocol/jobs.ts). */
@@ -66,6 +70,7 @@ function requestOf(source: string, options: RunOptions, nonce: string): string |
       : { files: files.map(({ path, content }) => ({ path, bytes: Buffer.byteLength(content) })) }),
     ...("input" in options ? { input: options.input } : {}),
     nonce,
+    ...(options.lingerMs === undefined ? {} : { lingerMs: options.lingerMs }),
   });
   const all = Buffer.from(`${line}\n${files?.map((file) => file.content).join("") ?? ""}`);
   return all.subarray(0, all.length - (options.cut ?? 0));
@@ -83,7 +88,13 @@ function runRunner(source: string, options: RunOptions = {}): Promise<Run> {
     });
     const stdout: Buffer[] = [];
     const stderr: Buffer[] = [];
-    child.stdout.on("data", (chunk: Buffer) => stdout.push(chunk));
+    let framedMs: number | null = null;
+    child.stdout.on("data", (chunk: Buffer) => {
+      stdout.push(chunk);
+      if (framedMs === null && parseFrame(Buffer.concat(stdout).toString("utf8"), nonce).envelope) {
+        framedMs = Date.now() - started;
+      }
+    });
     child.stderr.on("data", (chunk: Buffer) => stderr.push(chunk));
     child.on("error", reject);
     const killer = setTimeout(() => child.kill("SIGKILL"), 10_000);
@@ -94,6 +105,7 @@ function runRunner(source: string, options: RunOptions = {}): Promise<Run> {
         stderr: Buffer.concat(stderr).toString("utf8"),
         exitCode,
         ms: Date.now() - started,
+        framedMs,
         nonce,
       });
     });
@@ -345,6 +357,25 @@ describe.concurrent("runner.js: the job ends when main settles", () => {
     );
     expect(run.envelope).toEqual({ ok: true, result: 1 });
     expect(run.ms).toBeLessThan(5000);
+  });
+
+  // The agent removes a used container off the job's hot path; exiting at
+  // once started its teardown while the envelope was still on its way out.
+  it("with the agent's lingerMs, waits that long to be removed after the envelope, running nothing", async () => {
+    const source =
+      "exports.main = () => { setInterval(() => console.log('tick'), 5); console.log('before'); return 1; };";
+    const [lingering, plain] = await Promise.all([
+      runRunner(source, { lingerMs: 3000 }),
+      runRunner(source),
+    ]);
+    for (const run of [lingering, plain]) {
+      expect(run.envelope).toEqual({ ok: true, result: 1 });
+      expect(run.exitCode).toBe(0);
+      // Not a tick of the interval: the program's timers never run again.
+      expect(run.outside.trim()).toBe("before");
+    }
+    expect(lingering.ms - (lingering.framedMs ?? Number.NaN)).toBeGreaterThanOrEqual(2500);
+    expect(plain.ms - (plain.framedMs ?? Number.NaN)).toBeLessThan(2500);
   });
 
   it("keeps the result when a timer throws after main returned", async () => {
