@@ -12,14 +12,14 @@ export const CHECKPOINT_INTERVAL_MS = 200;
 export const WAL_BOUND_FRAMES = 16_000;
 
 /**
- * A WAL smaller than this is left alone: ~1,000 frames of 4 KiB pages,
- * SQLite's own autocheckpoint point. A checkpoint that copies the whole WAL
- * makes the next commit start it over, and SQLite syncs the WAL's new header
- * then (also with synchronous NORMAL): one fsync on the next job's submit,
- * 0.5–1 ms here, more under load. Checkpointing a few pages every 200 ms
- * put that fsync on nearly every job of a quiet cluster.
+ * A WAL of fewer frames than this is left alone: SQLite's own
+ * autocheckpoint point. A checkpoint that copies the whole WAL makes the next
+ * commit start it over, and SQLite syncs the WAL's new header then (also with
+ * synchronous NORMAL): one fsync on the next job's submit, 0.5–1 ms here,
+ * more under load. Checkpointing a few pages every 200 ms put that fsync on
+ * nearly every job of a quiet cluster.
  */
-export const CHECKPOINT_MIN_BYTES = 4 * 1024 * 1024;
+export const CHECKPOINT_MIN_FRAMES = 1_000;
 
 /** SQLite's default `wal_autocheckpoint`, put back if the checkpointer dies. */
 const AUTOCHECKPOINT_PAGES = 1_000;
@@ -27,23 +27,33 @@ const AUTOCHECKPOINT_PAGES = 1_000;
 // The worker's code, as text (`eval`): vitest runs the store from its .ts
 // sources, where a worker file of its own would have no .js to load.
 const WORKER = `
-const { statSync } = require("node:fs");
+const { closeSync, openSync, readSync } = require("node:fs");
+const { endianness } = require("node:os");
 const { parentPort, workerData } = require("node:worker_threads");
 const Database = require(workerData.driver);
 const db = new Database(workerData.file, { fileMustExist: true });
 db.pragma("busy_timeout = 1000");
 db.pragma("synchronous = NORMAL");
-const wal = workerData.file + "-wal";
-function walBytes() {
+// The frames in the WAL not yet copied into the database: the WAL-index
+// header's mxFrame (offset 16 of the -shm file) less the checkpoint's
+// nBackfill (offset 96), both in the host's byte order (the WAL-index
+// format, sqlite.org/walformat.html). Read without a lock: it only decides
+// when to checkpoint.
+const index = Buffer.alloc(100);
+const u32 = endianness() === "LE" ? (at) => index.readUInt32LE(at) : (at) => index.readUInt32BE(at);
+let shm = -1;
+function framesToCopy() {
   try {
-    return statSync(wal).size;
+    if (shm === -1) shm = openSync(workerData.file + "-shm", "r");
+    if (readSync(shm, index, 0, 100, 0) < 100) return 0;
+    return u32(16) - u32(96);
   } catch {
-    return 0;
+    return workerData.minFrames;
   }
 }
 let timer;
 function tick() {
-  if (walBytes() >= workerData.minBytes) {
+  if (framesToCopy() >= workerData.minFrames) {
     const [row] = db.pragma("wal_checkpoint(PASSIVE)");
     if (row.log >= workerData.boundFrames) parentPort.postMessage(row);
   }
@@ -51,6 +61,7 @@ function tick() {
 }
 parentPort.on("message", () => {
   clearTimeout(timer);
+  if (shm !== -1) closeSync(shm);
   db.close();
   parentPort.close();
 });
@@ -79,7 +90,7 @@ export interface Checkpointer {
  * into the database file and fsyncs the WAL and the file, 5–15 ms on this
  * machine's disk (strace), on whatever verb happened to commit then (a
  * lease's p99). Here a worker thread's own connection looks every
- * `intervalMs` and, once the WAL holds `minBytes`, runs a PASSIVE
+ * `intervalMs` and, once the WAL holds `minFrames`, runs a PASSIVE
  * checkpoint beside the coordinator's writes (WAL lets a
  * checkpoint run while a writer appends), and the coordinator's connection
  * no longer checkpoints in its commits. Durability is unchanged: commits
@@ -105,7 +116,7 @@ export function startCheckpointer(
   {
     intervalMs = CHECKPOINT_INTERVAL_MS,
     boundFrames = WAL_BOUND_FRAMES,
-    minBytes = CHECKPOINT_MIN_BYTES,
+    minFrames = CHECKPOINT_MIN_FRAMES,
   } = {},
 ): Checkpointer {
   const worker = new Worker(WORKER, {
@@ -115,13 +126,10 @@ export function startCheckpointer(
       file: db.name,
       intervalMs,
       boundFrames,
-      minBytes,
+      minFrames,
     },
   });
   db.pragma("wal_autocheckpoint = 0");
-  // The WAL file is cut back to nothing each time it starts over, so its
-  // size is what is in it now: all the worker looks at before checkpointing.
-  db.pragma("journal_size_limit = 0");
   const checkpointInline = () => {
     if (db.open) db.pragma(`wal_autocheckpoint = ${AUTOCHECKPOINT_PAGES}`);
   };
