@@ -275,7 +275,14 @@ function readPayload(read, wanted) {
 
 /** Reads and validates the request; a request without a usable nonce cannot be answered. */
 function readRequest() {
-  const read = readRequestText();
+  return parseRequest(readRequestText());
+}
+
+/**
+ * The request in `read` (readRequestText's line and the bytes after it),
+ * validated; sets this run's nonce and lingerMs.
+ */
+function parseRequest(read) {
   const { text } = read;
   let request = null;
   try {
@@ -612,16 +619,23 @@ async function rehearse() {
   let dir = "";
   try {
     dir = makeJobDir("labrun-rehearsal-");
-    const request = parseJson(
-      JSON.stringify({
+    // The request as the agent sends it: the line, the files' bytes after it.
+    const request = parseRequest({
+      text: JSON.stringify({
         source: "",
         filename: "main.js",
         files: REHEARSAL_FILES.map((file) => ({ path: file.path, bytes: file.content.length })),
         input: [1],
+        nonce: "rehearsalrehearsal",
       }),
-    );
-    if (requestProblem(request)) return;
-    const program = writeProgram(dir, { ...request, files: REHEARSAL_FILES });
+      rest: Buffer.concat(REHEARSAL_FILES.map((file) => file.content)),
+    });
+    nonce = "";
+    lingerMs = 0;
+    if (request.problem) return;
+    const program = writeProgram(dir, request);
+    // Its files name no source map: nothing is installed.
+    mapStacks(program, request);
     vm.compileFunction(sourceOf(program), COMMONJS_PARAMETERS, { filename: program.file });
     const exports = createRequire(program.file)(program.file);
     delete require.cache[program.file];
