@@ -86,7 +86,8 @@ export async function executeJob(
   const reuseKey = reuseKeyOf(job.spec);
   // The node runner takes a program's files as raw bytes after the request
   // line (RunnerRequest); the Python runner, in the JSON as they came.
-  const files = job.spec.runtime === "python" ? undefined : job.spec.files;
+  const nodeRunner = job.spec.runtime !== "python";
+  const files = nodeRunner ? job.spec.files : undefined;
   const request: RunnerRequest & { reuse?: true } = {
     source: job.spec.source,
     filename: job.spec.filename,
@@ -97,7 +98,7 @@ export async function executeJob(
       : { files: files.map(({ path, content }) => ({ path, bytes: Buffer.byteLength(content) })) }),
     input: job.spec.input ?? null,
     nonce,
-    ...(job.spec.runtime === "python" ? {} : { lingerMs: RUNNER_LINGER_MS }),
+    ...(nodeRunner ? { lingerMs: RUNNER_LINGER_MS } : {}),
     ...(reuseKey === undefined ? {} : { reuse: true }),
   };
   const started = performance.now();

@@ -147,24 +147,28 @@ function lingerUntilRemoved() {
 function conclude(envelopeJson) {
   if (outcome !== null) return;
   outcome = envelopeJson;
-  let pending = programOutput.length;
-  whenOutputOut((error) => {
+  whenOutputOut(
+    () => emit(outcome),
     // Output that cannot be delivered outranks a result already decided.
-    if (isOutputOverflow(error)) return emit(thrownFailure(error));
-    pending -= 1;
-    if (pending === 0) emit(outcome);
-  });
+    (error) => emit(thrownFailure(error)),
+  );
 }
 
-/** Calls `done(error?)` once per output stream, when what was queued in it before now is out. */
-function whenOutputOut(done) {
+/**
+ * Calls `allOut()` once both output streams have let out what was queued in
+ * them before now, or `overflowed(error)` at once when one of them cannot.
+ */
+function whenOutputOut(allOut, overflowed) {
+  let pending = programOutput.length;
   for (let i = 0; i < programOutput.length; i++) {
     const stream = programOutput[i];
     let called = false;
     const flushed = (error) => {
       if (called) return;
       called = true;
-      done(error);
+      if (isOutputOverflow(error)) return overflowed(error);
+      pending -= 1;
+      if (pending === 0) allOut();
     };
     try {
       // A corked stream would hold the empty write below back for ever.
@@ -175,17 +179,6 @@ function whenOutputOut(done) {
       flushed(error);
     }
   }
-}
-
-/** Settles once both output streams have let out what they hold (the rehearsal's last step). */
-function flushedOutput() {
-  return new Promise((resolve) => {
-    let pending = programOutput.length;
-    whenOutputOut(() => {
-      pending -= 1;
-      if (pending === 0) resolve();
-    });
-  });
 }
 
 function fail(code, message, detail) {
@@ -610,10 +603,11 @@ const REHEARSAL_FILES = [
  * Node loading its module loaders' internals, the ES module loader's above
  * all (~15 ms of CPU for the first import(), more than the rest of a small
  * job), and for Node's stream code on the first flush of stdout and stderr
- * (an empty write each: ~1 ms of a trivial job). The job then finds them ready. No program code has run yet, and
- * nothing of the rehearsal is left where the program could reach it but the
- * loader's entry for a module in a folder that is gone. Any failure only
- * means the job pays for the first run itself: this never ends the job.
+ * (an empty write each: ~1 ms of a trivial job). The job then finds them
+ * ready. No program code has run yet, and nothing of the rehearsal is left
+ * where the program could reach it but the loader's entry for a module in a
+ * folder that is gone. Any failure only means the job pays for the first run
+ * itself: this never ends the job.
  */
 async function rehearse() {
   let dir = "";
@@ -643,7 +637,7 @@ async function rehearse() {
     resultEnvelope(apply(found.main, found.self, [request.input]));
     const module = await import(pathToFileURL(path.join(dir, "lib", "main.mjs")).href);
     resultEnvelope(findMain({ kind: "esm", exports: module }).main(request.input));
-    await flushedOutput();
+    await new Promise((settled) => whenOutputOut(settled, settled));
   } catch {
     // Not rehearsed: the job's own steps run for the first time instead.
   } finally {
