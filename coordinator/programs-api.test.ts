@@ -1,9 +1,10 @@
 import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
-import { MAX_PROGRAM_FILES, NDJSON } from "../protocol/index.js";
+import { LeaseResponse, MAX_PROGRAM_FILES, NDJSON } from "../protocol/index.js";
 import { createApp } from "./app.js";
 import { Notifier } from "./notifier.js";
 import { openTempCoordinator } from "./test-support/temp-coordinator.js";
+import { hashToken, newToken } from "./tokens.js";
 
 // Programs of several files (`files` + `entry`) through the real routes and
 // store: what is refused (400 naming the path, 413 with the size) and what
@@ -29,12 +30,22 @@ async function setup(settings: Parameters<typeof openTempCoordinator>[1] = {}) {
     });
     return { status: response.status, body: (await response.json()) as Json };
   };
+  const agentToken = newToken("lrn");
   const agent = await parts.store.registerAgent(
     { name: "sim", hostname: "h", slots: 8, version: "t", labels: {} },
-    "hash",
+    hashToken(agentToken),
     Date.now(),
   );
-  const lease = () => parts.store.lease(agent.id, 8, Date.now());
+  // As an agent is leased: over the route, whose answer splices the stored files in.
+  const lease = async () => {
+    const response = await app.request(`/v1/agents/${agent.id}/lease`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${agentToken}`, "content-type": "application/json" },
+      body: JSON.stringify({ free: 8, waitMs: 0 }),
+    });
+    expect(response.status).toBe(200);
+    return LeaseResponse.parse(await response.json()).jobs;
+  };
   return { ...parts, post, lease };
 }
 

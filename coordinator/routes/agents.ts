@@ -15,6 +15,7 @@ import {
 import { callingAgent } from "../auth.js";
 import { BODY_LIMITS } from "../bodyLimits.js";
 import type { RouteDeps } from "../routeTypes.js";
+import { storedJsonAnswer } from "../storedJson.js";
 import { hashToken, newToken } from "../tokens.js";
 import { AGENT, guard, JOIN, jsonBody, jsonContent, newRouteApp, refusals } from "./declare.js";
 import { renewLateLeases } from "./lateLeases.js";
@@ -82,7 +83,10 @@ export function agentRoutes({ store, notifier, config, clock, logger, auth, metr
         config.leaseTtlMs,
       );
       const left = deadline - Date.now();
-      if (jobs.length > 0 || free === 0 || left <= 0) return c.json({ jobs }, 200);
+      // The jobs' programs go out as the store kept them (storedJson.ts).
+      if (jobs.length > 0 || free === 0 || left <= 0) {
+        return storedJsonAnswer<LeaseResponse>(c, { jobs });
+      }
       await notifier.waitForWork(left, signal, agent.id);
     }
     return c.json({ jobs: [] }, 200);

@@ -1,4 +1,3 @@
-import type { LeasedJob } from "../../protocol/index.js";
 import type { Store } from "../store/interfaces.js";
 
 /**
@@ -11,14 +10,14 @@ import type { Store } from "../store/interfaces.js";
  * renewed from now, as the agent's heartbeat would, and the ones that are
  * no longer the agent's (expired meanwhile) are dropped from the answer.
  */
-export async function renewLateLeases(
+export async function renewLateLeases<Job extends { leaseId: string }>(
   store: Store,
   agentId: string,
-  jobs: LeasedJob[],
+  jobs: Job[],
   leasedAt: number,
   now: number,
   leaseTtlMs: number,
-): Promise<LeasedJob[]> {
+): Promise<Job[]> {
   if (jobs.length === 0 || now - leasedAt < leaseTtlMs / 2) return jobs;
   const stop = new Set(
     await store.heartbeat(

@@ -17,12 +17,24 @@ import type {
   NewBatch,
   NodeInfo,
   Outcome,
+  ProgramFile,
   RegisterAgentRequest,
   SubmitBatchResponse,
   SubmitJobParsed,
   UserInfo,
 } from "../../protocol/index.js";
 import type { ApiError } from "../errors.js";
+import type { StoredJson } from "../storedJson.js";
+
+/**
+ * A leased job as the store hands it to the lease route: LeasedJob, but for
+ * its program's files, still the JSON the store kept (the answer writes it
+ * as it is: storedJson.ts; `.value` parses it).
+ */
+export type StoredLeasedJob = Omit<LeasedJob, "spec"> & {
+  spec: Omit<LeasedJob["spec"], "files"> & { files?: StoredJson<ProgramFile[]> };
+};
+
 import type { Tokens } from "../tokens.js";
 
 /**
@@ -104,7 +116,7 @@ export interface Store {
    * each becomes `leased` with a new leaseId, attempts + 1 and a deadline
    * of now + leaseTtl. A draining or unknown agent gets none.
    */
-  lease(agentId: string, free: number, now: number): Promise<LeasedJob[]>;
+  lease(agentId: string, free: number, now: number): Promise<StoredLeasedJob[]>;
   /**
    * Renews the deadlines of the agent's current leases among `running`,
    * marks leased → running, and returns the leaseIds the agent must stop:

@@ -9,6 +9,7 @@ import {
 } from "../../protocol/index.js";
 import { type StoreContext, writeTransaction } from "./database.js";
 import { fairOrder, priorityOf } from "./fairShare.js";
+import type { StoredLeasedJob } from "./interfaces.js";
 import { leasedProgram, newLeaseIds, storedLimits } from "./rows.js";
 import { halfLifeOf, quotasOf, type UserRow } from "./users.js";
 
@@ -20,10 +21,13 @@ export const LEASE_SQL = {
   // A job stored before a limit existed runs with its default.
   // Jobs in a runtime the agent does not offer wait for one that does.
   // One user's at a time (fair share picks whose), through jobs_owner_singles_queued.
-  // The program from job_programs (migration 13), read for the rows taken only.
+  // The program from job_programs (migration 13), read for the rows taken only;
+  // its files as their bytes (a BLOB), which the lease answer writes as they
+  // are (storedJson.ts) instead of decoding megabytes into a string first.
   singles: `SELECT seq, id,
        COALESCE((SELECT p.source FROM job_programs p WHERE p.seq = jobs.seq), source) AS source,
-       COALESCE((SELECT p.files FROM job_programs p WHERE p.seq = jobs.seq), files) AS files,
+       CAST(COALESCE((SELECT p.files FROM job_programs p WHERE p.seq = jobs.seq), files) AS BLOB)
+         AS files,
        filename, runtime, input, limits, attempts
      FROM jobs INDEXED BY jobs_owner_singles_queued
      WHERE owner = @owner AND state = 'queued' AND batch_id IS NULL
@@ -68,7 +72,8 @@ export function prepareLease({ db, settings }: StoreContext, hasQueued: () => bo
   );
   const oldestQueued = db.prepare<[Record<string, number | string>], QueuedRow>(LEASE_SQL.singles);
   const activeBatches = db.prepare<[string], BatchStreamRow>(
-    `SELECT id, source, files, filename, runtime, limits, max_parallel, isolate FROM batches
+    `SELECT id, source, CAST(files AS BLOB) AS files, filename, runtime, limits, max_parallel,
+       isolate FROM batches
        INDEXED BY batches_active_by_owner
      WHERE owner = ? AND finished_at IS NULL AND cancelled_at IS NULL ORDER BY seq`,
   );
@@ -92,7 +97,7 @@ export function prepareLease({ db, settings }: StoreContext, hasQueued: () => bo
 
   const leaseInTransaction = writeTransaction(
     db,
-    function lease(agentId: string, free: number, now: number): LeasedJob[] {
+    function lease(agentId: string, free: number, now: number): StoredLeasedJob[] {
       const self = agent.get(agentId);
       if (!self) return [];
       seen.run(now, agentId);
@@ -170,7 +175,7 @@ export function prepareLease({ db, settings }: StoreContext, hasQueued: () => bo
   // Nothing queued: answer without a write transaction. Long-polls ask again
   // on every wake-up, and an empty BEGIN IMMEDIATE … COMMIT per ask was most of
   // the coordinator's work at moderate load. (Heartbeats keep last-seen fresh.)
-  return (agentId: string, free: number, now: number): LeasedJob[] =>
+  return (agentId: string, free: number, now: number): StoredLeasedJob[] =>
     hasQueued() ? leaseInTransaction(agentId, free, now) : [];
 }
 
@@ -220,8 +225,8 @@ export const SINGLES = "singles:";
 /** What runs a queued job: its own (a single job) or its batch's (an item). */
 export interface Program {
   source: string;
-  /** JSON [{path, content}]; NULL when source is the program. */
-  files: string | null;
+  /** JSON [{path, content}] (its bytes, as SQLite hands a BLOB); NULL when source is the program. */
+  files: string | Buffer | null;
   filename: string;
   runtime: Runtime;
   limits: string;
@@ -244,7 +249,7 @@ export interface Candidate {
 }
 
 /** A leased job's spec without its input: what all the items of one batch share. */
-type SpecBase = Omit<LeasedJob["spec"], "input">;
+type SpecBase = Omit<StoredLeasedJob["spec"], "input">;
 
 /** The spec of `program`'s jobs, but for the input. */
 function specBase(program: Program, limits: JobLimits): SpecBase {
@@ -260,7 +265,7 @@ function specBase(program: Program, limits: JobLimits): SpecBase {
   };
 }
 
-const leasedOf = (row: ItemRow, leaseId: string, base: SpecBase): LeasedJob => ({
+const leasedOf = (row: ItemRow, leaseId: string, base: SpecBase): StoredLeasedJob => ({
   id: row.id,
   leaseId,
   attempt: row.attempts + 1,
@@ -287,7 +292,7 @@ export function leasedJobs(candidates: readonly Candidate[], leaseIds: readonly 
 export interface BatchStreamRow {
   id: string;
   source: string;
-  files: string | null;
+  files: string | Buffer | null;
   filename: string;
   runtime: Runtime;
   limits: string;

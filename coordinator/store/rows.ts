@@ -9,6 +9,7 @@ import {
   type Runtime,
 } from "../../protocol/index.js";
 import { ApiError } from "../errors.js";
+import { StoredJson } from "../storedJson.js";
 
 /**
  * A random URL-safe id: prefix, "_", then `bytes` random bytes in base64url
@@ -50,11 +51,15 @@ export const storedProgram = (request: {
   files: request.files === undefined ? null : JSON.stringify(request.files),
 });
 
-/** A stored program as an agent's JobSpec carries it: files only when it has them. */
-export const leasedProgram = (row: { source: string; files: string | null }) =>
-  row.files === null
-    ? { source: row.source }
-    : { source: "", files: JSON.parse(row.files) as ProgramFile[] };
+/**
+ * A stored program as an agent's JobSpec carries it: files only when it has
+ * them, as the JSON the store kept (the lease answer writes it as it is).
+ */
+export const leasedProgram = (row: {
+  source: string;
+  files: string | Buffer | null;
+}): { source: string; files?: StoredJson<ProgramFile[]> } =>
+  row.files === null ? { source: row.source } : { source: "", files: new StoredJson(row.files) };
 
 /** The columns a Job is built from; never the (large) source and input. */
 export const JOB_COLUMNS = `seq, id, state, filename, runtime, limits, labels, attempts,

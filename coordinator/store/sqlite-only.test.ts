@@ -166,7 +166,7 @@ describe("the SQLite file", () => {
     expect(programs.get(row.seq)).toBe(1);
     const agent = await store.registerAgent(agentSpec(), "hash", T0);
     const [leased] = await store.lease(agent.id, 1, T0);
-    expect(leased?.spec.files).toEqual(files);
+    expect(leased?.spec.files?.value).toEqual(files);
     const outcome = { ok: true as const, result: 1, logs: "", stats: { durationMs: 1 } };
     await store.complete(agent.id, leased?.leaseId ?? "", outcome, T0 + 1);
     while ((await store.pruneFinished(T0 + 2)) > 0);

@@ -1,9 +1,5 @@
-import {
-  DEFAULT_LIMITS,
-  type LeasedJob,
-  LIMIT_NAMES,
-  type MaxLimits,
-} from "../../../protocol/index.js";
+import { DEFAULT_LIMITS, LIMIT_NAMES, type MaxLimits } from "../../../protocol/index.js";
+import type { StoredLeasedJob } from "../interfaces.js";
 import {
   type BatchStreamRow,
   type Candidate,
@@ -109,7 +105,7 @@ export function prepareLease({ sql, settings }: PgContext, hasQueued: () => Prom
   const roundRobin = new RoundRobin();
 
   const leaseInTransaction = (agentId: string, free: number, now: number) =>
-    writeTransaction(sql, async (tx): Promise<LeasedJob[]> => {
+    writeTransaction(sql, async (tx): Promise<StoredLeasedJob[]> => {
       // The agent, its held leases and the users, sent together (one round
       // trip): they run in this order on the transaction's connection, so
       // `held` and `users` still run after the agent's lock is held.
@@ -214,7 +210,7 @@ export function prepareLease({ sql, settings }: PgContext, hasQueued: () => Prom
     });
 
   // Nothing queued: answer without a transaction (long-polls ask on every wake-up).
-  return async (agentId: string, free: number, now: number): Promise<LeasedJob[]> =>
+  return async (agentId: string, free: number, now: number): Promise<StoredLeasedJob[]> =>
     (await hasQueued()) ? leaseInTransaction(agentId, free, now) : [];
 }
 
