@@ -47,7 +47,7 @@ import { dockerRun, interleavedLatency, labrunHttp } from "./e2e/latency.js";
 import { benchMapThroughput } from "./e2e/map-throughput.js";
 import { warmContainersMemory } from "./e2e/pool-memory.js";
 import { launchCluster, rssMb } from "./e2e/processes.js";
-import { benchPrograms, type ProgramsBench, renderPrograms } from "./e2e/programs.js";
+import { benchProgramsWithHops, type ProgramsBench, renderPrograms } from "./e2e/programs.js";
 import { benchPython, type PythonBench, renderPython } from "./e2e/python.js";
 import { type StoreLatency, warmLatencyByStore } from "./e2e/store-latency.js";
 import { dockerChurn, labrunBurst } from "./e2e/throughput.js";
@@ -170,7 +170,21 @@ async function main(): Promise<void> {
     process.env.BENCH_SKIP_PYTHON === "1" ? null : await benchPython(docker, SAMPLES, step);
   // Programs rows (BENCH_SKIP_PROGRAMS=1 leaves them out): bench/e2e/programs.ts.
   const programs =
-    process.env.BENCH_SKIP_PROGRAMS === "1" ? null : await benchPrograms(SAMPLES, workDir, step);
+    process.env.BENCH_SKIP_PROGRAMS === "1"
+      ? null
+      : await benchProgramsWithHops(SAMPLES, workDir, step, (job, bytes) => {
+          const bundleTrace = join(workDir, "trace-bundle");
+          mkdirSync(bundleTrace);
+          return measureWarmBreakdown(
+            docker,
+            options,
+            SAMPLES,
+            (trace) => launchCluster({ slots: PARALLELISM, warm: PARALLELISM, trace }),
+            bundleTrace,
+            job,
+            bytes,
+          );
+        });
   // The PostgreSQL driver rows (BENCH_SKIP_POSTGRES=1 leaves them out): bench/postgres-driver.ts.
   let postgresDriver: PostgresDriverBench | null = null;
   let bookkeeping: BookkeepingResult | null = null;

@@ -3,6 +3,7 @@ import type { Duplex } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import type Dockerode from "dockerode";
 import { LabrunClient } from "../../client/api.js";
+import type { SubmitJobRequest } from "../../protocol/index.js";
 import { round } from "../stats.js";
 import { TRIVIAL_SOURCE } from "./latency.js";
 import type { ClusterProcesses } from "./processes.js";
@@ -34,23 +35,28 @@ export const HOP_DESCRIPTIONS: Record<HopName, string> = HOPS;
 const PAUSE_MS = 600;
 const CLOCK_SLACK_MS = 50;
 
+/** The breakdown's job unless told otherwise: the trivial one of the latency rows. */
+const TRIVIAL_JOB: SubmitJobRequest = { source: TRIVIAL_SOURCE };
+
 /**
- * Runs `count` trivial jobs one at a time on a traced cluster (launchCluster
- * with `trace`), then cuts each job's time into hops by the events the
- * coordinator and agent recorded. The client's own times are taken here.
+ * Runs `count` jobs (`job`, trivial by default) one at a time on a traced
+ * cluster (launchCluster with `trace`), then cuts each job's time into hops
+ * by the events the coordinator and agent recorded. The client's own times
+ * are taken here.
  */
 export async function warmJobBreakdown(
   cluster: ClusterProcesses,
   count: number,
+  job: SubmitJobRequest = TRIVIAL_JOB,
 ): Promise<Array<{ startedAt: number; submittedAt: number; doneAt: number; id: string }>> {
   const client = new LabrunClient({ server: cluster.url, token: cluster.tokens.client });
   const now = () => performance.timeOrigin + performance.now();
   const jobs: Array<{ startedAt: number; submittedAt: number; doneAt: number; id: string }> = [];
-  await client.wait((await client.submit({ source: TRIVIAL_SOURCE })).id); // warm-up
+  await client.wait((await client.submit(job)).id, { timeoutMs: 60_000 }); // warm-up
   for (let i = 0; i < count; i++) {
     await sleep(PAUSE_MS);
     const startedAt = now();
-    const { id } = await client.submit({ source: TRIVIAL_SOURCE });
+    const { id } = await client.submit(job);
     const submittedAt = now();
     await client.wait(id, { timeoutMs: 60_000 });
     jobs.push({ startedAt, submittedAt, doneAt: now(), id });
@@ -169,13 +175,16 @@ export function analyseBreakdown(
 
 /**
  * Docker's own share of the container hop: one line written to a container's
- * attach stream (same image, same sandbox) and read back from a node that
- * only echoes it, p50 over `count` lines.
+ * attach stream (same image, same sandbox) and answered by a node that only
+ * echoes it, p50 over `count` lines. With `bytes`, each line is that long
+ * (a bundle's size) and the node answers it with a short line of its own:
+ * the attach in of that many bytes, and out of a result's few.
  */
 export async function attachEcho(
   docker: Dockerode,
   options: Dockerode.ContainerCreateOptions,
   count: number,
+  bytes = 0,
 ): Promise<number> {
   const container = await docker.createContainer({
     ...options,
@@ -183,7 +192,9 @@ export async function attachEcho(
     Entrypoint: [
       "/usr/local/bin/node",
       "-e",
-      "process.stdin.on('data', (d) => process.stdout.write(d))",
+      bytes === 0
+        ? "process.stdin.on('data', (d) => process.stdout.write(d))"
+        : "process.stdin.on('data', (d) => { for (let i = d.indexOf(10); i !== -1; i = d.indexOf(10, i + 1)) process.stdout.write('ok\\n'); })",
     ],
     Cmd: [],
     StdinOnce: false,
@@ -202,7 +213,7 @@ export async function attachEcho(
     for (let i = 0; i < count + 1; i++) {
       const started = performance.now();
       const echoed = new Promise((resolve) => stream.once("data", resolve));
-      stream.write(`${JSON.stringify({ line: i })}\n`);
+      stream.write(bytes === 0 ? `${JSON.stringify({ line: i })}\n` : `${"x".repeat(bytes)}\n`);
       await echoed;
       if (i > 0) times.push(performance.now() - started);
       await sleep(50);
@@ -221,7 +232,8 @@ function median(values: number[]): number {
 
 /**
  * The whole breakdown: a traced cluster (launched by `launch`), `count`
- * jobs, the attach echo beside it.
+ * jobs (`job`, trivial by default), the attach echo beside it (of lines as
+ * long as `echoBytes`, when given).
  */
 export async function measureWarmBreakdown(
   docker: Dockerode,
@@ -229,16 +241,18 @@ export async function measureWarmBreakdown(
   count: number,
   launch: (traceDir: string) => Promise<ClusterProcesses>,
   traceDir: string,
+  job: SubmitJobRequest = TRIVIAL_JOB,
+  echoBytes = 0,
 ): Promise<WarmJobBreakdown> {
   const cluster = await launch(traceDir);
   let jobs: Awaited<ReturnType<typeof warmJobBreakdown>>;
   try {
     await sleep(2_000); // the pool fills
-    jobs = await warmJobBreakdown(cluster, count);
+    jobs = await warmJobBreakdown(cluster, count, job);
   } finally {
     await cluster.stop(); // the processes write their traces as they exit
   }
-  const echo = await attachEcho(docker, echoOptions, count);
+  const echo = await attachEcho(docker, echoOptions, count, echoBytes);
   if (!cluster.traceFiles) throw new Error("the breakdown needs a traced cluster");
   return analyseBreakdown(jobs, cluster.traceFiles, echo);
 }

@@ -7,6 +7,7 @@ import { LabrunClient } from "../../client/api.js";
 import { bundleProgram } from "../../client/bundle.js";
 import type { SubmitJobRequest } from "../../protocol/index.js";
 import { type Distribution, distribution } from "../stats.js";
+import { HOP_DESCRIPTIONS, type WarmJobBreakdown } from "./breakdown.js";
 import { runCli, TRIVIAL_SOURCE } from "./latency.js";
 import { launchCluster } from "./processes.js";
 
@@ -34,8 +35,13 @@ export interface ProgramsBench {
   /** Over HTTP: a 1 KiB program against a bundle of ~2 MiB (files + entry), interleaved. */
   httpMs: { program1KiB: Distribution; bundle2MiB: Distribution };
   bundleBytes: number;
+  /** The bundle's job cut into hops, as the trivial one's (when the run could trace a cluster). */
+  bundleHops?: WarmJobBreakdown;
   compareBin?: string;
 }
+
+/** Measures where `job`'s time goes on a traced cluster, with Docker's attach of `bytes` beside it. */
+export type MeasureHops = (job: SubmitJobRequest, bytes: number) => Promise<WarmJobBreakdown>;
 
 /**
  * A bundle of about 2 MiB with its source map (the bundle and its map
@@ -141,6 +147,23 @@ export async function benchPrograms(
   }
 }
 
+/**
+ * The programs rows, then the bundle's job hop by hop on a cluster of its
+ * own (traced), after the untraced rows' cluster has stopped.
+ */
+export async function benchProgramsWithHops(
+  samples: number,
+  workDir: string,
+  step: (text: string) => void,
+  measureHops: MeasureHops,
+): Promise<ProgramsBench> {
+  const bench = await benchPrograms(samples, workDir, step);
+  const big = await twoMiBBundle(join(workDir, "bundle-2mib"));
+  step(`programs: the ${bench.bundleBytes}-byte bundle's job hop by hop × ${samples}`);
+  const job = { files: big.files ?? [], entry: big.entry ?? "", limits: SLACK };
+  return { ...bench, bundleHops: await measureHops(job, bench.bundleBytes) };
+}
+
 /** One of each row per round, each PAUSE_MS after the one before; round 0 warms up. */
 async function interleave(
   count: number,
@@ -212,5 +235,21 @@ export function renderPrograms(bench: ProgramsBench): string {
     `| the same, its bundle from the cache | ≤ 100 ms | ${ms(addedCached)} ms | ${addedCached <= 100 ? "yes" : "**no**"} |`,
     `| 2 MiB bundle p50 − 1 KiB program p50 (warm) | ≤ 20 ms | ${ms(bigGap)} ms | ${bigGap <= 20 ? "yes" : "**no**"} |`,
     "",
+    ...(bench.bundleHops ? renderBundleHops(bench.bundleHops, bench.bundleBytes) : []),
   ].join("\n");
+}
+
+/** The bundle's job, hop by hop: the same hops as the trivial job's table. */
+function renderBundleHops(hops: WarmJobBreakdown, bytes: number): string[] {
+  return [
+    `| The ${(bytes / 2 ** 20).toFixed(2)} MiB bundle's job over HTTP, hop by hop (p50 of ${hops.jobs} traced jobs) | ms |`,
+    "| --- | ---: |",
+    ...Object.entries(hops.hopsMs).map(
+      ([hop, value]) =>
+        `| ${HOP_DESCRIPTIONS[hop as keyof typeof HOP_DESCRIPTIONS]} | ${ms(value)} |`,
+    ),
+    `| **total** (submit → result read) | **${ms(hops.totalMs)}** |`,
+    `| of the container hop, Docker's attach in of the same ${bytes} bytes alone (a node that answers each line) | ${ms(hops.attachEchoMs)} |`,
+    "",
+  ];
 }
