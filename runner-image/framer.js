@@ -74,18 +74,15 @@ function startHost() {
     host.exited ??= { code: null, signal: "spawn" };
     host.waiting?.(null);
   });
-  let carry = "";
   child.stdio[3].setEncoding("utf8");
-  child.stdio[3].on("data", (chunk) => {
-    carry += chunk;
-    for (;;) {
-      const end = carry.indexOf("\n");
-      if (end === -1) break;
-      host.replies.push(carry.slice(0, end));
-      carry = carry.slice(end + 1);
+  // A reply carries the item's envelope: its result, up to megabytes.
+  child.stdio[3].on(
+    "data",
+    lineSplitter((line) => {
+      host.replies.push(line);
       host.waiting?.(host.replies.shift());
-    }
-  });
+    }),
+  );
   child.stdin.on("error", () => {
     // The host died: its exit is what counts.
   });
@@ -187,23 +184,44 @@ function envelopeOf(reply) {
   }
 }
 
+/**
+ * Splits a stream's text chunks into lines, calling `onLine` with each. Only
+ * each new chunk is searched for a newline: an item's request (a source of
+ * megabytes, an input of one) comes in many chunks, and searching all that
+ * had come at every chunk was quadratic in its size.
+ */
+function lineSplitter(onLine) {
+  let pieces = [];
+  return (chunk) => {
+    let from = 0;
+    for (;;) {
+      const end = chunk.indexOf("\n", from);
+      if (end === -1) {
+        if (from < chunk.length) pieces.push(chunk.slice(from));
+        return;
+      }
+      pieces.push(chunk.slice(from, end));
+      const line = pieces.join("");
+      pieces = [];
+      from = end + 1;
+      onLine(line);
+    }
+  };
+}
+
 /** Reads request lines from stdin, one at a time; null at its end. */
 function requestReader() {
-  let carry = "";
   let ended = false;
   const lines = [];
   let waiting = null;
   process.stdin.setEncoding("utf8");
-  process.stdin.on("data", (chunk) => {
-    carry += chunk;
-    for (;;) {
-      const end = carry.indexOf("\n");
-      if (end === -1) break;
-      lines.push(carry.slice(0, end));
-      carry = carry.slice(end + 1);
-    }
-    if (waiting && lines.length > 0) waiting(lines.shift());
-  });
+  process.stdin.on(
+    "data",
+    lineSplitter((line) => {
+      lines.push(line);
+      if (waiting) waiting(lines.shift());
+    }),
+  );
   process.stdin.on("end", () => {
     ended = true;
     waiting?.(null);

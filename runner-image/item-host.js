@@ -548,6 +548,51 @@ function resolveFile(specifier, fromDir) {
   return null;
 }
 
+/**
+ * The item's folder. The framer empties /tmp before every item, so each
+ * item gets the same one, made fresh: its program then has the same file
+ * name as the item before's, and may be compiled from that one's code
+ * cache (entryCodeCache), which keeps the name it was compiled under. A
+ * folder that is somehow there already is not reused: a new one is made,
+ * as for a single job.
+ */
+function itemDir() {
+  const fixed = path.join(os.tmpdir(), "labrun-job-item");
+  try {
+    fs.mkdirSync(fixed, { mode: 0o700 });
+    return fixed;
+  } catch {
+    return fs.mkdtempSync(path.join(os.tmpdir(), "labrun-job-"));
+  }
+}
+
+/**
+ * V8's code cache of the last entry program compiled ({file, source, data}):
+ * a batch's items all run one program, and each item compiles it again in
+ * its own context; from the cache that is ~3 ms instead of ~12 ms for a
+ * 0.45 MB bundle here. It is made by V8 from the host's own compile of the
+ * same source, never by an item, and used only for that source at that
+ * file name, so every item's stack names its own file.
+ */
+let entryCodeCache = null;
+
+/** Compiles the item's entry program, from entryCodeCache when it holds this one. */
+function compileEntry(text, file, context) {
+  const cached =
+    entryCodeCache !== null && entryCodeCache.file === file && entryCodeCache.source === text
+      ? entryCodeCache.data
+      : undefined;
+  const compiled = vm.compileFunction(text, COMMONJS_PARAMETERS, {
+    filename: file,
+    parsingContext: context,
+    ...(cached === undefined ? { produceCachedData: true } : { cachedData: cached }),
+  });
+  if (cached === undefined && compiled.cachedDataProduced === true) {
+    entryCodeCache = { file, source: text, data: compiled.cachedData };
+  }
+  return compiled;
+}
+
 /** A CommonJS file of the item, compiled in its context; cached per item. */
 function loadFile(item, context, file, source) {
   const cached = item.cache[file];
@@ -560,10 +605,11 @@ function loadFile(item, context, file, source) {
   if (stringEndsWith(file, ".json")) {
     module.exports = item.context.JSON.parse(text);
   } else {
-    const compiled = vm.compileFunction(text, COMMONJS_PARAMETERS, {
-      filename: file,
-      parsingContext: context,
-    });
+    // The entry (its source given) may come from the code cache; a file it requires is compiled.
+    const compiled =
+      source === undefined
+        ? vm.compileFunction(text, COMMONJS_PARAMETERS, { filename: file, parsingContext: context })
+        : compileEntry(text, file, context);
     const require = makeRequire(item, context, file);
     module.require = require;
     apply(compiled, module.exports, [module.exports, require, module, file, path.dirname(file)]);
@@ -700,7 +746,7 @@ async function runItem(request) {
   }
   let dir;
   try {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), "labrun-job-"));
+    dir = itemDir();
     fs.writeFileSync(path.join(dir, "package.json"), '{"type":"commonjs"}\n', { mode: 0o400 });
   } catch (error) {
     const { message } = describeThrown(error);
@@ -804,14 +850,23 @@ function serve() {
   // The thread pool starts with the first asynchronous file operation: started
   // now, so that its threads are part of the baseline.
   fs.stat("/", () => {
-    let carry = "";
+    // The pieces of the line so far. Only each new chunk is searched for the
+    // newline: a request of a large source or input comes in many chunks,
+    // and searching all that had come at every chunk was quadratic (a 0.45 MB
+    // source took ~47 ms here to be read as one line, more than running it).
+    let pieces = [];
     process.stdin.on("data", (chunk) => {
-      carry += chunk;
+      let from = 0;
       for (;;) {
-        const end = stringIndexOf(carry, "\n");
-        if (end === -1) break;
-        const line = stringSlice(carry, 0, end);
-        carry = stringSlice(carry, end + 1);
+        const end = stringIndexOf(chunk, "\n", from);
+        if (end === -1) {
+          if (from < chunk.length) arrayPush(pieces, stringSlice(chunk, from));
+          break;
+        }
+        arrayPush(pieces, stringSlice(chunk, from, end));
+        const line = arrayJoin(pieces, "");
+        pieces = [];
+        from = end + 1;
         let request = null;
         try {
           request = parseJson(line);

@@ -216,6 +216,44 @@ describe("containers reused within a batch", () => {
     expect(new Set(values.map((value) => value.pid)).size, JSON.stringify(results)).toBe(1);
   });
 
+  it("runs a large program's items in one host, each compiled afresh in its realm with its own stack", async () => {
+    // ~0.6 MB of code: its request comes to the host in many chunks, and
+    // items after the first compile it from the host's code cache.
+    const helpers = Array.from(
+      { length: 6_000 },
+      (_, i) => `function helper${i}(x) { return [x, ${i}, "padding for the bundle ${i}"]; }`,
+    ).join("\n");
+    const source = `${helpers}
+const state = { items: 0 };
+exports.main = (what) => {
+  state.items += 1;
+  if (what === "throw") throw new Error("thrown from the last line");
+  return { pid: process.pid, items: state.items, helper: helper5999(what)[1] };
+};`;
+    const throwLine = source.split("\n").findIndex((line) => line.includes("thrown from")) + 1;
+    const results = await runBatch(cluster, { source, inputs: ["a", "b", "c", "throw"] });
+    expect(results.map(codeOf), JSON.stringify(results)).toEqual([
+      "ok",
+      "ok",
+      "ok",
+      "RUNTIME_ERROR",
+    ]);
+    const values = results
+      .slice(0, 3)
+      .map((item) => item.result as { pid: number; items: number; helper: number });
+    // One host for all, and a fresh module for each item: none sees another's state.
+    expect(new Set(values.map((value) => value.pid)).size, JSON.stringify(results)).toBe(1);
+    expect(values.map((value) => [value.items, value.helper])).toEqual([
+      [1, 5999],
+      [1, 5999],
+      [1, 5999],
+    ]);
+    // The last item's stack names its own program's line, not a folder of an item before it.
+    const detail = (results[3]?.error as { detail?: string } | undefined)?.detail ?? "";
+    expect(detail, detail).toContain(`main.js:${throwLine}:`);
+    expect(detail, detail).not.toContain("labrun-job-");
+    expect(new Set(results.map((item) => item.stats.container)).size).toBe(1);
+  });
   it("gives a timeout, out-of-memory or oversized item its own code and runs its neighbours", async () => {
     const results = await runBatch(cluster, {
       source: `exports.main = (what) => {
