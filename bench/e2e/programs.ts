@@ -3,8 +3,9 @@ import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
+import { build } from "esbuild";
 import { LabrunClient } from "../../client/api.js";
-import { bundleProgram } from "../../client/bundle.js";
+import { bundleProgram, RUNNER_NODE_TARGET } from "../../client/bundle.js";
 import type { SubmitJobRequest } from "../../protocol/index.js";
 import { type Distribution, distribution } from "../stats.js";
 import { HOP_DESCRIPTIONS, type WarmJobBreakdown } from "./breakdown.js";
@@ -34,6 +35,8 @@ export interface ProgramsBench {
   };
   /** Over HTTP: a 1 KiB program against a bundle of ~2 MiB (files + entry), interleaved. */
   httpMs: { program1KiB: Distribution; bundle2MiB: Distribution };
+  /** `labrun map` of SWEEP_ITEMS inputs on the cluster's 2 slots, items/s (sweeps of real programs). */
+  sweepItemsPerSecond: { trivial: number; typescriptZod: number; zodCommonJs: number };
   bundleBytes: number;
   /** The bundle's job cut into hops, as the trivial one's (when the run could trace a cluster). */
   bundleHops?: WarmJobBreakdown;
@@ -136,9 +139,14 @@ export async function benchPrograms(
       bundle2MiB: () =>
         httpJob(client, { files: big.files ?? [], entry: big.entry ?? "", limits: SLACK }),
     });
+    step(
+      `programs: labrun map × ${SWEEP_ITEMS} of the trivial, the TS + zod and a CommonJS zod program`,
+    );
+    const sweepItemsPerSecond = await sweeps(cluster, workDir);
     return {
       cliMs: cliMs as ProgramsBench["cliMs"],
       httpMs: httpMs as ProgramsBench["httpMs"],
+      sweepItemsPerSecond,
       bundleBytes,
       ...(compareBin ? { compareBin } : {}),
     };
@@ -162,6 +170,53 @@ export async function benchProgramsWithHops(
   step(`programs: the ${bench.bundleBytes}-byte bundle's job hop by hop × ${samples}`);
   const job = { files: big.files ?? [], entry: big.entry ?? "", limits: SLACK };
   return { ...bench, bundleHops: await measureHops(job, bench.bundleBytes) };
+}
+
+/** Inputs of each sweep row. */
+const SWEEP_ITEMS = 40;
+
+/**
+ * `labrun map` of SWEEP_ITEMS inputs, items/s, for: a one-file program; the
+ * TypeScript entry that imports zod (bundled: files + entry, a container per
+ * item); the same program bundled beforehand into one CommonJS file (sent as
+ * one file: its items share a container).
+ */
+async function sweeps(
+  cluster: Awaited<ReturnType<typeof launchCluster>>,
+  workDir: string,
+): Promise<ProgramsBench["sweepItemsPerSecond"]> {
+  const inputs = join(workDir, "sweep.jsonl");
+  writeFileSync(
+    inputs,
+    Array.from({ length: SWEEP_ITEMS }, (_, i) => `${JSON.stringify({ x: i, y: 1 })}\n`).join(""),
+  );
+  const plain = join(workDir, "sweep-plain.js");
+  writeFileSync(plain, "exports.main = ({ x, y }) => x + y;\n");
+  const commonJs = join(workDir, "sweep-zod.cjs.js");
+  await build({
+    entryPoints: [ZOD_ENTRY],
+    bundle: true,
+    platform: "node",
+    format: "cjs",
+    target: RUNNER_NODE_TARGET,
+    outfile: commonJs,
+    logLevel: "warning",
+  });
+  const rate = async (program: string) => {
+    const started = performance.now();
+    const out = await runCli(cluster, ["map", program, "--inputs", inputs], undefined, {
+      LABRUN_BUNDLE_CACHE: "0",
+    });
+    const seconds = (performance.now() - started) / 1000;
+    const lines = out.trim().split("\n");
+    if (lines.length !== SWEEP_ITEMS) throw new Error(`labrun map printed ${lines.length} lines`);
+    return Math.round((SWEEP_ITEMS / seconds) * 10) / 10;
+  };
+  return {
+    trivial: await rate(plain),
+    typescriptZod: await rate(ZOD_ENTRY),
+    zodCommonJs: await rate(commonJs),
+  };
 }
 
 /** One of each row per round, each PAUSE_MS after the one before; round 0 warms up. */
@@ -234,6 +289,12 @@ export function renderPrograms(bench: ProgramsBench): string {
     `| TS entry with zod p50 − pre-bundled p50, bundled each time | ≤ 100 ms | ${ms(added)} ms | ${added <= 100 ? "yes" : "**no**"} |`,
     `| the same, its bundle from the cache | ≤ 100 ms | ${ms(addedCached)} ms | ${addedCached <= 100 ? "yes" : "**no**"} |`,
     `| 2 MiB bundle p50 − 1 KiB program p50 (warm) | ≤ 20 ms | ${ms(bigGap)} ms | ${bigGap <= 20 ? "yes" : "**no**"} |`,
+    "",
+    `| Sweeps of a real program: \`labrun map\` of ${SWEEP_ITEMS} inputs on 2 slots | items/s |`,
+    "| --- | ---: |",
+    `| a one-file program (its items share a container) | ${bench.sweepItemsPerSecond.trivial} |`,
+    `| \`main.ts\` importing zod, bundled by \`labrun map\` (files + entry: a container per item) | ${bench.sweepItemsPerSecond.typescriptZod} |`,
+    `| the same program bundled beforehand into one CommonJS file (shared container, loaded afresh per item) | ${bench.sweepItemsPerSecond.zodCommonJs} |`,
     "",
     ...(bench.bundleHops ? renderBundleHops(bench.bundleHops, bench.bundleBytes) : []),
   ].join("\n");
