@@ -5,7 +5,7 @@ import { FAULT_LIMITS } from "./helpers/jobs.js";
 import { PgCluster } from "./helpers/pgCluster.js";
 import { type Answered, DOUBLER, tallyAnswered } from "./helpers/pgJobs.js";
 import { type PrivatePostgres, startPrivatePostgres } from "./helpers/privatePostgres.js";
-import { waitFor } from "./helpers/processes.js";
+import { tail, waitFor } from "./helpers/processes.js";
 import { FULL, recordScenario } from "./helpers/report.js";
 
 // Scenario 8: two coordinators on a PostgreSQL server of this file's own,
@@ -88,7 +88,11 @@ function keepSubmitting(from: number) {
   };
 }
 
-/** Both coordinators answer /readyz again; resolves with how long that took. */
+/**
+ * Both coordinators answer /readyz again; resolves with how long that took.
+ * When they do not, the error says whether each is still running and ends
+ * with its log's last lines: the logs of a failed run may not outlive it.
+ */
 const bothReady = () =>
   waitFor(
     "both coordinators to be ready again",
@@ -100,7 +104,13 @@ const bothReady = () =>
       return true;
     },
     { timeoutMs: 60_000, intervalMs: 50 },
-  );
+  ).catch((error: unknown) => {
+    const states = ["a", "b"].map((name) => {
+      const { process, logFile } = cluster.coordinator(name);
+      return `coordinator ${name} ${process.running ? "running" : "exited"}; its log ends:\n${tail(logFile, 15)}`;
+    });
+    throw new Error(`${(error as Error).message}\n${states.join("\n")}`);
+  });
 
 describe("PostgreSQL restarted and stopped for a while mid-run", () => {
   it("keeps every submit answered 201, answers the others 503, and needs no coordinator restart", async () => {
