@@ -4,9 +4,9 @@ import type { JSONParsed } from "hono/utils/types";
 
 /**
  * JSON the store keeps as text (a program's files) and hands on to an agent
- * as that same text. A lease of a 2 MiB bundle used to parse the stored
- * files, only for the answer to stringify them again, measure the string
- * and encode it: four passes over the megabytes, each a fresh allocation
+ * as that same text. A lease of a 2 MiB bundle used to decode the stored
+ * files and parse them, only for the answer to stringify them again, measure
+ * the string and encode it: five passes over the megabytes, each a fresh allocation
  * (on this kind of VM, first-touch page faults cost as much as the copying).
  * The lease answer now splices the stored bytes in as they are
  * (storedJsonAnswer); code that wants the value reads `.value`, parsed then.

@@ -18,6 +18,8 @@ const StringCtor = String;
 const getPrototypeOf = Object.getPrototypeOf;
 const stringSlice = uncurry(String.prototype.slice);
 const stringIndexOf = uncurry(String.prototype.indexOf);
+const arrayPush = uncurry(Array.prototype.push);
+const arrayJoin = uncurry(Array.prototype.join);
 const promiseThen = Promise.prototype.then;
 const isPromise = types.isPromise;
 // Error.isError (Node 24+) and isNativeError cannot be fooled by prototypes or Symbol.hasInstance.
@@ -209,6 +211,33 @@ function describeThrown(thrown, program) {
   };
 }
 
+/**
+ * A stream's text chunks as lines: the handler for its "data" events, calling
+ * `onLine` with each line. Only each new chunk is searched for a newline: a
+ * batch item's request (a source of megabytes, an input of one) or its reply
+ * comes in many chunks, and searching all that had come at every chunk was
+ * quadratic in its size (a 0.45 MB source took ~47 ms here to be read as one
+ * line, more than running it).
+ */
+function lineSplitter(onLine) {
+  let pieces = [];
+  return (chunk) => {
+    let from = 0;
+    for (;;) {
+      const end = stringIndexOf(chunk, "\n", from);
+      if (end === -1) {
+        if (from < chunk.length) arrayPush(pieces, stringSlice(chunk, from));
+        return;
+      }
+      arrayPush(pieces, stringSlice(chunk, from, end));
+      const line = arrayJoin(pieces, "");
+      pieces = [];
+      from = end + 1;
+      onLine(line);
+    }
+  };
+}
+
 module.exports = {
   describeThrown,
   failure,
@@ -219,4 +248,5 @@ module.exports = {
   findMain,
   whenSettled,
   resultEnvelope,
+  lineSplitter,
 };

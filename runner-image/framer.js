@@ -19,6 +19,7 @@ const fs = require("node:fs");
 const os = require("node:os");
 const path = require("node:path");
 const { spawn } = require("node:child_process");
+const { lineSplitter } = require("./contract.js");
 
 const NONCE = /^[A-Za-z0-9]{16,128}$/;
 const READY = "LABRUN_RUNNER_READY\n";
@@ -182,31 +183,6 @@ function envelopeOf(reply) {
   } catch {
     return null;
   }
-}
-
-/**
- * Splits a stream's text chunks into lines, calling `onLine` with each. Only
- * each new chunk is searched for a newline: an item's request (a source of
- * megabytes, an input of one) comes in many chunks, and searching all that
- * had come at every chunk was quadratic in its size.
- */
-function lineSplitter(onLine) {
-  let pieces = [];
-  return (chunk) => {
-    let from = 0;
-    for (;;) {
-      const end = chunk.indexOf("\n", from);
-      if (end === -1) {
-        if (from < chunk.length) pieces.push(chunk.slice(from));
-        return;
-      }
-      pieces.push(chunk.slice(from, end));
-      const line = pieces.join("");
-      pieces = [];
-      from = end + 1;
-      onLine(line);
-    }
-  };
 }
 
 /** Reads request lines from stdin, one at a time; null at its end. */

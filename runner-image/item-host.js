@@ -40,6 +40,7 @@ const {
   whenSettled,
   resultEnvelope,
   describeThrown,
+  lineSplitter,
 } = require("./contract.js");
 
 // --- captured before any item runs (the primordials pattern, as runner.js) ----
@@ -850,23 +851,9 @@ function serve() {
   // The thread pool starts with the first asynchronous file operation: started
   // now, so that its threads are part of the baseline.
   fs.stat("/", () => {
-    // The pieces of the line so far. Only each new chunk is searched for the
-    // newline: a request of a large source or input comes in many chunks,
-    // and searching all that had come at every chunk was quadratic (a 0.45 MB
-    // source took ~47 ms here to be read as one line, more than running it).
-    let pieces = [];
-    process.stdin.on("data", (chunk) => {
-      let from = 0;
-      for (;;) {
-        const end = stringIndexOf(chunk, "\n", from);
-        if (end === -1) {
-          if (from < chunk.length) arrayPush(pieces, stringSlice(chunk, from));
-          break;
-        }
-        arrayPush(pieces, stringSlice(chunk, from, end));
-        const line = arrayJoin(pieces, "");
-        pieces = [];
-        from = end + 1;
+    process.stdin.on(
+      "data",
+      lineSplitter((line) => {
         let request = null;
         try {
           request = parseJson(line);
@@ -874,8 +861,8 @@ function serve() {
           // Answered as malformed below.
         }
         void runItem(request);
-      }
-    });
+      }),
+    );
     process.stdin.setEncoding("utf8");
     // Once the stat's own request is done: the host at rest.
     hostSetImmediate(() => {

@@ -25,6 +25,7 @@ import type {
 } from "../../protocol/index.js";
 import type { ApiError } from "../errors.js";
 import type { StoredJson } from "../storedJson.js";
+import type { Tokens } from "../tokens.js";
 
 /**
  * A leased job as the store hands it to the lease route: LeasedJob, but for
@@ -34,8 +35,6 @@ import type { StoredJson } from "../storedJson.js";
 export type StoredLeasedJob = Omit<LeasedJob, "spec"> & {
   spec: Omit<LeasedJob["spec"], "files"> & { files?: StoredJson<ProgramFile[]> };
 };
-
-import type { Tokens } from "../tokens.js";
 
 /**
  * The queue's verbs. Terms as in protocol/index.ts: a job is leased to an
