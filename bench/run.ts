@@ -47,7 +47,7 @@ import { dockerRun, interleavedLatency, labrunHttp } from "./e2e/latency.js";
 import { benchMapThroughput } from "./e2e/map-throughput.js";
 import { warmContainersMemory } from "./e2e/pool-memory.js";
 import { launchCluster, rssMb } from "./e2e/processes.js";
-import { benchProgramsWithHops, type ProgramsBench, renderPrograms } from "./e2e/programs.js";
+import { benchPrograms, type ProgramsBench, renderPrograms } from "./e2e/programs.js";
 import { benchPython, type PythonBench, renderPython } from "./e2e/python.js";
 import { type StoreLatency, warmLatencyByStore } from "./e2e/store-latency.js";
 import { dockerChurn, labrunBurst } from "./e2e/throughput.js";
@@ -172,7 +172,7 @@ async function main(): Promise<void> {
   const programs =
     process.env.BENCH_SKIP_PROGRAMS === "1"
       ? null
-      : await benchProgramsWithHops(SAMPLES, workDir, step, (job, bytes) => {
+      : await benchPrograms(SAMPLES, workDir, step, undefined, (job, bytes) => {
           const bundleTrace = join(workDir, "trace-bundle");
           mkdirSync(bundleTrace);
           return measureWarmBreakdown(

@@ -85,13 +85,15 @@ function withInlineMap(files: Array<{ path: string; content: string }>): string 
  * The rows of issue 15: `labrun submit` of a TypeScript entry importing zod
  * against the same program pre-bundled as one `.mjs` (and the trivial file,
  * against another build's CLI when BENCH_COMPARE_BIN names one); then a
- * warm ~2 MiB bundle against a 1 KiB program over HTTP.
+ * warm ~2 MiB bundle against a 1 KiB program over HTTP, and the sweeps; with
+ * `measureHops`, then the bundle's job cut into hops.
  */
 export async function benchPrograms(
   samples: number,
   workDir: string,
   step: (text: string) => void,
   compareBin: string | undefined = process.env.BENCH_COMPARE_BIN,
+  measureHops?: MeasureHops,
 ): Promise<ProgramsBench> {
   const trivial = join(workDir, "trivial.js");
   writeFileSync(trivial, `${TRIVIAL_SOURCE}\n`);
@@ -106,6 +108,7 @@ export async function benchPrograms(
   const oneKiB = `${TRIVIAL_SOURCE};\n//`.padEnd(1024, "x");
 
   const cluster = await launchCluster({ slots: 2, warm: 2 });
+  let bench: ProgramsBench;
   try {
     await sleep(3_000); // the pool fills
     const client = new LabrunClient({ server: cluster.url, token: cluster.tokens.client });
@@ -143,7 +146,7 @@ export async function benchPrograms(
       `programs: labrun map × ${SWEEP_ITEMS} of the trivial, the TS + zod and a CommonJS zod program`,
     );
     const sweepItemsPerSecond = await sweeps(cluster, workDir);
-    return {
+    bench = {
       cliMs: cliMs as ProgramsBench["cliMs"],
       httpMs: httpMs as ProgramsBench["httpMs"],
       sweepItemsPerSecond,
@@ -153,23 +156,11 @@ export async function benchPrograms(
   } finally {
     await cluster.stop();
   }
-}
-
-/**
- * The programs rows, then the bundle's job hop by hop on a cluster of its
- * own (traced), after the untraced rows' cluster has stopped.
- */
-export async function benchProgramsWithHops(
-  samples: number,
-  workDir: string,
-  step: (text: string) => void,
-  measureHops: MeasureHops,
-): Promise<ProgramsBench> {
-  const bench = await benchPrograms(samples, workDir, step);
-  const big = await twoMiBBundle(join(workDir, "bundle-2mib"));
-  step(`programs: the ${bench.bundleBytes}-byte bundle's job hop by hop × ${samples}`);
+  if (!measureHops) return bench;
+  // On a traced cluster of its own, once the untraced rows' one has stopped.
+  step(`programs: the ${bundleBytes}-byte bundle's job hop by hop × ${samples}`);
   const job = { files: big.files ?? [], entry: big.entry ?? "", limits: SLACK };
-  return { ...bench, bundleHops: await measureHops(job, bench.bundleBytes) };
+  return { ...bench, bundleHops: await measureHops(job, bundleBytes) };
 }
 
 /** Inputs of each sweep row. */
