@@ -145,9 +145,10 @@ async function applyResults(
       readBack && "value" in answer ? readBack(answer.value.id, tx) : undefined,
     ),
   );
-  await writes;
-  await settleProbed(tx, probes, now);
-  return { answers, jobs: await jobs };
+  // Awaited as one: when a statement fails, the ones behind it fail too,
+  // and a rejection nobody awaits would end the coordinator.
+  const [, , read] = await Promise.all([writes, settleProbed(tx, probes, now), jobs]);
+  return { answers, jobs: read };
 }
 
 export function prepareComplete({ sql }: PgContext, getJob: GetJob) {

@@ -127,13 +127,23 @@ export const intArray = (on: Queryable, values: readonly number[]) =>
 /**
  * Runs one statement, prepared once per connection and kept: the SQL text
  * is a constant beside its verb, its parameters are $1, $2, …
+ *
+ * The promise counts as handled from the start. Verbs pipeline: they send
+ * several statements, then await them in order. When an earlier one
+ * fails, the verb throws before it awaits the later ones, and those fail
+ * as well ("transaction aborted", or the connection's reset when the
+ * server restarts). Left unhandled, their rejections would end the
+ * coordinator (they did once in CI, in pg-restart.test.ts). Whoever awaits
+ * the promise still gets its error.
  */
 export function query<Row>(
   on: Queryable,
   text: string,
   params: readonly unknown[] = [],
 ): Promise<Row[]> {
-  return Promise.resolve(narrow(on).unsafe(text, [...params], { prepare: true })) as Promise<Row[]>;
+  const rows = Promise.resolve(narrow(on).unsafe(text, [...params], { prepare: true }));
+  rows.catch(() => {});
+  return rows as Promise<Row[]>;
 }
 
 /** Rows a statement changed (UPDATE / DELETE without RETURNING). */

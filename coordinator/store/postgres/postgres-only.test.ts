@@ -6,6 +6,7 @@ import type { Store } from "../interfaces.js";
 import { agentSpec, OK, T0, TTL } from "../suite/fixtures.js";
 import { PG_BATCH_FAILURES_SQL } from "./batchFailures.js";
 import { PG_BATCH_ITEM_ENDS_SQL } from "./batchItemEnds.js";
+import { query, type Sql, writeTransaction } from "./database.js";
 import { PG_LEASE_SQL } from "./lease.js";
 import { PG_SCHEMA_VERSION } from "./migrations.js";
 import { PG_STATS_SQL } from "./stats.js";
@@ -83,6 +84,74 @@ describe("the database", () => {
     );
     const [leased] = await store.lease(agent.id, 1, T0);
     expect(leased?.spec.limits).toEqual({ ...DEFAULT_LIMITS, ...old });
+  });
+});
+
+/** Runs `body`, then returns the rejections left unhandled meanwhile (and in the 50 ms after). */
+async function unhandledDuring(body: () => Promise<void>): Promise<unknown[]> {
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown) => unhandled.push(reason);
+  process.on("unhandledRejection", onUnhandled);
+  try {
+    await body();
+    // Unhandled rejections are reported after the microtasks of a macrotask.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  } finally {
+    process.off("unhandledRejection", onUnhandled);
+  }
+  return unhandled;
+}
+
+describe("pipelined statements", () => {
+  // A verb sends several statements before it awaits the first (one round
+  // trip). When that first one fails, it throws before awaiting the others,
+  // which then fail too ("transaction aborted", or the connection's reset
+  // when the server restarts): their rejections must not be unhandled,
+  // which kills the coordinator (it did in a CI run of pg-restart.test.ts).
+  it("leaves no unhandled rejection when an earlier statement of the pipeline fails", async () => {
+    const sql = pg.connect(await pg.newSchema()) as unknown as Sql;
+    const unhandled = await unhandledDuring(async () => {
+      const failing = writeTransaction(sql, async (tx) => {
+        const first = query(tx, "SELECT 1 / 0");
+        const second = query(tx, "SELECT 1");
+        await first;
+        return second;
+      });
+      await expect(failing).rejects.toMatchObject({ code: "22012" });
+    });
+    expect(unhandled).toEqual([]);
+  });
+
+  it("leaves none when a result's batch check fails with its read-back sent behind it", async () => {
+    const schema = await pg.newSchema();
+    const store = await open(schema);
+    await store.enqueueBatch(batchOf(1), DEFAULT_LIMITS, T0);
+    const agent = await store.registerAgent(agentSpec(), "h", T0);
+    const [item] = await store.lease(agent.id, 1, T0);
+    if (!item) throw new Error("nothing leased");
+    const [holder, watcher] = [pg.connect(schema), pg.connect(schema)];
+    const unhandled = await unhandledDuring(async () => {
+      // The batch's row held: the result's settle check waits for it, with
+      // the job's read-back sent behind it; then the check is cancelled.
+      await holder.begin(async (tx) => {
+        await tx.unsafe("SELECT 1 FROM batches FOR UPDATE");
+        const completing = store.complete(agent.id, item.leaseId, OK, T0 + 1);
+        completing.catch(() => {});
+        await vi.waitFor(
+          async () => {
+            const [cut] = await watcher.unsafe(
+              `SELECT pg_cancel_backend(pid) AS done FROM pg_stat_activity
+                WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+            );
+            if (!cut?.done) throw new Error("the result's batch check is not waiting yet");
+          },
+          { timeout: 10_000, interval: 20 },
+        );
+        await expect(completing).rejects.toMatchObject({ code: "57014" });
+      });
+    });
+    expect(unhandled).toEqual([]);
+    await store.close();
   });
 });
 
