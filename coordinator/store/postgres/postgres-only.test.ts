@@ -1,6 +1,7 @@
 import { describe, expect, it, vi } from "vitest";
 import { DEFAULT_LIMITS, LIMIT_NAMES, type NewBatch } from "../../../protocol/index.js";
 import { usePostgresDatabase } from "../../test-support/postgres.js";
+import { unhandledDuring } from "../../test-support/unhandled.js";
 import { charged } from "../fairShare.js";
 import type { Store } from "../interfaces.js";
 import { agentSpec, OK, T0, TTL } from "../suite/fixtures.js";
@@ -86,21 +87,6 @@ describe("the database", () => {
     expect(leased?.spec.limits).toEqual({ ...DEFAULT_LIMITS, ...old });
   });
 });
-
-/** Runs `body`, then returns the rejections left unhandled meanwhile (and in the 50 ms after). */
-async function unhandledDuring(body: () => Promise<void>): Promise<unknown[]> {
-  const unhandled: unknown[] = [];
-  const onUnhandled = (reason: unknown) => unhandled.push(reason);
-  process.on("unhandledRejection", onUnhandled);
-  try {
-    await body();
-    // Unhandled rejections are reported after the microtasks of a macrotask.
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  } finally {
-    process.off("unhandledRejection", onUnhandled);
-  }
-  return unhandled;
-}
 
 describe("pipelined statements", () => {
   // A verb sends several statements before it awaits the first (one round
