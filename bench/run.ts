@@ -5,13 +5,15 @@
  *
  * Environment: BENCH_SAMPLES (latency jobs per measure, default 30),
  * BENCH_BURST (burst jobs, default 200), BENCH_PARALLELISM (default 4),
- * BENCH_SKIP_COORDINATOR=1 to leave out the Docker-free coordinator part,
+ * BENCH_SKIP_COORDINATOR=1 to leave out the Docker-free coordinator part (with
+ * the lease against the size of other batches' programs, bench/lease-programs.ts),
  * BENCH_MAP_ITEMS (the `labrun map` row's items, default 2000; 0 leaves it out),
  * BENCH_SKIP_PROGRAMS=1 to leave out the programs rows (bundling, a 2 MiB bundle),
  * BENCH_COMPARE_BIN (another build's bin/labrun.js for a side-by-side trivial submit),
  * BENCH_SKIP_POSTGRES=1 to leave out every PostgreSQL row (the driver rows of
  * bench/postgres-driver.ts, the bookkeeping by store of
- * bench/postgres-bookkeeping.ts, the warm job by store of bench/e2e/store-latency.ts),
+ * bench/postgres-bookkeeping.ts, the warm job by store of bench/e2e/store-latency.ts,
+ * the PostgreSQL lease row of bench/lease-programs.ts),
  * BENCH_SKIP_PG_BOOKKEEPING=1 / BENCH_SKIP_PG_LATENCY=1 to leave out one of the last two.
  *
  * Side by side against an older build (bench/compare-builds.ts):
@@ -51,6 +53,11 @@ import { benchPrograms, type ProgramsBench, renderPrograms } from "./e2e/program
 import { benchPython, type PythonBench, renderPython } from "./e2e/python.js";
 import { type StoreLatency, warmLatencyByStore } from "./e2e/store-latency.js";
 import { dockerChurn, labrunBurst } from "./e2e/throughput.js";
+import {
+  benchLeaseByProgramSize,
+  type LeaseByProgramSize,
+  renderLeaseByProgramSize,
+} from "./lease-programs.js";
 import { type BookkeepingResult, benchBookkeeping } from "./postgres-bookkeeping.js";
 import {
   benchPostgresDriver,
@@ -165,6 +172,18 @@ async function main(): Promise<void> {
     step("coordinator store with 50 users × 2,000 queued against one user (no Docker, no HTTP)");
     usersCapacity = await benchUsersCapacity();
   }
+  // A lease against the size of the programs of the batches it does not deal
+  // from (bench/lease-programs.ts; no Docker, no HTTP): SQLite, and
+  // PostgreSQL unless BENCH_SKIP_POSTGRES=1.
+  let leasePrograms: LeaseByProgramSize[] | null = null;
+  if (process.env.BENCH_SKIP_COORDINATOR !== "1") {
+    step("a lease with 19 other batches running, their programs of 1 KiB vs 1 MiB, by store");
+    leasePrograms = await benchLeaseByProgramSize(
+      process.env.BENCH_SKIP_POSTGRES === "1"
+        ? undefined
+        : (process.env.LABRUN_TEST_PG_URL ?? ensureDevPostgres("labrun_bench")),
+    );
+  }
   // Python rows (BENCH_SKIP_PYTHON=1 leaves them out): bench/e2e/python.ts.
   const python =
     process.env.BENCH_SKIP_PYTHON === "1" ? null : await benchPython(docker, SAMPLES, step);
@@ -225,6 +244,7 @@ async function main(): Promise<void> {
     postgresDriver: PostgresDriverBench | null;
     bookkeeping: BookkeepingResult | null;
     storeLatency: StoreLatency | null;
+    leasePrograms: LeaseByProgramSize[] | null;
     comparison: CompareResult | null;
   } = {
     date: new Date().toISOString(),
@@ -264,6 +284,7 @@ async function main(): Promise<void> {
     postgresDriver,
     bookkeeping,
     storeLatency,
+    leasePrograms,
     comparison,
     elapsedSeconds: Math.round((Date.now() - began) / 1000),
   };
@@ -276,6 +297,7 @@ async function main(): Promise<void> {
       [
         ...(bookkeeping ? ["", ...renderBookkeeping(bookkeeping)] : []),
         ...(storeLatency ? ["", ...renderStoreLatency(storeLatency)] : []),
+        ...(leasePrograms ? ["", ...renderLeaseByProgramSize(leasePrograms)] : []),
         ...(comparison ? ["", ...renderComparison(comparison)] : []),
         "",
       ].join("\n"),

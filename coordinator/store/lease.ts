@@ -71,11 +71,16 @@ export function prepareLease({ db, settings }: StoreContext, hasQueued: () => bo
      FROM jobs WHERE agent_id = ? AND state IN ('leased', 'running')`,
   );
   const oldestQueued = db.prepare<[Record<string, number | string>], QueuedRow>(LEASE_SQL.singles);
+  // A user's batches still running, without their programs (a megabyte
+  // each, maybe): those are read for the batches dealt from only.
   const activeBatches = db.prepare<[string], BatchStreamRow>(
-    `SELECT id, source, CAST(files AS BLOB) AS files, filename, runtime, limits, max_parallel,
+    `SELECT id, '' AS source, NULL AS files, filename, runtime, limits, max_parallel,
        isolate FROM batches
        INDEXED BY batches_active_by_owner
      WHERE owner = ? AND finished_at IS NULL AND cancelled_at IS NULL ORDER BY seq`,
+  );
+  const batchProgram = db.prepare<[string], { source: string; files: Buffer | null }>(
+    "SELECT source, CAST(files AS BLOB) AS files FROM batches WHERE id = ?",
   );
   // The users with queued work: a row each, so a lease reads no job to rank them.
   const usersWithWork = db.prepare<[], UserRow>(
@@ -169,6 +174,13 @@ export function prepareLease({ db, settings }: StoreContext, hasQueued: () => bo
         deadline: now + settings.leaseTtlMs,
         now,
       });
+      // The programs of the batches dealt from, once each.
+      for (const program of new Set(candidates.map((candidate) => candidate.program))) {
+        if (program.batchId === undefined) continue;
+        const stored = batchProgram.get(program.batchId);
+        program.source = stored?.source ?? "";
+        program.files = stored?.files ?? null;
+      }
       return leasedJobs(candidates, leaseIds);
     },
   );
