@@ -153,6 +153,10 @@ export function startCheckpointer(
   return {
     stop() {
       stopped = true;
+      // Ref'd again until it has exited: a process whose last work is
+      // awaiting this would otherwise run out of events first and end with
+      // the await unsettled.
+      worker.ref();
       worker.postMessage("stop");
       return exited;
     },

@@ -103,6 +103,24 @@ describe("the SQLite file", () => {
     ).not.toThrow();
   });
 
+  // The worker is unref'd, so a process whose only work left was awaiting
+  // close() ran out of events before the worker's exit and ended there, the
+  // await unsettled (exit 13, or 0 mid-way through npm run bench).
+  it("settles close() in a process with nothing else left to do", () => {
+    const store = fileURLToPath(new URL("../../dist/coordinator/store/index.js", import.meta.url));
+    const script = `const { openStore } = await import(${JSON.stringify(store)});
+      const store = openStore(${JSON.stringify(tempDir())}, { leaseTtlMs: 1000, maxAttempts: 2 });
+      await store.close();
+      process.stdout.write("closed");`;
+    for (let run = 0; run < 5; run++) {
+      const out = execFileSync(process.execPath, ["--input-type=module", "-e", script], {
+        timeout: 10_000,
+        encoding: "utf8",
+      });
+      expect(out).toBe("closed");
+    }
+  });
+
   // close() used to return before the checkpointer's thread had closed its
   // connection: that thread then wrote the WAL and -shm files into a folder
   // its caller was deleting (ENOTEMPTY in rmSync, seen under load).
