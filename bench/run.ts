@@ -175,14 +175,15 @@ async function main(): Promise<void> {
   // A lease against the size of the programs of the batches it does not deal
   // from (bench/lease-programs.ts; no Docker, no HTTP): SQLite, and
   // PostgreSQL unless BENCH_SKIP_POSTGRES=1.
+  // The PostgreSQL server of every PostgreSQL row, started once if need be.
+  const pgUrl =
+    process.env.BENCH_SKIP_POSTGRES === "1"
+      ? undefined
+      : (process.env.LABRUN_TEST_PG_URL ?? ensureDevPostgres("labrun_bench"));
   let leasePrograms: LeaseByProgramSize[] | null = null;
   if (process.env.BENCH_SKIP_COORDINATOR !== "1") {
     step("a lease with 19 other batches running, their programs of 1 KiB vs 1 MiB, by store");
-    leasePrograms = await benchLeaseByProgramSize(
-      process.env.BENCH_SKIP_POSTGRES === "1"
-        ? undefined
-        : (process.env.LABRUN_TEST_PG_URL ?? ensureDevPostgres("labrun_bench")),
-    );
+    leasePrograms = await benchLeaseByProgramSize(pgUrl);
   }
   // Python rows (BENCH_SKIP_PYTHON=1 leaves them out): bench/e2e/python.ts.
   const python =
@@ -208,9 +209,9 @@ async function main(): Promise<void> {
   let postgresDriver: PostgresDriverBench | null = null;
   let bookkeeping: BookkeepingResult | null = null;
   let storeLatency: StoreLatency | null = null;
-  if (process.env.BENCH_SKIP_POSTGRES !== "1") {
+  if (pgUrl !== undefined) {
     step("PostgreSQL drivers: prepared UPDATE … RETURNING, a burst, unnest() inserts");
-    const url = process.env.LABRUN_TEST_PG_URL ?? ensureDevPostgres("labrun_bench");
+    const url = pgUrl;
     postgresDriver = await benchPostgresDriver(url);
     // Bookkeeping by store: SQLite, PostgreSQL with 1 and 2 coordinators (~40 s, no Docker).
     if (process.env.BENCH_SKIP_PG_BOOKKEEPING !== "1") {

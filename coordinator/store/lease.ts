@@ -174,10 +174,8 @@ export function prepareLease({ db, settings }: StoreContext, hasQueued: () => bo
         deadline: now + settings.leaseTtlMs,
         now,
       });
-      // The programs of the batches dealt from, once each.
-      for (const program of new Set(candidates.map((candidate) => candidate.program))) {
-        if (program.batchId === undefined) continue;
-        const stored = batchProgram.get(program.batchId);
+      for (const program of dealtBatchPrograms(candidates)) {
+        const stored = batchProgram.get(program.batchId ?? "");
         program.source = stored?.source ?? "";
         program.files = stored?.files ?? null;
       }
@@ -229,6 +227,19 @@ function batchStreams(
       rows,
       program: { ...batch, batchId: batch.id, isolate: batch.isolate === 1 },
     }));
+}
+
+/**
+ * The programs of the batches `candidates` were dealt from, once each:
+ * a lease reads the activeBatches rows without their programs and fills
+ * in these alone, after the deal.
+ */
+export function dealtBatchPrograms(candidates: readonly Candidate[]): Program[] {
+  return [
+    ...new Set(
+      candidates.flatMap(({ program }) => (program.batchId === undefined ? [] : [program])),
+    ),
+  ];
 }
 
 /** The key prefix of a user's stream of single jobs, beside one stream per batch. */

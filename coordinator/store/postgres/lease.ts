@@ -5,6 +5,7 @@ import {
   type Candidate,
   type CapacityLeft,
   capacityLeft,
+  dealtBatchPrograms,
   FairDeal,
   type ItemRow,
   leasedJobs,
@@ -180,11 +181,7 @@ export function prepareLease({ sql, settings }: PgContext, hasQueued: () => Prom
         textArray(tx, leaseIds),
       ]);
       // The programs of the batches dealt from, once each.
-      const fromBatches = [
-        ...new Set(
-          candidates.flatMap(({ program }) => (program.batchId === undefined ? [] : [program])),
-        ),
-      ];
+      const fromBatches = dealtBatchPrograms(candidates);
       if (fromBatches.length > 0) {
         const programs = new Map(
           (
